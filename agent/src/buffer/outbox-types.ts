@@ -1,0 +1,111 @@
+import type { Lane, Logger } from '@outpost/shared';
+
+/** One record to append; `body` is the JSON text of the validated body. */
+export interface OutboxRecordInput {
+  lane: Lane;
+  deviceId: string;
+  /** Device time, epoch ms. */
+  ts: number;
+  /** The device's own seq, when it sent one. */
+  deviceSeq?: number | undefined;
+  /** `telemetry`, `inference`, `anomaly`, ... */
+  kind: string;
+  body: string;
+}
+
+export interface StoredRecord extends OutboxRecordInput {
+  seq: number;
+  /** Agent time of the commit, epoch ms. */
+  receivedAtMs: number;
+  /** Bytes this record counts against `maxBytes`. */
+  bytes: number;
+}
+
+export interface DeadLetterInput {
+  /** Null when the publish could not be tied to a device. */
+  deviceId: string | null;
+  topic: string;
+  /** A RejectReason from shared. */
+  reason: string;
+  detail: string;
+  payload: Buffer;
+}
+
+export interface StoredDeadLetter extends DeadLetterInput {
+  id: number;
+  atMs: number;
+}
+
+/** One eviction: a contiguous seq range of one lane dropped to stay inside the byte bound. */
+export interface EvictionRow {
+  id: number;
+  lane: Lane;
+  firstSeq: number;
+  lastSeq: number;
+  records: number;
+  bytes: number;
+  byDevice: Record<string, number>;
+  atMs: number;
+}
+
+export interface OutboxStats {
+  records: Record<Lane, number>;
+  bytes: number;
+  maxBytes: number;
+  /** Records evicted since the database was created, per lane. */
+  evicted: Record<Lane, number>;
+  evictedBytes: number;
+  deadLetters: number;
+  /** Dead letters dropped to keep the table at `deadLetterMaxRows`. */
+  deadLettersDropped: number;
+  /** Transactions committed since open. */
+  commits: number;
+  /** Records committed since open. */
+  committedRecords: number;
+  /** Commit time of the oldest record still in the outbox, epoch ms. */
+  oldestReceivedAtMs?: number | undefined;
+}
+
+export interface OutboxOptions {
+  /** SQLite file; its folder is created if missing. */
+  path: string;
+  agentId: string;
+  /** `power`: synchronous=FULL; `process`: synchronous=NORMAL. Asserted after every open. */
+  durability: 'power' | 'process';
+  /** Bound on the summed `bytes` of all records. */
+  maxBytes: number;
+  deadLetterMaxRows: number;
+  /** At most this many records in one transaction (one multi-row INSERT per lane). */
+  maxRecordsPerCommit: number;
+  /** Hard cap on the database file (SQLite max_page_count); beyond it commits fail with STORAGE_FAILED. */
+  maxFileBytes?: number | undefined;
+  logger?: Logger | undefined;
+  /** Called after each committed eviction. */
+  onEviction?: ((eviction: EvictionRow) => void) | undefined;
+}
+
+/**
+ * The durable, append-only outbox (DESIGN section 2). Appends are group-committed: every
+ * append waiting while a transaction runs goes into the next one.
+ */
+export interface Outbox {
+  readonly agentId: string;
+  /** Minted when the database was created; never changes for this file. */
+  readonly epoch: string;
+  readonly path: string;
+  /** Resolves with the record's seq once the transaction holding it has committed. */
+  append(record: OutboxRecordInput): Promise<number>;
+  /** Resolves once the dead letter has committed. */
+  appendDeadLetter(deadLetter: DeadLetterInput): Promise<void>;
+  /** Records of `lane` with seq > afterSeq, oldest first. */
+  read(lane: Lane, afterSeq: number, limit: number): Promise<StoredRecord[]>;
+  /** Deletes records of `lane` with seq <= seq (after upstream acknowledged them); returns how many. */
+  deleteThrough(lane: Lane, seq: number): Promise<number>;
+  /** Eviction rows with id > afterId, oldest first. */
+  evictions(afterId?: number): Promise<EvictionRow[]>;
+  /** The newest dead letters first. */
+  deadLetters(limit: number): Promise<StoredDeadLetter[]>;
+  stats(): OutboxStats;
+  /** Commits what is queued, then closes the database. Idempotent. */
+  close(): Promise<void>;
+}

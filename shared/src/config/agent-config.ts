@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { DeviceIdSchema } from '../schemas/device.js';
+import { AgentIdSchema } from '../schemas/uplink.js';
+
+export const DEFAULT_MQTT_PORT = 1883;
+export const DEFAULT_MAX_PACKET_BYTES = 256 * 1024;
+export const DEFAULT_MAX_BUFFER_BYTES = 512 * 1024 * 1024;
+export const DEFAULT_DEAD_LETTER_MAX_ROWS = 10_000;
+export const DEFAULT_MAX_RECORDS_PER_COMMIT = 1_000;
+export const DEFAULT_RATE_LIMIT_MSGS_PER_S = 1_000;
+export const DEFAULT_HTTP_PORT = 9464;
+
+const PortSchema = z.number().int().min(0).max(65535);
+const HostSchema = z.string().min(1);
+
+/** `scrypt$N$r$p$saltB64$hashB64`, made by `outpost-agent hash-password`. */
+export const PasswordHashSchema = z
+  .string()
+  .regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'must be a hash made by `outpost-agent hash-password` (scrypt$N$r$p$salt$hash)');
+
+export const DeviceCredentialSchema = z.strictObject({
+  id: DeviceIdSchema,
+  passwordHash: PasswordHashSchema,
+});
+
+export const TlsConfigSchema = z.strictObject({
+  port: PortSchema,
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  /** CA bundle for client certificates (mTLS); a device's certificate CN is its id. */
+  caFile: z.string().min(1).optional(),
+  requireClientCert: z.boolean().default(false),
+});
+
+const EmbeddedBrokerSchema = z.strictObject({
+  mode: z.literal('embedded'),
+  host: HostSchema.default('127.0.0.1'),
+  port: PortSchema.default(DEFAULT_MQTT_PORT),
+  tls: TlsConfigSchema.optional(),
+  /** A packet declaring more bytes than this closes its connection before it is buffered. */
+  maxPacketBytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(DEFAULT_MAX_PACKET_BYTES),
+  /** Accept devices without credentials; their ClientId is their device id. */
+  allowAnonymous: z.boolean().default(false),
+  devices: z.array(DeviceCredentialSchema).default([]),
+});
+
+const BridgeSchema = z.strictObject({
+  mode: z.literal('bridge'),
+  /** Site broker URL, e.g. mqtt://broker.local:1883 or mqtts://... */
+  url: z.string().regex(/^mqtts?:\/\/.+/, 'must be an mqtt:// or mqtts:// URL'),
+  clientId: z.string().min(1).max(128),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  caFile: z.string().optional(),
+  /** Telemetry filters to subscribe to; default every device. */
+  topics: z.array(z.string().min(1)).min(1).default(['devices/+/telemetry']),
+});
+
+export const AgentConfigSchema = z.strictObject({
+  agentId: AgentIdSchema,
+  /** Where the outbox database lives; created if missing. */
+  dataDir: z.string().min(1),
+  labels: z.record(z.string().regex(/^[a-z0-9_.-]{1,63}$/, 'label names are lowercase [a-z0-9_.-]'), z.string().max(256)).default({}),
+  broker: z.discriminatedUnion('mode', [EmbeddedBrokerSchema, BridgeSchema]).default({
+    mode: 'embedded',
+    host: '127.0.0.1',
+    port: DEFAULT_MQTT_PORT,
+    maxPacketBytes: DEFAULT_MAX_PACKET_BYTES,
+    allowAnonymous: false,
+    devices: [],
+  }),
+  outbox: z
+    .strictObject({
+      /** `power` (synchronous=FULL) survives power loss; `process` (NORMAL) survives a process kill. */
+      durability: z.enum(['power', 'process']).default('power'),
+      maxBytes: z.number().int().min(64 * 1024).default(DEFAULT_MAX_BUFFER_BYTES),
+      deadLetterMaxRows: z.number().int().min(1).default(DEFAULT_DEAD_LETTER_MAX_ROWS),
+      maxRecordsPerCommit: z.number().int().min(1).max(5_000).default(DEFAULT_MAX_RECORDS_PER_COMMIT),
+    })
+    .default({ durability: 'power', maxBytes: DEFAULT_MAX_BUFFER_BYTES, deadLetterMaxRows: DEFAULT_DEAD_LETTER_MAX_ROWS, maxRecordsPerCommit: DEFAULT_MAX_RECORDS_PER_COMMIT }),
+  ingest: z
+    .strictObject({
+      /** Per-device token bucket; 0 turns the limit off. */
+      rateLimitMsgsPerS: z.number().min(0).default(DEFAULT_RATE_LIMIT_MSGS_PER_S),
+      rateLimitBurst: z.number().int().min(1).optional(),
+    })
+    .default({ rateLimitMsgsPerS: DEFAULT_RATE_LIMIT_MSGS_PER_S }),
+  http: z
+    .strictObject({ host: HostSchema.default('127.0.0.1'), port: PortSchema.default(DEFAULT_HTTP_PORT) })
+    .default({ host: '127.0.0.1', port: DEFAULT_HTTP_PORT }),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
+});
+
+/** What a user writes in the agent's config file. */
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+/** The validated config with every default filled in. */
+export type AgentConfig = z.output<typeof AgentConfigSchema>;
+export type EmbeddedBrokerConfig = z.output<typeof EmbeddedBrokerSchema>;
+export type BridgeConfig = z.output<typeof BridgeSchema>;
+export type TlsConfig = z.output<typeof TlsConfigSchema>;

@@ -1,0 +1,45 @@
+/**
+ * Stable error codes of Outpost. Callers branch on `code`, never on message text.
+ * Add a code here (and only here) when a caller needs to tell a failure apart.
+ */
+export const ErrorCode = {
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  CONFIG_UNREADABLE: 'CONFIG_UNREADABLE',
+  PAYLOAD_INVALID: 'PAYLOAD_INVALID',
+  TOPIC_INVALID: 'TOPIC_INVALID',
+  SUBJECT_INVALID: 'SUBJECT_INVALID',
+  NOT_AUTHORIZED: 'NOT_AUTHORIZED',
+  RATE_LIMITED: 'RATE_LIMITED',
+  OUTBOX_UNSAFE: 'OUTBOX_UNSAFE',
+  OUTBOX_FULL: 'OUTBOX_FULL',
+  OUTBOX_CLOSED: 'OUTBOX_CLOSED',
+  STORAGE_FAILED: 'STORAGE_FAILED',
+  PASSWORD_HASH_INVALID: 'PASSWORD_HASH_INVALID',
+  HARNESS_MISSING_BINARY: 'HARNESS_MISSING_BINARY',
+  HARNESS_START_FAILED: 'HARNESS_START_FAILED',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface OutpostErrorOptions {
+  cause?: unknown;
+  details?: Record<string, unknown>;
+}
+
+/** The one base error of Outpost: a stable `code`, a chained `cause` and structured details. */
+export class OutpostError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: OutpostErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OutpostError';
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+}
+
+/** True when `err` is an OutpostError, optionally with the given code. */
+export function isOutpostError(err: unknown, code?: ErrorCode): err is OutpostError {
+  return err instanceof OutpostError && (code === undefined || err.code === code);
+}

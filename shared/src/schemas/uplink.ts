@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { DeviceIdSchema } from './device.js';
+
+/** Outbox lanes; `events` drains before `telemetry` and is evicted last. */
+export const Lane = { events: 'events', telemetry: 'telemetry' } as const;
+export type Lane = (typeof Lane)[keyof typeof Lane];
+export const LaneSchema = z.enum([Lane.events, Lane.telemetry]);
+export const LANES_IN_DRAIN_ORDER: readonly Lane[] = [Lane.events, Lane.telemetry];
+
+export const AgentIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'agent id must match ^[A-Za-z0-9_-]{1,64}$');
+
+/**
+ * The epoch is minted when an agent's database is created, so a re-provisioned gateway
+ * never reuses (agentId, epoch, lane, seq).
+ */
+export const EpochSchema = z.string().regex(/^[0-9a-z]{8,40}$/, 'epoch must be 8 to 40 lowercase alphanumerics');
+
+/** One outbox record as it travels upstream. */
+export const UplinkRecordSchema = z.object({
+  seq: z.number().int().positive(),
+  deviceId: DeviceIdSchema,
+  /** Device time, epoch ms. */
+  ts: z.number().int(),
+  /** Agent time when the record was committed, epoch ms. */
+  receivedAtMs: z.number().int(),
+  /** The device's own seq, when it sent one. */
+  deviceSeq: z.number().int().nonnegative().optional(),
+  /** What the record is: `telemetry`, `inference`, `anomaly`, `rollout-result`, ... */
+  kind: z.string().min(1).max(64),
+  /** The record's validated body (for telemetry: `{ ts, seq?, metrics }`). */
+  body: z.unknown(),
+});
+export type UplinkRecord = z.infer<typeof UplinkRecordSchema>;
+
+/** A batch of consecutive records of one lane; published compressed with Nats-Msg-Id. */
+export const UplinkBatchSchema = z
+  .object({
+    agentId: AgentIdSchema,
+    epoch: EpochSchema,
+    lane: LaneSchema,
+    firstSeq: z.number().int().positive(),
+    lastSeq: z.number().int().positive(),
+    records: z.array(UplinkRecordSchema).min(1),
+  })
+  .refine((b) => b.lastSeq >= b.firstSeq, { message: 'lastSeq must be >= firstSeq', path: ['lastSeq'] });
+export type UplinkBatch = z.infer<typeof UplinkBatchSchema>;
+
+/** Records the agent dropped to stay inside its byte bound: reported so gaps are explained. */
+export const EvictionReportSchema = z.object({
+  agentId: AgentIdSchema,
+  epoch: EpochSchema,
+  lane: LaneSchema,
+  firstSeq: z.number().int().positive(),
+  lastSeq: z.number().int().positive(),
+  records: z.number().int().positive(),
+  bytes: z.number().int().nonnegative(),
+  /** Evicted record counts per device. */
+  byDevice: z.record(z.string(), z.number().int().positive()),
+  atMs: z.number().int(),
+});
+export type EvictionReport = z.infer<typeof EvictionReportSchema>;
+
+export const HeartbeatSchema = z.object({
+  agentId: AgentIdSchema,
+  epoch: EpochSchema,
+  ts: z.number().int(),
+  labels: z.record(z.string(), z.string()),
+  versions: z.object({ agent: z.string(), model: z.string().optional(), config: z.string().optional() }),
+  buffer: z.object({
+    records: z.record(LaneSchema, z.number().int().nonnegative()),
+    bytes: z.number().int().nonnegative(),
+    maxBytes: z.number().int().positive(),
+    oldestRecordAgeMs: z.number().int().nonnegative().optional(),
+    evictedRecords: z.record(LaneSchema, z.number().int().nonnegative()),
+  }),
+  ingest: z.object({
+    accepted: z.number().int().nonnegative(),
+    rejected: z.number().int().nonnegative(),
+    devicesConnected: z.number().int().nonnegative(),
+  }),
+  inference: z.object({ up: z.boolean(), model: z.string().optional() }).optional(),
+});
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
