@@ -11,6 +11,7 @@ const alias = {
 export default defineConfig({
   resolve: { alias },
   test: {
+    reporters: ['default', './tests/summary-reporter.ts'],
     projects: [
       {
         resolve: { alias },

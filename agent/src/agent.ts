@@ -1,0 +1,159 @@
+import { join } from 'node:path';
+import { Gauge } from 'prom-client';
+import { createLogger, errorsTopic, LANES_IN_DRAIN_ORDER, type AgentConfig, type Logger } from '@outpost/shared';
+import { openOutbox, type Outbox } from './buffer/index.js';
+import { createDeviceAuthenticator } from './broker/device-auth.js';
+import { createErrorAnswerer, startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
+import { startMqttBridge, type MqttBridge } from './broker/mqtt-bridge.js';
+import { startAgentHttpServer, type AgentHttpServer } from './http/http-server.js';
+import { createIngest } from './ingest/ingest.js';
+import { createRateLimiter } from './ingest/rate-limiter.js';
+import { createAgentMetrics, type AgentMetrics } from './metrics.js';
+
+/** The outbox file inside the agent's data dir. */
+export const OUTBOX_FILE_NAME = 'outbox.sqlite';
+
+export interface Agent {
+  readonly agentId: string;
+  readonly epoch: string;
+  /** Embedded broker's TCP port; undefined in bridge mode. */
+  readonly mqttPort: number | undefined;
+  readonly tlsPort: number | undefined;
+  readonly httpPort: number;
+  readonly outbox: Outbox;
+  readonly metrics: AgentMetrics;
+  /** Closes in reverse order of start: HTTP, broker or bridge, outbox. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface StartAgentOptions {
+  logger?: Logger;
+}
+
+/**
+ * Starts an agent from a validated config: outbox, ingest, broker (embedded or bridge), HTTP.
+ * If a step fails, what already started is closed again before the error is thrown.
+ */
+export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
+  const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: config.log.level, base: { agentId: config.agentId } });
+  const metrics = createAgentMetrics({ agentId: config.agentId });
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        logger.error({ err }, 'error while closing');
+      }
+    }
+  };
+
+  try {
+    const outbox = await openOutbox({
+      path: join(config.dataDir, OUTBOX_FILE_NAME),
+      agentId: config.agentId,
+      durability: config.outbox.durability,
+      maxBytes: config.outbox.maxBytes,
+      deadLetterMaxRows: config.outbox.deadLetterMaxRows,
+      maxRecordsPerCommit: config.outbox.maxRecordsPerCommit,
+      logger,
+      onEviction: (e) => logger.warn({ lane: e.lane, firstSeq: e.firstSeq, lastSeq: e.lastSeq, records: e.records, bytes: e.bytes }, 'outbox full: records evicted'),
+    });
+    closers.push(() => outbox.close());
+    registerOutboxGauges(metrics, outbox);
+
+    let broker: EmbeddedBroker | undefined;
+    let bridge: MqttBridge | undefined;
+    const ingest = createIngest({
+      outbox,
+      metrics,
+      logger,
+      rateLimiter: createRateLimiter(config.ingest.rateLimitMsgsPerS, config.ingest.rateLimitBurst),
+      answer: createErrorAnswerer(() => broker, errorsTopic, logger),
+    });
+
+    if (config.broker.mode === 'embedded') {
+      broker = await startEmbeddedBroker({
+        config: config.broker,
+        authenticator: createDeviceAuthenticator({ devices: config.broker.devices, allowAnonymous: config.broker.allowAnonymous }),
+        ingest,
+        metrics,
+        logger,
+      });
+      const b = broker;
+      closers.push(() => b.close());
+    } else {
+      bridge = await startMqttBridge({ config: config.broker, ingest, logger });
+      const b = bridge;
+      closers.push(() => b.close());
+    }
+
+    const http: AgentHttpServer = await startAgentHttpServer({
+      host: config.http.host,
+      port: config.http.port,
+      registry: metrics.registry,
+      health: () => [
+        { name: 'outbox', ok: outbox.stats().bytes < outbox.stats().maxBytes, detail: `${outbox.stats().bytes} of ${outbox.stats().maxBytes} bytes` },
+        bridge === undefined ? { name: 'broker', ok: true } : { name: 'bridge', ok: bridge.connected(), detail: config.broker.mode === 'bridge' ? config.broker.url : '' },
+      ],
+    });
+    closers.push(() => http.close());
+
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> => (closing ??= closeAll().then(() => logger.info('agent stopped')));
+    return {
+      agentId: config.agentId,
+      epoch: outbox.epoch,
+      mqttPort: broker?.mqttPort,
+      tlsPort: broker?.tlsPort,
+      httpPort: http.port,
+      outbox,
+      metrics,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+function registerOutboxGauges(metrics: AgentMetrics, outbox: Outbox): void {
+  new Gauge({
+    name: 'outpost_outbox_records',
+    help: 'Records waiting in the outbox, per lane',
+    labelNames: ['lane'] as const,
+    registers: [metrics.registry],
+    collect() {
+      const stats = outbox.stats();
+      for (const lane of LANES_IN_DRAIN_ORDER) this.set({ lane }, stats.records[lane]);
+    },
+  });
+  new Gauge({
+    name: 'outpost_outbox_bytes',
+    help: 'Bytes of records in the outbox (counted against outbox.maxBytes)',
+    registers: [metrics.registry],
+    collect() {
+      this.set(outbox.stats().bytes);
+    },
+  });
+  new Gauge({
+    name: 'outpost_outbox_evicted_records',
+    help: 'Records evicted to stay inside outbox.maxBytes since the database was created, per lane',
+    labelNames: ['lane'] as const,
+    registers: [metrics.registry],
+    collect() {
+      const stats = outbox.stats();
+      for (const lane of LANES_IN_DRAIN_ORDER) this.set({ lane }, stats.evicted[lane]);
+    },
+  });
+  new Gauge({
+    name: 'outpost_outbox_dead_letters',
+    help: 'Dead letters kept (bounded by outbox.deadLetterMaxRows)',
+    registers: [metrics.registry],
+    collect() {
+      this.set(outbox.stats().deadLetters);
+    },
+  });
+}

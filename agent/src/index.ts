@@ -1,0 +1,6 @@
+export { startAgent, OUTBOX_FILE_NAME, type Agent, type StartAgentOptions } from './agent.js';
+export { loadAgentConfig } from './config.js';
+export { openOutbox } from './buffer/index.js';
+export type * from './buffer/outbox-types.js';
+export type { SqliteOutbox, OutboxPragmas } from './buffer/index.js';
+export { hashPassword, verifyPassword } from './broker/device-auth.js';

@@ -1,0 +1,113 @@
+import { ErrorCode, Lane, OutpostError, RejectReason, TelemetrySchema, type DeviceError, type Logger } from '@outpost/shared';
+import type { Outbox } from '../buffer/index.js';
+import type { AgentMetrics } from '../metrics.js';
+import type { RateLimiter } from './rate-limiter.js';
+
+/** A dead letter keeps at most this much of the rejected payload. */
+export const DEAD_LETTER_MAX_PAYLOAD_BYTES = 4096;
+
+/** What became of one device publish. The broker maps each to an MQTT outcome. */
+export type IngestOutcome =
+  /** Committed to the outbox: acknowledge. */
+  | { type: 'accepted'; seq: number }
+  /** Committed as a dead letter with its reason and answered to the device: acknowledge, do not route. */
+  | { type: 'dead-lettered'; reason: RejectReason }
+  /**
+   * Not stored. For QoS 1 the publish must stay unacknowledged (the broker closes the
+   * connection and the device resends), so nothing acknowledged is ever lost.
+   */
+  | { type: 'refused'; reason: 'rate-limited' | 'storage-failed'; error?: unknown };
+
+export interface IngestOptions {
+  outbox: Outbox;
+  rateLimiter: RateLimiter;
+  metrics: AgentMetrics;
+  logger: Logger;
+  /** Sends a message to the device on `devices/{id}/errors`; must not throw. */
+  answer: (deviceId: string, error: DeviceError) => void;
+}
+
+export interface Ingest {
+  /**
+   * Validates a telemetry publish and commits it (or its dead letter) to the outbox.
+   * Resolves only after the commit, so the caller may acknowledge then. Never rejects.
+   */
+  handleTelemetry(deviceId: string, topic: string, payload: Buffer, receivedAtMs?: number): Promise<IngestOutcome>;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+type Parsed =
+  | { ok: true; body: string; ts: number; deviceSeq: number | undefined }
+  | { ok: false; reason: RejectReason; detail: string; deviceSeq?: number | undefined };
+
+/** Pure: bytes -> a validated, normalised telemetry body, or why not. */
+export function parseTelemetryPayload(payload: Buffer): Parsed {
+  let text: string;
+  try {
+    text = utf8.decode(payload);
+  } catch {
+    return { ok: false, reason: RejectReason.notUtf8, detail: 'payload is not valid UTF-8' };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: RejectReason.invalidJson, detail: `payload is not JSON: ${(err as Error).message}` };
+  }
+  const result = TelemetrySchema.safeParse(json);
+  if (!result.success) {
+    const detail = result.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.map(String).join('.') || '(payload)'}: ${i.message}`)
+      .join('; ');
+    const seq = (json as { seq?: unknown } | null)?.seq;
+    return { ok: false, reason: RejectReason.invalidPayload, detail, deviceSeq: Number.isSafeInteger(seq) ? (seq as number) : undefined };
+  }
+  const t = result.data;
+  // Normalised body: only the contract's fields, in a fixed order.
+  const body = JSON.stringify(t.seq === undefined ? { ts: t.ts, metrics: t.metrics } : { ts: t.ts, seq: t.seq, metrics: t.metrics });
+  return { ok: true, body, ts: t.ts, deviceSeq: t.seq };
+}
+
+/** The ingest stage: rate limit -> parse -> validate -> outbox (or dead letter + answer). */
+export function createIngest(options: IngestOptions): Ingest {
+  const { outbox, rateLimiter, metrics, logger, answer } = options;
+
+  async function deadLetter(deviceId: string, topic: string, payload: Buffer, reason: RejectReason, detail: string, deviceSeq?: number): Promise<IngestOutcome> {
+    try {
+      await outbox.appendDeadLetter({ deviceId, topic, reason, detail, payload: payload.subarray(0, DEAD_LETTER_MAX_PAYLOAD_BYTES) });
+    } catch (error) {
+      metrics.storageFailures.inc();
+      logger.warn({ err: error, deviceId }, 'dead letter not stored; publish left unacknowledged');
+      return { type: 'refused', reason: 'storage-failed', error };
+    }
+    metrics.rejected.inc({ reason });
+    answer(deviceId, { ts: Date.now(), reason, topic, detail, ...(deviceSeq === undefined ? {} : { seq: deviceSeq }) });
+    return { type: 'dead-lettered', reason };
+  }
+
+  return {
+    async handleTelemetry(deviceId, topic, payload, receivedAtMs = performance.now()) {
+      if (!rateLimiter.tryTake(deviceId)) {
+        metrics.rejected.inc({ reason: RejectReason.rateLimited });
+        answer(deviceId, { ts: Date.now(), reason: RejectReason.rateLimited, topic, detail: 'device is over its message rate; QoS 1 messages are not acknowledged and will be resent' });
+        return { type: 'refused', reason: 'rate-limited' };
+      }
+      const parsed = parseTelemetryPayload(payload);
+      if (!parsed.ok) return deadLetter(deviceId, topic, payload, parsed.reason, parsed.detail, parsed.deviceSeq);
+      try {
+        const seq = await outbox.append({ lane: Lane.telemetry, deviceId, ts: parsed.ts, deviceSeq: parsed.deviceSeq, kind: 'telemetry', body: parsed.body });
+        metrics.accepted.inc();
+        metrics.commitLatency.observe((performance.now() - receivedAtMs) / 1000);
+        return { type: 'accepted', seq };
+      } catch (error) {
+        metrics.storageFailures.inc();
+        if (!(error instanceof OutpostError) || (error.code !== ErrorCode.STORAGE_FAILED && error.code !== ErrorCode.OUTBOX_FULL && error.code !== ErrorCode.OUTBOX_CLOSED)) {
+          logger.error({ err: error, deviceId }, 'unexpected outbox failure');
+        }
+        return { type: 'refused', reason: 'storage-failed', error };
+      }
+    },
+  };
+}

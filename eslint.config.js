@@ -1,0 +1,57 @@
+// Lint enforces the architecture: package boundaries (DESIGN section 1) and one adapter file
+// per third-party SDK (STYLE "Shape"), plus promise hygiene with type information.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+/** Each SDK may be imported only by its adapter file(s). */
+const ADAPTERS = [
+  { sdk: 'aedes', files: ['agent/src/broker/embedded-broker.ts'] },
+  { sdk: 'sqlite3', files: ['agent/src/buffer/sqlite.ts'] },
+  { sdk: 'mqtt', files: ['agent/src/broker/mqtt-bridge.ts'] },
+  { sdk: 'onnxruntime-node', files: [] },
+  { sdk: '@nats-io/*', files: [] },
+];
+
+function sdkRestrictions(exceptFile) {
+  return ADAPTERS.filter((a) => !a.files.includes(exceptFile)).map((a) => ({
+    group: [a.sdk],
+    message: `${a.sdk} is imported only in its adapter (${a.files.join(', ') || 'none yet'}); use the interface it exports.`,
+  }));
+}
+
+const boundary = (pkg, forbidden) =>
+  forbidden.map((other) => ({
+    group: [`@outpost/${other}`, `@outpost/${other}/*`, `../../${other}/*`, `../../../${other}/*`],
+    message: `${pkg} must not depend on ${other} (DESIGN section 1: shared <- agent, control-plane, models, simulators <- tests).`,
+  }));
+
+const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**', '**/*.js', '**/*.d.ts'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { project: ['./tsconfig.check.json'], tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-console': ['error', { allow: ['warn', 'error'] }],
+    },
+  },
+  { files: ['shared/src/**/*.ts'], rules: restrict([...boundary('shared', ['agent', 'control-plane', 'models', 'simulators', 'tests']), ...sdkRestrictions()]) },
+  ...['agent', 'control-plane', 'models', 'simulators'].map((pkg) => ({
+    files: [`${pkg}/src/**/*.ts`],
+    ignores: ADAPTERS.flatMap((a) => a.files),
+    rules: restrict([...boundary(pkg, ['agent', 'control-plane', 'models', 'simulators', 'tests'].filter((p) => p !== pkg)), ...sdkRestrictions()]),
+  })),
+  ...ADAPTERS.flatMap((a) => a.files).map((file) => ({
+    files: [file],
+    rules: restrict([...boundary(file.split('/')[0], ['control-plane', 'models', 'simulators', 'tests'].filter((p) => p !== file.split('/')[0])), ...sdkRestrictions(file)]),
+  })),
+  // Tests, benches and the harness drive real clients (mqtt.js as a device) and print figures.
+  { files: ['tests/src/**/*.ts'], rules: { 'no-console': 'off' } },
+);

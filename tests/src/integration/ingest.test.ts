@@ -1,0 +1,205 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { join } from 'node:path';
+import { Lane, type AgentConfigInput } from '@outpost/shared';
+import { hashPassword, type Agent } from '@outpost/agent';
+import { createTempDir, type TempDir } from '../harness/temp-dir.js';
+import { startInProcessAgent, testAgentConfig } from '../harness/agent-process.js';
+import { closed, connectDevice, nextMessage, publish, telemetryPayload } from '../harness/devices.js';
+
+let dir: TempDir;
+let agent: Agent | undefined;
+const url = (): string => `mqtt://127.0.0.1:${agent?.mqttPort}`;
+
+async function start(overrides: Partial<AgentConfigInput> = {}): Promise<Agent> {
+  agent = await startInProcessAgent(testAgentConfig(join(dir.path, 'data'), overrides));
+  return agent;
+}
+
+async function allTelemetry(a: Agent) {
+  return a.outbox.read(Lane.telemetry, 0, 1_000_000);
+}
+
+beforeEach(async () => {
+  dir = await createTempDir('outpost-ingest-');
+});
+afterEach(async () => {
+  await agent?.close();
+  agent = undefined;
+  await dir.remove();
+});
+
+describe('ingest into the outbox', () => {
+  it('commits a QoS 1 publish before its PUBACK and normalises the body', async () => {
+    const a = await start();
+    const device = await connectDevice(url(), { clientId: 'd1' });
+    await publish(device, 'devices/d1/telemetry', JSON.stringify({ ts: 1700000000000, seq: 7, metrics: { t: 21.5 }, extra: 'dropped' }));
+    // The PUBACK arrived, so the record is already committed: no waiting.
+    const records = await allTelemetry(a);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ deviceId: 'd1', ts: 1700000000000, deviceSeq: 7, kind: 'telemetry', lane: 'telemetry' });
+    expect(JSON.parse(records[0]!.body)).toEqual({ ts: 1700000000000, seq: 7, metrics: { t: 21.5 } });
+    device.end(true);
+  });
+
+  it.each([
+    ['not JSON', Buffer.from('{"ts": 1,'), 'invalid-json'],
+    ['not UTF-8', Buffer.from([0xff, 0xfe, 0x7b]), 'not-utf8'],
+    ['a string metric', Buffer.from(JSON.stringify({ ts: 1, metrics: { t: 'hot' } })), 'invalid-payload'],
+    ['no metrics', Buffer.from(JSON.stringify({ ts: 1, metrics: {} })), 'invalid-payload'],
+    ['a negative ts', Buffer.from(JSON.stringify({ ts: -5, metrics: { t: 1 } })), 'invalid-payload'],
+  ])('dead-letters %s, answers on devices/{id}/errors, and keeps the connection', async (_name, payload, reason) => {
+    const a = await start();
+    const device = await connectDevice(url(), { clientId: 'd1' });
+    const answer = nextMessage(device, 'devices/d1/errors');
+    await publish(device, 'devices/d1/telemetry', payload);
+    const error = JSON.parse((await answer).toString()) as { reason: string; topic: string; detail: string };
+    expect(error).toMatchObject({ reason, topic: 'devices/d1/telemetry' });
+    expect(error.detail.length).toBeGreaterThan(0);
+    const letters = await a.outbox.deadLetters(10);
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ deviceId: 'd1', reason, topic: 'devices/d1/telemetry' });
+    expect(await allTelemetry(a)).toHaveLength(0);
+    // Still connected and still ingesting.
+    await publish(device, 'devices/d1/telemetry', telemetryPayload(1));
+    expect(await allTelemetry(a)).toHaveLength(1);
+    const metrics = await a.metrics.registry.getSingleMetricAsString('outpost_ingest_rejected_total');
+    expect(metrics).toContain(`reason="${reason}"`);
+    device.end(true);
+  });
+
+  it('does not route a rejected payload to local subscribers, only valid ones', async () => {
+    await start();
+    const device = await connectDevice(url(), { clientId: 'd1' });
+    const seen: string[] = [];
+    device.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
+    await device.subscribeAsync('devices/d1/#', { qos: 1 });
+    await publish(device, 'devices/d1/telemetry', 'garbage');
+    await publish(device, 'devices/d1/telemetry', telemetryPayload(2, 5));
+    await new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (seen.some((s) => s.startsWith('devices/d1/telemetry'))) resolve();
+      };
+      device.on('message', check);
+      check();
+    });
+    expect(seen.filter((s) => s.startsWith('devices/d1/telemetry'))).toEqual([`devices/d1/telemetry ${telemetryPayload(2, 5)}`]);
+    expect(seen.some((s) => s.startsWith('devices/d1/errors'))).toBe(true);
+    device.end(true);
+  });
+
+  it('refuses a device over its rate: QoS 1 is never acknowledged and lost, it is resent', async () => {
+    const a = await start({ ingest: { rateLimitMsgsPerS: 1, rateLimitBurst: 3 } });
+    const device = await connectDevice(url(), { clientId: 'd1', reconnectPeriod: 50, clean: false });
+    const acks = Array.from({ length: 6 }, (_, i) => publish(device, 'devices/d1/telemetry', telemetryPayload(i)));
+    // Every publish is eventually acknowledged: the refused ones are resent after reconnects
+    // until the bucket refills, and each acknowledged one is in the outbox exactly once.
+    await Promise.all(acks);
+    const seqs = (await allTelemetry(a)).map((r) => r.deviceSeq);
+    expect(new Set(seqs)).toEqual(new Set([0, 1, 2, 3, 4, 5]));
+    const rejected = await a.metrics.registry.getSingleMetricAsString('outpost_ingest_rejected_total');
+    expect(rejected).toMatch(/reason="rate-limited"[^}]*} [1-9]/);
+    device.end(true);
+  });
+
+  it('answers a QoS 0 publish over the rate on devices/{id}/errors and keeps the connection', async () => {
+    const a = await start({ ingest: { rateLimitMsgsPerS: 1, rateLimitBurst: 1 } });
+    const device = await connectDevice(url(), { clientId: 'd1' });
+    const answer = nextMessage(device, 'devices/d1/errors');
+    await publish(device, 'devices/d1/telemetry', telemetryPayload(1), 0);
+    await publish(device, 'devices/d1/telemetry', telemetryPayload(2), 0);
+    expect(JSON.parse((await answer).toString())).toMatchObject({ reason: 'rate-limited', topic: 'devices/d1/telemetry' });
+    expect((await allTelemetry(a)).map((r) => r.deviceSeq)).toEqual([1]);
+    expect(device.connected).toBe(true);
+    device.end(true);
+  });
+
+  it('closes only the connection that declares an oversize packet', async () => {
+    const a = await start({ broker: { mode: 'embedded', port: 0, allowAnonymous: true, maxPacketBytes: 4096 } });
+    const good = await connectDevice(url(), { clientId: 'good' });
+    const bad = await connectDevice(url(), { clientId: 'bad' });
+    const badClosed = closed(bad);
+    bad.publish('devices/bad/telemetry', Buffer.alloc(64 * 1024, 0x20), { qos: 1 });
+    await badClosed;
+    await publish(good, 'devices/good/telemetry', telemetryPayload(1));
+    expect((await allTelemetry(a)).map((r) => r.deviceId)).toEqual(['good']);
+    expect(await a.metrics.registry.getSingleMetricAsString('outpost_broker_packet_guard_closed_total')).toContain('packet-too-large');
+    good.end(true);
+    bad.end(true);
+  });
+
+  it('survives garbage bytes on a raw socket while a device keeps flowing', async () => {
+    const a = await start();
+    const good = await connectDevice(url(), { clientId: 'good' });
+    const garbage = [
+      Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f]), // malformed remaining length
+      Buffer.from([0x30, 0x05, 0x00, 0x09, 0x61]), // publish before connect, truncated topic
+      Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+      Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00]), // CONNECT, empty ClientId
+    ];
+    for (const bytes of garbage) {
+      const socket = net.connect(a.mqttPort!, '127.0.0.1');
+      const done = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('error', () => undefined);
+      socket.resume(); // read what the broker answers, or 'close' never fires
+      socket.end(bytes);
+      await done;
+    }
+    await publish(good, 'devices/good/telemetry', telemetryPayload(1));
+    expect(await allTelemetry(a)).toHaveLength(1);
+    good.end(true);
+  });
+});
+
+describe('device authentication and ACL', () => {
+  const devices = async () => [
+    { id: 'alice', passwordHash: await hashPassword('alice-pw', { costLog2: 10 }) },
+    { id: 'bob', passwordHash: await hashPassword('bob-pw', { costLog2: 10 }) },
+  ];
+  const authConfig = async (): Promise<Partial<AgentConfigInput>> => ({ broker: { mode: 'embedded', port: 0, allowAnonymous: false, devices: await devices() } });
+
+  it('accepts the right password and refuses a wrong one, an unknown user and anonymous', async () => {
+    await start(await authConfig());
+    const ok = await connectDevice(url(), { clientId: 'alice', username: 'alice', password: 'alice-pw' });
+    ok.end(true);
+    await expect(connectDevice(url(), { clientId: 'alice', username: 'alice', password: 'nope' })).rejects.toThrow(/Bad username or password/);
+    await expect(connectDevice(url(), { clientId: 'eve', username: 'eve', password: 'x' })).rejects.toThrow(/Bad username or password/);
+    await expect(connectDevice(url(), { clientId: 'eve' })).rejects.toThrow(/Not authorized/);
+  });
+
+  it('binds the ClientId to the identity and refuses an empty one', async () => {
+    await start(await authConfig());
+    await expect(connectDevice(url(), { clientId: 'bob', username: 'alice', password: 'alice-pw' })).rejects.toThrow(/Identifier rejected/);
+    await expect(connectDevice(url(), { clientId: '', clean: true, username: 'alice', password: 'alice-pw' })).rejects.toThrow(/Identifier rejected/);
+  });
+
+  it('refuses a will outside the device prefix', async () => {
+    await start(await authConfig());
+    await expect(
+      connectDevice(url(), { clientId: 'alice', username: 'alice', password: 'alice-pw', will: { topic: 'devices/bob/telemetry', payload: Buffer.from('x'), qos: 0, retain: false } }),
+    ).rejects.toThrow(/Not authorized/);
+    const ok = await connectDevice(url(), { clientId: 'alice', username: 'alice', password: 'alice-pw', will: { topic: 'devices/alice/status', payload: Buffer.from('gone'), qos: 0, retain: false } });
+    ok.end(true);
+  });
+
+  it('lets device A neither publish nor subscribe as device B', async () => {
+    const a = await start(await authConfig());
+    const alice = await connectDevice(url(), { clientId: 'alice', username: 'alice', password: 'alice-pw' });
+    // A refused filter gets SUBACK 0x80 (mqtt.js rejects on it); the connection stays.
+    for (const filter of ['devices/bob/#', 'devices/+/telemetry', '#', '$SYS/#']) {
+      await expect(alice.subscribeAsync(filter), filter).rejects.toThrow(/Subscribe error/);
+    }
+    expect((await alice.subscribeAsync('devices/alice/#')).map((g) => g.qos)).toEqual([0]);
+    const aliceClosed = closed(alice);
+    alice.publish('devices/bob/telemetry', telemetryPayload(1), { qos: 1 });
+    await aliceClosed;
+    expect(await allTelemetry(a)).toHaveLength(0);
+    // A device may not spoof the agent's own inference or error topics either.
+    const again = await connectDevice(url(), { clientId: 'alice', username: 'alice', password: 'alice-pw' });
+    const againClosed = closed(again);
+    again.publish('devices/alice/inference', '{}', { qos: 1 });
+    await againClosed;
+    alice.end(true);
+    again.end(true);
+  });
+});
