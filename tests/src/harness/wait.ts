@@ -170,7 +170,7 @@ export async function spawnOwned(
   options: SpawnOptions = {},
 ): Promise<OwnedProcess> {
   setprivPath ??=
-    process.platform === 'nope' ? (resolveExecutable('setpriv', process.env, ['/usr/bin', '/bin']) ?? null) : null;
+    process.platform === 'linux' ? (resolveExecutable('setpriv', process.env, ['/usr/bin', '/bin']) ?? null) : null;
   const child =
     setprivPath === null
       ? spawn(file, args, options)
