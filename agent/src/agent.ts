@@ -57,6 +57,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       maxBytes: config.outbox.maxBytes,
       deadLetterMaxRows: config.outbox.deadLetterMaxRows,
       maxRecordsPerCommit: config.outbox.maxRecordsPerCommit,
+      maxFileBytes: config.outbox.maxFileBytes,
       logger,
       onEviction: (e) => logger.warn({ lane: e.lane, firstSeq: e.firstSeq, lastSeq: e.lastSeq, records: e.records, bytes: e.bytes }, 'outbox full: records evicted'),
     });
@@ -94,7 +95,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       port: config.http.port,
       registry: metrics.registry,
       health: () => [
-        { name: 'outbox', ok: outbox.stats().bytes < outbox.stats().maxBytes, detail: `${outbox.stats().bytes} of ${outbox.stats().maxBytes} bytes` },
+        ingest.storageHealthy()
+          ? { name: 'outbox', ok: true, detail: `${outbox.stats().bytes} of ${outbox.stats().maxBytes} bytes` }
+          : { name: 'outbox', ok: false, detail: 'the last commit failed (disk full?); publishes stay unacknowledged until it succeeds' },
         bridge === undefined ? { name: 'broker', ok: true } : { name: 'bridge', ok: bridge.connected(), detail: config.broker.mode === 'bridge' ? config.broker.url : '' },
       ],
     });

@@ -1,4 +1,4 @@
-import { ErrorCode, Lane, OutpostError, RejectReason, TelemetrySchema, type DeviceError, type Logger } from '@outpost/shared';
+import { Lane, RejectReason, TelemetrySchema, type DeviceError, type Logger } from '@outpost/shared';
 import type { Outbox } from '../buffer/index.js';
 import type { AgentMetrics } from '../metrics.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -33,6 +33,8 @@ export interface Ingest {
    * Resolves only after the commit, so the caller may acknowledge then. Never rejects.
    */
   handleTelemetry(deviceId: string, topic: string, payload: Buffer, receivedAtMs?: number): Promise<IngestOutcome>;
+  /** False while the latest commit attempt failed (e.g. disk full), true again after the next success. */
+  storageHealthy(): boolean;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -73,15 +75,22 @@ export function parseTelemetryPayload(payload: Buffer): Parsed {
 /** The ingest stage: rate limit -> parse -> validate -> outbox (or dead letter + answer). */
 export function createIngest(options: IngestOptions): Ingest {
   const { outbox, rateLimiter, metrics, logger, answer } = options;
+  let storageOk = true;
+
+  function storageFailed(error: unknown, deviceId: string): IngestOutcome {
+    metrics.storageFailures.inc();
+    if (storageOk) logger.error({ err: error, deviceId }, 'outbox commit failed; publishes stay unacknowledged until commits succeed again');
+    storageOk = false;
+    return { type: 'refused', reason: 'storage-failed', error };
+  }
 
   async function deadLetter(deviceId: string, topic: string, payload: Buffer, reason: RejectReason, detail: string, deviceSeq?: number): Promise<IngestOutcome> {
     try {
       await outbox.appendDeadLetter({ deviceId, topic, reason, detail, payload: payload.subarray(0, DEAD_LETTER_MAX_PAYLOAD_BYTES) });
     } catch (error) {
-      metrics.storageFailures.inc();
-      logger.warn({ err: error, deviceId }, 'dead letter not stored; publish left unacknowledged');
-      return { type: 'refused', reason: 'storage-failed', error };
+      return storageFailed(error, deviceId);
     }
+    storageOk = true;
     metrics.rejected.inc({ reason });
     answer(deviceId, { ts: Date.now(), reason, topic, detail, ...(deviceSeq === undefined ? {} : { seq: deviceSeq }) });
     return { type: 'dead-lettered', reason };
@@ -98,16 +107,14 @@ export function createIngest(options: IngestOptions): Ingest {
       if (!parsed.ok) return deadLetter(deviceId, topic, payload, parsed.reason, parsed.detail, parsed.deviceSeq);
       try {
         const seq = await outbox.append({ lane: Lane.telemetry, deviceId, ts: parsed.ts, deviceSeq: parsed.deviceSeq, kind: 'telemetry', body: parsed.body });
+        storageOk = true;
         metrics.accepted.inc();
         metrics.commitLatency.observe((performance.now() - receivedAtMs) / 1000);
         return { type: 'accepted', seq };
       } catch (error) {
-        metrics.storageFailures.inc();
-        if (!(error instanceof OutpostError) || (error.code !== ErrorCode.STORAGE_FAILED && error.code !== ErrorCode.OUTBOX_FULL && error.code !== ErrorCode.OUTBOX_CLOSED)) {
-          logger.error({ err: error, deviceId }, 'unexpected outbox failure');
-        }
-        return { type: 'refused', reason: 'storage-failed', error };
+        return storageFailed(error, deviceId);
       }
     },
+    storageHealthy: () => storageOk,
   };
 }

@@ -76,6 +76,11 @@ export const AgentConfigSchema = z.strictObject({
       maxBytes: z.number().int().min(64 * 1024).default(DEFAULT_MAX_BUFFER_BYTES),
       deadLetterMaxRows: z.number().int().min(1).default(DEFAULT_DEAD_LETTER_MAX_ROWS),
       maxRecordsPerCommit: z.number().int().min(1).max(5_000).default(DEFAULT_MAX_RECORDS_PER_COMMIT),
+      /**
+       * Hard cap on the database file, for a gateway whose disk is shared. Past it commits fail
+       * like on a full disk: publishes stay unacknowledged (devices resend), nothing is lost.
+       */
+      maxFileBytes: z.number().int().min(64 * 1024).optional(),
     })
     .default({ durability: 'power', maxBytes: DEFAULT_MAX_BUFFER_BYTES, deadLetterMaxRows: DEFAULT_DEAD_LETTER_MAX_ROWS, maxRecordsPerCommit: DEFAULT_MAX_RECORDS_PER_COMMIT }),
   ingest: z
@@ -91,6 +96,15 @@ export const AgentConfigSchema = z.strictObject({
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
+}).superRefine((config, ctx) => {
+  // One packet must always fit with room to spare, or a device could resend it forever.
+  if (config.broker.mode === 'embedded' && config.outbox.maxBytes < 4 * config.broker.maxPacketBytes) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['outbox', 'maxBytes'],
+      message: `must be at least 4 x broker.maxPacketBytes (${4 * config.broker.maxPacketBytes} bytes)`,
+    });
+  }
 });
 
 /** What a user writes in the agent's config file. */

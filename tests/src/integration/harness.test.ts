@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -322,7 +323,7 @@ describe('spawnOwned', () => {
 
   it('kills the child when the spawning process is SIGKILLed', async () => {
     const script = await spawnerScript();
-    const spawner = await spawnOwnedNode(script);
+    const spawner = runNode(script);
     const pid = await spawner.firstLine;
     expect(processGone(pid)).toBe(false);
 
@@ -348,8 +349,7 @@ describe('spawnOwned', () => {
 });
 
 /** Runs `node script`, resolving `firstLine` with the number it prints first. */
-async function spawnOwnedNode(script: string): Promise<{ firstLine: Promise<number>; kill(): void }> {
-  const { spawn } = await import('node:child_process');
+function runNode(script: string): { firstLine: Promise<number>; kill(): void } {
   const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanups.push(async () => {
     child.kill('SIGKILL');

@@ -1,0 +1,99 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { Lane, type AgentConfigInput } from '@outpost/shared';
+import type { Agent } from '@outpost/agent';
+import { createTempDir, type TempDir } from '../harness/temp-dir.js';
+import { startInProcessAgent, testAgentConfig } from '../harness/agent-process.js';
+import { connectDevice, publish, telemetryPayload } from '../harness/devices.js';
+import { waitFor } from '../harness/wait.js';
+
+let dir: TempDir;
+let agent: Agent | undefined;
+
+async function start(overrides: Partial<AgentConfigInput>): Promise<Agent> {
+  agent = await startInProcessAgent(testAgentConfig(join(dir.path, 'data'), { ingest: { rateLimitMsgsPerS: 0 }, ...overrides }));
+  return agent;
+}
+
+const metric = async (a: Agent, name: string): Promise<string> => a.metrics.registry.getSingleMetricAsString(name);
+
+beforeEach(async () => {
+  dir = await createTempDir('outpost-limits-');
+});
+afterEach(async () => {
+  await agent?.close();
+  agent = undefined;
+  await dir.remove();
+});
+
+describe('a full outbox', () => {
+  it('evicts the oldest telemetry, counts every evicted record, and keeps ingesting', async () => {
+    const a = await start({
+      broker: { mode: 'embedded', port: 0, allowAnonymous: true, maxPacketBytes: 16 * 1024 },
+      outbox: { maxBytes: 64 * 1024 },
+    });
+    const devices = await Promise.all(['d0', 'd1'].map((id) => connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, { clientId: id })));
+    const sent = 1_500;
+    for (let i = 0; i < sent; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, k) => publish(devices[(i + k) % 2]!, `devices/d${(i + k) % 2}/telemetry`, telemetryPayload(i + k))));
+    }
+    const kept = await a.outbox.read(Lane.telemetry, 0, 1_000_000);
+    const stats = a.outbox.stats();
+    expect(stats.evicted.telemetry).toBeGreaterThan(0);
+    // Nothing vanished silently: kept + evicted = acknowledged.
+    expect(kept.length + stats.evicted.telemetry).toBe(sent);
+    // The evicted ones are exactly the oldest, and the eviction rows name them all.
+    const evictions = await a.outbox.evictions();
+    const evictedSeqs = new Set(evictions.flatMap((e) => Array.from({ length: e.lastSeq - e.firstSeq + 1 }, (_, k) => e.firstSeq + k)));
+    expect(evictedSeqs.size).toBe(stats.evicted.telemetry);
+    expect(Math.min(...kept.map((r) => r.seq))).toBe(Math.max(...evictedSeqs) + 1);
+    const byDevice = evictions.reduce<Record<string, number>>((acc, e) => {
+      for (const [d, n] of Object.entries(e.byDevice)) acc[d] = (acc[d] ?? 0) + n;
+      return acc;
+    }, {});
+    for (const d of ['d0', 'd1']) {
+      expect((byDevice[d] ?? 0) + kept.filter((r) => r.deviceId === d).length, d).toBe(sent / 2);
+    }
+    expect(stats.bytes).toBeLessThanOrEqual(64 * 1024);
+    expect(await metric(a, 'outpost_outbox_evicted_records')).toMatch(new RegExp(`lane="telemetry"[^}]*} ${stats.evicted.telemetry}\\b`));
+    // Ingest goes on.
+    await publish(devices[0]!, 'devices/d0/telemetry', telemetryPayload(99_999));
+    expect((await a.outbox.read(Lane.telemetry, 0, 1_000_000)).some((r) => r.deviceSeq === 99_999)).toBe(true);
+    for (const d of devices) d.end(true);
+  });
+});
+
+describe('a full disk', () => {
+  it('leaves publishes unacknowledged instead of losing them, reports it, and recovers when space is freed', async () => {
+    const a = await start({ outbox: { maxBytes: 64 * 1024 * 1024, maxFileBytes: 256 * 1024 } });
+    const device = await connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, { clientId: 'd0', clean: false, reconnectPeriod: 20 });
+    device.on('error', () => undefined);
+    const acked = new Set<number>();
+    let refusedConnections = 0;
+    device.on('close', () => refusedConnections++);
+    // Publish until the file cap makes commits fail and the agent drops the connection.
+    let seq = 0;
+    while (refusedConnections === 0) {
+      const batch = Array.from({ length: 20 }, () => seq++).map((s) =>
+        publish(device, 'devices/d0/telemetry', telemetryPayload(s)).then(() => acked.add(s)),
+      );
+      await Promise.race([Promise.all(batch), new Promise<void>((resolve) => device.once('close', () => resolve()))]);
+    }
+    const health = await fetch(`http://127.0.0.1:${a.httpPort}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await metric(a, 'outpost_ingest_storage_failures_total')).toMatch(/} [1-9]/);
+    // Every acknowledged message is stored; the rest are still pending at the device.
+    const stored = await a.outbox.read(Lane.telemetry, 0, 1_000_000);
+    expect(new Set(stored.map((r) => r.deviceSeq))).toEqual(acked);
+    expect(acked.size).toBeLessThan(seq);
+
+    // The uplink drains (here: by hand), the file has room again, and the device's resends land.
+    await a.outbox.deleteThrough(Lane.telemetry, stored.at(-1)!.seq);
+    const unacked = seq - acked.size;
+    await waitFor(() => acked.size === seq, { what: 'every resent publish to be acknowledged', timeoutMs: 30_000 });
+    const after = await a.outbox.read(Lane.telemetry, 0, 1_000_000);
+    expect(after.length).toBe(unacked);
+    expect((await fetch(`http://127.0.0.1:${a.httpPort}/healthz`)).status).toBe(200);
+    device.end(true);
+  });
+});
