@@ -20,13 +20,15 @@ export interface MqttBridgeOptions {
   logger: Logger;
 }
 
-class BridgeRefusal extends Error {}
-
 /**
  * Subscribes to the site broker with a persistent session (clean: false, fixed ClientId) and
- * acknowledges each QoS 1 message only after its outbox commit (mqtt.js `customHandleAcks`).
- * A message that cannot be committed is left unacknowledged and the connection is dropped, so
- * the site broker redelivers it on reconnect.
+ * acknowledges each QoS 1 message only after its outbox commit. A message that cannot be
+ * committed is left unacknowledged and the connection is dropped, so the site broker
+ * redelivers it on reconnect (MQTT 3.1.1 section 4.4).
+ *
+ * The commit runs in mqtt.js `handleMessage`, which the client awaits before it writes the
+ * PUBACK. Not `customHandleAcks`: mqtt.js 5 calls that only for MQTT 5 and, for 3.1.1, puts
+ * an immediate acknowledgement in its place, so nothing would reach the outbox.
  *
  * Limit: mqtt.js handles incoming packets one at a time (the next is parsed after the
  * previous one's ack), so bridge throughput is bounded by commit latency, unlike the embedded
@@ -35,6 +37,8 @@ class BridgeRefusal extends Error {}
 export async function startMqttBridge(options: MqttBridgeOptions): Promise<MqttBridge> {
   const { config, ingest, logger } = options;
   const ca = config.caFile === undefined ? undefined : await readFile(config.caFile);
+  // The ingest stage answers through the embedded broker, which bridge mode does not have:
+  // answers go back over the site broker from here.
   const answer = (deviceId: string, error: DeviceError): void => {
     client.publish(errorsTopic(deviceId), JSON.stringify(error), { qos: 0 });
   };
@@ -46,19 +50,36 @@ export async function startMqttBridge(options: MqttBridgeOptions): Promise<MqttB
     username: config.username,
     password: config.password,
     ca,
-    customHandleAcks(topic, message, _packet, done) {
-      const parsed = parseDeviceTopic(topic);
-      if (parsed?.rest !== 'telemetry') return done(0); // not ours to store
-      ingest.handleTelemetry(parsed.deviceId, topic, message).then((outcome) => {
-        if (outcome.type === 'refused' && outcome.reason === 'storage-failed') {
-          done(new BridgeRefusal('outbox could not commit; leaving the message unacknowledged'));
-          return;
-        }
-        if (outcome.type === 'dead-lettered') answer(parsed.deviceId, { ts: Date.now(), reason: outcome.reason, topic });
-        done(0);
-      }, done);
-    },
   });
+  // Set in the same tick as connect(): no packet can arrive before it.
+  client.handleMessage = (packet, callback) => {
+    const topic = packet.topic;
+    const parsed = parseDeviceTopic(topic);
+    if (parsed?.rest !== 'telemetry') return callback(); // not ours to store
+    const message = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    void ingest.handleTelemetry(parsed.deviceId, topic, message).then((outcome) => {
+      switch (outcome.type) {
+        case 'accepted':
+          return callback();
+        case 'dead-lettered':
+          answer(parsed.deviceId, { ts: Date.now(), reason: outcome.reason, topic });
+          return callback();
+        case 'refused':
+          if (outcome.reason === 'rate-limited') {
+            // Counted by ingest; closing the shared bridge connection would stall every
+            // device behind it, so the message is acknowledged and the device told why.
+            answer(parsed.deviceId, { ts: Date.now(), reason: outcome.reason, topic });
+            return callback();
+          }
+          logger.warn({ deviceId: parsed.deviceId, topic }, 'outbox could not commit; dropping the bridge connection so the site broker redelivers');
+          // No PUBACK for this message (the callback gets an error), and a new connection on
+          // which the broker resends every unacknowledged QoS 1 message of the session.
+          callback(new Error('outbox could not commit; message left unacknowledged'));
+          client.stream.destroy();
+          return;
+      }
+    });
+  };
 
   client.on('connect', (connack) => {
     logger.info({ url: config.url, sessionPresent: connack.sessionPresent }, 'bridge connected to site broker');
@@ -67,14 +88,7 @@ export async function startMqttBridge(options: MqttBridgeOptions): Promise<MqttB
       if (error) logger.error({ err: error, topics: config.topics }, 'bridge subscribe failed');
     });
   });
-  client.on('error', (error) => {
-    if (error instanceof BridgeRefusal) {
-      logger.warn({ err: error }, 'bridge dropping connection so the site broker redelivers');
-      client.stream.destroy();
-      return;
-    }
-    logger.warn({ err: error, url: config.url }, 'bridge connection error');
-  });
+  client.on('error', (error) => logger.warn({ err: error, url: config.url }, 'bridge connection error'));
   client.on('offline', () => logger.warn({ url: config.url }, 'bridge offline; reconnecting'));
 
   let closing: Promise<void> | undefined;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -93,8 +93,8 @@ export function waitForSpawn(child: ChildProcess): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Server processes owned by the test process. They live here, beside the waits that start
-// and stop them, because the harness's file list is fixed; they are not waits themselves.
+// Server processes owned by the test process, shared by nats-server.ts and mosquitto.ts:
+// they must die with the test, however the test process or worker ends.
 // ---------------------------------------------------------------------------------------
 
 /** A child process started by {@link spawnOwned}. */
@@ -152,6 +152,16 @@ export function resolveExecutable(
   });
 }
 
+/** True once process `pid` no longer runs `setpriv`: it exec'd its target, or it is gone. */
+function execedPast(pid: number, setpriv: string): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`) !== setpriv;
+  } catch {
+    // Exited (exec failed, or the server died at once): the caller's own checks report it.
+    return true;
+  }
+}
+
 /**
  * Spawns `file` so that it cannot outlive the test process:
  * - on Linux it runs under `setpriv --pdeathsig KILL` (util-linux, always installed on
@@ -185,6 +195,17 @@ export async function spawnOwned(
   });
   await waitForSpawn(child);
   killOwnedOnExit(child);
+  if (setprivPath !== null && child.pid !== undefined) {
+    // 'spawn' means setpriv runs, not that it has set the parent-death signal yet. A spawner
+    // that dies before then leaves an orphan nobody kills, so wait until setpriv has exec'd
+    // the server (it sets the signal first).
+    const pid = child.pid;
+    const setpriv = realpathSync(setprivPath);
+    await waitFor(() => execedPast(pid, setpriv), {
+      what: `setpriv (pid ${pid}) to exec ${file}`,
+      intervalMs: 2,
+    });
+  }
 
   const pipes = [child.stdin, child.stdout, child.stderr].filter((p) => p !== null) as unknown as Socket[];
   child.unref();

@@ -1,0 +1,69 @@
+// The peer and limit: plain aedes (no auth hooks, no validation, no storage) with an
+// in-process subscriber, loaded by the same publishers. It runs inside the bench process,
+// so broker and load generator share one event loop (the agent has a process of its own).
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { closePublishers, connectPublishers, runPaced, runWindowed, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
+
+export interface AedesRawOptions {
+  devices: number;
+  warmup: WindowedRunOptions;
+  throughput: WindowedRunOptions;
+  paced?: PacedRunOptions;
+}
+
+export interface AedesRawResult {
+  throughput: WindowedRunResult;
+  paced: PacedRunResult | undefined;
+  /** Messages the in-process subscriber received, all runs. */
+  delivered: number;
+  ackedTotal: number;
+}
+
+export async function runAedesRawScenario(options: AedesRawOptions): Promise<AedesRawResult> {
+  const { Aedes } = await import('aedes');
+  const broker = await Aedes.createBroker();
+  let delivered = 0;
+  await new Promise<void>((resolve) =>
+    broker.subscribe(
+      'devices/+/telemetry',
+      (_packet, callback) => {
+        delivered += 1;
+        callback();
+      },
+      resolve,
+    ),
+  );
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true); // as the agent's embedded broker does
+    broker.handle(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  try {
+    const { port } = server.address() as AddressInfo;
+    const publishers = await connectPublishers(`mqtt://127.0.0.1:${port}`, options.devices);
+    let acked = 0;
+    let throughput: WindowedRunResult;
+    let paced: PacedRunResult | undefined;
+    try {
+      acked += (await runWindowed(publishers, options.warmup)).acked;
+      if (options.paced !== undefined) {
+        paced = await runPaced(publishers, options.paced);
+        acked += paced.acked;
+      }
+      throughput = await runWindowed(publishers, options.throughput);
+      acked += throughput.acked;
+    } finally {
+      await closePublishers(publishers);
+    }
+    if (delivered !== acked) throw new Error(`aedes subscriber received ${delivered} messages, publishers got ${acked} PUBACKs`);
+    return { throughput, paced, delivered, ackedTotal: acked };
+  } finally {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await closed;
+  }
+}

@@ -1,0 +1,154 @@
+// The agent's ingest path as a real child process: QoS 1 publishes -> embedded broker ->
+// validation -> group-committed SQLite outbox -> PUBACK. Every PUBACK is a committed record.
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
+import { createTempDir } from '../harness/temp-dir.js';
+import { closePublishers, connectPublishers, runPaced, runWindowed, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
+import { ownCpuSeconds, readCpuSeconds, readMemory, type MemoryStats } from './process-stats.js';
+
+/** The preload that samples the agent's CPU (see agent-profiler.ts). */
+const AGENT_PROFILER = fileURLToPath(new URL('./agent-profiler.js', import.meta.url));
+/** How long a stopping agent may take before it is killed. */
+const STOP_TIMEOUT_MS = 15_000;
+
+export interface IngestScenarioOptions {
+  durability: 'power' | 'process';
+  devices: number;
+  warmup: WindowedRunOptions;
+  throughput: WindowedRunOptions;
+  /** The paced latency run, before the throughput run; omitted: throughput only. */
+  paced?: PacedRunOptions;
+  /** Write a .cpuprofile of the agent to this file (adds sampling overhead). */
+  cpuProfileFile?: string;
+}
+
+export interface CpuShare {
+  /** CPU seconds per wall second, i.e. cores used (1 = one full core). */
+  agentCores: number;
+  benchCores: number;
+}
+
+export interface IngestScenarioResult {
+  durability: 'power' | 'process';
+  throughput: WindowedRunResult;
+  throughputCpu: CpuShare;
+  paced: PacedRunResult | undefined;
+  /** Agent memory right after the paced run. */
+  memoryAfterPaced: MemoryStats | undefined;
+  /** Agent memory right after the throughput run. */
+  memoryAfterThroughput: MemoryStats;
+  /** PUBACKs received in all runs, warm-up included. */
+  ackedTotal: number;
+  /** `outpost_ingest_accepted_total` from the agent's /metrics at the end. */
+  acceptedTotal: number;
+}
+
+/** Starts a fresh agent, loads it, checks /metrics against the acks, stops it. */
+export async function runIngestScenario(options: IngestScenarioOptions): Promise<IngestScenarioResult> {
+  await using dir = await createTempDir('outpost-bench-');
+  const config = testAgentConfig(join(dir.path, 'data'), {
+    agentId: 'bench-agent',
+    ingest: { rateLimitMsgsPerS: 0 },
+    log: { level: 'warn' },
+    outbox: { durability: options.durability },
+  });
+  const agent = await startAgent(config, options.cpuProfileFile);
+  // A bench that dies or exits early must not leave the agent running.
+  const killOnExit = (): void => {
+    agent.child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  try {
+    const publishers = await connectPublishers(`mqtt://127.0.0.1:${agent.mqttPort}`, options.devices);
+    let acked = 0;
+    let paced: PacedRunResult | undefined;
+    let memoryAfterPaced: MemoryStats | undefined;
+    let throughput: WindowedRunResult;
+    let throughputCpu: CpuShare;
+    try {
+      acked += (await runWindowed(publishers, options.warmup)).acked;
+      if (options.paced !== undefined) {
+        paced = await runPaced(publishers, options.paced);
+        acked += paced.acked;
+        memoryAfterPaced = await readMemory(agent.pid);
+      }
+      const agentCpu0 = await readCpuSeconds(agent.pid);
+      const benchCpu0 = ownCpuSeconds();
+      throughput = await runWindowed(publishers, options.throughput);
+      const wallS = throughput.elapsedMs / 1000;
+      throughputCpu = {
+        agentCores: ((await readCpuSeconds(agent.pid)) - agentCpu0) / wallS,
+        benchCores: (ownCpuSeconds() - benchCpu0) / wallS,
+      };
+      acked += throughput.acked;
+    } finally {
+      await closePublishers(publishers);
+    }
+    const memoryAfterThroughput = await readMemory(agent.pid);
+    const acceptedTotal = await readAcceptedTotal(agent.httpPort);
+    if (acceptedTotal !== acked) {
+      throw new Error(`agent counted ${acceptedTotal} accepted publishes but the bench received ${acked} PUBACKs`);
+    }
+    return {
+      durability: options.durability,
+      throughput,
+      throughputCpu,
+      paced,
+      memoryAfterPaced,
+      memoryAfterThroughput,
+      ackedTotal: acked,
+      acceptedTotal,
+    };
+  } finally {
+    await stopAgent(agent);
+    process.off('exit', killOnExit);
+  }
+}
+
+/**
+ * startAgentProcess, optionally with the CPU profiler preloaded. The child inherits this
+ * process's environment when it is spawned, so the two variables are set only around the
+ * start (the bench starts nothing else meanwhile).
+ */
+async function startAgent(config: ReturnType<typeof testAgentConfig>, cpuProfileFile: string | undefined): Promise<AgentProcess> {
+  if (cpuProfileFile === undefined) return startAgentProcess(config);
+  const saved = { options: process.env['NODE_OPTIONS'], out: process.env['OUTPOST_BENCH_CPU_PROFILE'] };
+  process.env['NODE_OPTIONS'] = `${saved.options ?? ''} --import=${AGENT_PROFILER}`.trim();
+  process.env['OUTPOST_BENCH_CPU_PROFILE'] = cpuProfileFile;
+  try {
+    return await startAgentProcess(config);
+  } finally {
+    restoreEnv('NODE_OPTIONS', saved.options);
+    restoreEnv('OUTPOST_BENCH_CPU_PROFILE', saved.out);
+  }
+}
+
+function restoreEnv(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+}
+
+/** SIGTERM (a clean stop, which also writes a CPU profile), SIGKILL if it takes too long. */
+async function stopAgent(agent: AgentProcess): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
+  });
+  const outcome = await Promise.race([agent.stop(), timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    console.error(`agent did not stop within ${STOP_TIMEOUT_MS} ms; killed`);
+    await agent.kill9();
+  }
+}
+
+/** `outpost_ingest_accepted_total` from the agent's Prometheus endpoint. */
+async function readAcceptedTotal(httpPort: number): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
+  const text = await response.text();
+  const match = /^outpost_ingest_accepted_total(?:\{[^}]*\})?\s+(\S+)$/m.exec(text);
+  if (match === null) throw new Error('outpost_ingest_accepted_total is missing from /metrics');
+  return Number(match[1]);
+}

@@ -1,0 +1,235 @@
+// `npm run bench [-- --quick] [-- --profile-agent]`: the ingest benchmark of issue [ingest].
+// Scenarios, in order: the agent at durability 'power' (paced 10k msg/s latency + RSS, then
+// maximum QoS 1 throughput), the agent at 'process' (throughput only), then raw aedes (the
+// broker limit). Prints a table and writes tests/bench/results/latest.json.
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runAedesRawScenario, type AedesRawResult } from './aedes-raw.js';
+import { summarizeCpuProfile } from './cpu-profile.js';
+import { runIngestScenario, type IngestScenarioResult } from './ingest.js';
+import { cpuSnapshot, foreignCores } from './process-stats.js';
+import type { PacedRunOptions, WindowedRunOptions } from './publishers.js';
+
+const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+/** Targets of issue [ingest] on a 2-core gateway. */
+const TARGET = {
+  msgsPerS: 50_000,
+  p99Ms: 20,
+  rssMb: 110,
+} as const;
+const PACED_RATE_PER_S = 10_000;
+/** Above this many cores busy elsewhere, the report warns that the machine was not quiet. */
+const OTHER_LOAD_WARN_CORES = 0.2;
+
+interface Plan {
+  mode: 'full' | 'quick';
+  devices: number;
+  warmup: WindowedRunOptions;
+  throughput: WindowedRunOptions;
+  paced: PacedRunOptions;
+  /** The whole bench is killed past this, whatever hangs. */
+  hardLimitMs: number;
+}
+
+const WINDOW_PER_CLIENT = 100;
+const DEVICES = 20;
+
+const PLANS: Record<'full' | 'quick', Plan> = {
+  full: {
+    mode: 'full',
+    devices: DEVICES,
+    warmup: { messages: 20_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 5_000 },
+    throughput: { messages: 1_000_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 25_000 },
+    paced: { ratePerS: PACED_RATE_PER_S, durationMs: 20_000 },
+    hardLimitMs: 230_000,
+  },
+  quick: {
+    mode: 'quick',
+    devices: DEVICES,
+    warmup: { messages: 5_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 2_000 },
+    throughput: { messages: 150_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 5_000 },
+    paced: { ratePerS: PACED_RATE_PER_S, durationMs: 3_000 },
+    hardLimitMs: 55_000,
+  },
+};
+
+interface Args {
+  quick: boolean;
+  profileAgent: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { quick: false, profileAgent: false };
+  for (const arg of argv) {
+    if (arg === '--quick') args.quick = true;
+    else if (arg === '--profile-agent') args.profileAgent = true;
+    else if (arg === '--help' || arg === '-h') {
+      console.log('usage: npm run bench [-- --quick] [-- --profile-agent]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg} (known: --quick, --profile-agent)`);
+  }
+  return args;
+}
+
+const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const round = (value: number, digits: number): number => Number(value.toFixed(digits));
+
+function describeThroughput(label: string, r: IngestScenarioResult | AedesRawResult): string {
+  const t = r.throughput;
+  const bound = t.timeBound ? 'time-bound' : 'count-bound';
+  return `${label}: ${fmt(t.acked)} acked in ${fmt(t.elapsedMs / 1000, 1)} s (${bound})`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const plan = PLANS[args.quick ? 'quick' : 'full'];
+  // Everything stops by itself: a hang anywhere ends the bench (its exit hooks kill the agent).
+  setTimeout(() => {
+    console.error(`bench exceeded its hard limit of ${plan.hardLimitMs / 1000} s; aborting`);
+    process.exit(1);
+  }, plan.hardLimitMs).unref();
+
+  const cores = availableParallelism();
+  console.log(`Outpost ingest bench (${plan.mode}): ${plan.devices} mqtt.js devices, QoS 1, ~200-byte JSON, window ${WINDOW_PER_CLIENT}/client, Node ${process.version}, ${cores} cores`);
+
+  let profileFile: string | undefined;
+  if (args.profileAgent) profileFile = join(await mkdtemp(join(tmpdir(), 'outpost-bench-prof-')), 'agent-power.cpuprofile');
+
+  const started = performance.now();
+  /** Cores other processes used during each scenario: the figures assume a quiet machine. */
+  const otherLoad: Record<string, number> = {};
+  const measured = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+    const before = await cpuSnapshot();
+    const result = await run();
+    otherLoad[name] = round(foreignCores(before, await cpuSnapshot()), 2);
+    return result;
+  };
+  console.log('- agent, durability power: warm-up, paced 10k msg/s, max throughput ...');
+  const power = await measured('agent_power', () =>
+    runIngestScenario({ durability: 'power', devices: plan.devices, warmup: plan.warmup, throughput: plan.throughput, paced: plan.paced, cpuProfileFile: profileFile }),
+  );
+  console.log(`  ${describeThroughput('max run', power)}; /metrics accepted ${fmt(power.acceptedTotal)} = PUBACKs ${fmt(power.ackedTotal)}`);
+  console.log('- agent, durability process: warm-up, max throughput ...');
+  const processDurability = await measured('agent_process', () =>
+    runIngestScenario({ durability: 'process', devices: plan.devices, warmup: plan.warmup, throughput: plan.throughput }),
+  );
+  console.log(`  ${describeThroughput('max run', processDurability)}; /metrics accepted ${fmt(processDurability.acceptedTotal)} = PUBACKs ${fmt(processDurability.ackedTotal)}`);
+  console.log('- raw aedes, in-process subscriber, no storage: warm-up, paced 10k msg/s, max throughput ...');
+  const aedes = await measured('aedes_raw', () => runAedesRawScenario({ devices: plan.devices, warmup: plan.warmup, throughput: plan.throughput, paced: plan.paced }));
+  console.log(`  ${describeThroughput('max run', aedes)}; subscriber received ${fmt(aedes.delivered)} = PUBACKs ${fmt(aedes.ackedTotal)}`);
+
+  const powerPaced = power.paced;
+  const memory = power.memoryAfterPaced;
+  if (powerPaced === undefined || memory === undefined || aedes.paced === undefined) throw new Error('paced runs missing');
+
+  const msgsPerS = power.throughput.msgsPerS;
+  const aedesMsgsPerS = aedes.throughput.msgsPerS;
+  const figures = {
+    'ingest.qos1.msgs_per_s': round(msgsPerS, 0),
+    'ingest.qos1.ratio_vs_aedes_raw': round(msgsPerS / aedesMsgsPerS, 3),
+    'ingest.puback_p50_ms_at_10k': round(powerPaced.p50Ms, 2),
+    'ingest.puback_p99_ms_at_10k': round(powerPaced.p99Ms, 2),
+    'memory.agent_rss_mb_at_10k': round(memory.rssMb, 1),
+    // Extra figures: context for the ones above.
+    'ingest.puback_max_ms_at_10k': round(powerPaced.maxMs, 2),
+    'ingest.paced_achieved_msgs_per_s': round(powerPaced.achievedRatePerS, 0),
+    'ingest.qos1.agent_cpu_cores': round(power.throughputCpu.agentCores, 2),
+    'ingest.qos1.bench_cpu_cores': round(power.throughputCpu.benchCores, 2),
+    'ingest_process_durability.qos1.msgs_per_s': round(processDurability.throughput.msgsPerS, 0),
+    'ingest_process_durability.qos1.ratio_vs_aedes_raw': round(processDurability.throughput.msgsPerS / aedesMsgsPerS, 3),
+    'memory.agent_peak_rss_mb': round(Math.max(power.memoryAfterThroughput.peakRssMb, memory.peakRssMb), 1),
+    'memory.agent_rss_mb_after_max_run': round(power.memoryAfterThroughput.rssMb, 1),
+    'aedes_raw.qos1.msgs_per_s': round(aedesMsgsPerS, 0),
+    'aedes_raw.puback_p50_ms_at_10k': round(aedes.paced.p50Ms, 2),
+    'aedes_raw.puback_p99_ms_at_10k': round(aedes.paced.p99Ms, 2),
+  };
+
+  const targets = {
+    'ingest.qos1.msgs_per_s': { target: `>= ${TARGET.msgsPerS}`, ratio: round(msgsPerS / TARGET.msgsPerS, 3), met: msgsPerS >= TARGET.msgsPerS },
+    'ingest.puback_p99_ms_at_10k': { target: `<= ${TARGET.p99Ms}`, ratio: round(powerPaced.p99Ms / TARGET.p99Ms, 3), met: powerPaced.p99Ms <= TARGET.p99Ms },
+    'memory.agent_rss_mb_at_10k': { target: `<= ${TARGET.rssMb}`, ratio: round(memory.rssMb / TARGET.rssMb, 3), met: memory.rssMb <= TARGET.rssMb },
+  };
+
+  const rows: [string, string, string, string, string][] = [
+    ['figure', 'value', 'target', 'vs target', 'vs aedes raw'],
+    ['ingest.qos1.msgs_per_s (power)', fmt(msgsPerS), `>= ${fmt(TARGET.msgsPerS)}`, verdict(targets['ingest.qos1.msgs_per_s']), `${fmt(msgsPerS / aedesMsgsPerS, 3)} of ${fmt(aedesMsgsPerS)}`],
+    ['ingest.puback_p50_ms_at_10k', fmt(powerPaced.p50Ms, 2), '', '', `aedes ${fmt(aedes.paced.p50Ms, 2)}`],
+    ['ingest.puback_p99_ms_at_10k', fmt(powerPaced.p99Ms, 2), `<= ${TARGET.p99Ms}`, verdict(targets['ingest.puback_p99_ms_at_10k']), `aedes ${fmt(aedes.paced.p99Ms, 2)}`],
+    ['memory.agent_rss_mb_at_10k', fmt(memory.rssMb, 1), `<= ${TARGET.rssMb}`, verdict(targets['memory.agent_rss_mb_at_10k']), ''],
+    ['  ingest.puback_max_ms_at_10k', fmt(powerPaced.maxMs, 2), '', '', `aedes ${fmt(aedes.paced.maxMs, 2)}`],
+    ['  paced rate achieved, msg/s', fmt(powerPaced.achievedRatePerS), '', '', `aedes ${fmt(aedes.paced.achievedRatePerS)}`],
+    ['  ingest msgs/s, durability process', fmt(processDurability.throughput.msgsPerS), `>= ${fmt(TARGET.msgsPerS)}`, `${fmt(processDurability.throughput.msgsPerS / TARGET.msgsPerS, 2)}x`, fmt(processDurability.throughput.msgsPerS / aedesMsgsPerS, 3)],
+    ['  CPU in max run: agent / bench', `${fmt(power.throughputCpu.agentCores, 2)} / ${fmt(power.throughputCpu.benchCores, 2)} cores`, '', '', ''],
+    ['  agent RSS after max run / peak', `${fmt(power.memoryAfterThroughput.rssMb, 1)} / ${fmt(figures['memory.agent_peak_rss_mb'], 1)} MB`, '', '', ''],
+    ['  aedes raw QoS 1 msgs/s', fmt(aedesMsgsPerS), '', '', '1'],
+  ];
+  console.log('');
+  printTable(rows);
+  console.log('');
+  console.log(`Caveat: raw aedes runs inside the bench process, sharing one event loop with the ${plan.devices} publishers;`);
+  console.log('the agent is a separate process with its own event loop (and SQLite threads). Both share the 2 cores with the');
+  console.log('load generator, so the ratio compares setups, not brokers alone. PUBACK latency is measured in the publisher');
+  console.log('(publish call -> PUBACK callback) and includes mqtt.js and loopback time.');
+  const busiest = Math.max(...Object.values(otherLoad));
+  const loadText = Object.entries(otherLoad)
+    .map(([name, cores]) => `${name} ${fmt(cores, 2)}`)
+    .join(', ');
+  console.log(`Other load on the machine (cores used by other processes and steal, per scenario): ${loadText}`);
+  if (busiest > OTHER_LOAD_WARN_CORES) console.log(`WARNING: the machine was not quiet (up to ${fmt(busiest, 2)} of ${cores} cores busy elsewhere); figures are low.`);
+
+  const results = {
+    time: new Date().toISOString(),
+    machine: { cores, node: process.version, other_load_cores: otherLoad },
+    mode: plan.mode,
+    ...figures,
+    targets,
+    config: {
+      devices: plan.devices,
+      windowPerClient: WINDOW_PER_CLIENT,
+      warmupMessages: plan.warmup.messages,
+      throughputMessages: plan.throughput.messages,
+      throughputMaxDurationMs: plan.throughput.maxDurationMs,
+      pacedRatePerS: plan.paced.ratePerS,
+      pacedDurationMs: plan.paced.durationMs,
+      durability: 'power',
+    },
+  };
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const resultsFile = join(RESULTS_DIR, 'latest.json');
+  await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nwrote ${resultsFile} (bench took ${fmt((performance.now() - started) / 1000, 1)} s)`);
+
+  if (profileFile !== undefined) await printProfile(profileFile);
+}
+
+function verdict(t: { ratio: number; met: boolean }): string {
+  return `${fmt(t.ratio, 2)}x ${t.met ? 'met' : 'MISSED'}`;
+}
+
+function printTable(rows: readonly (readonly string[])[]): void {
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+  for (const [i, row] of rows.entries()) {
+    console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  '));
+    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+}
+
+async function printProfile(file: string): Promise<void> {
+  const summary = await summarizeCpuProfile(file);
+  console.log(`\nAgent CPU profile (durability power, whole life incl. paced run; sampling adds overhead): ${file}`);
+  console.log(`sampled ${fmt(summary.totalMs / 1000, 1)} s; self time by package:`);
+  for (const p of summary.packages.slice(0, 12)) console.log(`  ${fmt(p.share * 100, 1).padStart(5)}%  ${p.name}`);
+  console.log('self time by function:');
+  for (const f of summary.functions) console.log(`  ${fmt(f.share * 100, 1).padStart(5)}%  ${f.name}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error('bench failed:', error);
+    process.exit(1);
+  },
+);
