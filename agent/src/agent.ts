@@ -9,6 +9,10 @@ import { startAgentHttpServer, type AgentHttpServer } from './http/http-server.j
 import { createIngest } from './ingest/ingest.js';
 import { createRateLimiter } from './ingest/rate-limiter.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
+import { startHeartbeats } from './uplink/heartbeat.js';
+import { createNatsTransport } from './uplink/nats-transport.js';
+import { startUplink, type Uplink } from './uplink/uplink.js';
+import { AGENT_VERSION } from './version.js';
 
 /** The outbox file inside the agent's data dir. */
 export const OUTBOX_FILE_NAME = 'outbox.sqlite';
@@ -29,6 +33,8 @@ export interface Agent {
 
 export interface StartAgentOptions {
   logger?: Logger;
+  /** Ends the process at once; used only by configured fault injection (chaos tests). */
+  crash?: () => void;
 }
 
 /**
@@ -50,6 +56,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   };
 
   try {
+    // The uplink is built after the outbox; commits and evictions wake it through these.
+    let uplink: Uplink | undefined;
     const outbox = await openOutbox({
       path: join(config.dataDir, OUTBOX_FILE_NAME),
       agentId: config.agentId,
@@ -59,7 +67,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       maxRecordsPerCommit: config.outbox.maxRecordsPerCommit,
       maxFileBytes: config.outbox.maxFileBytes,
       logger,
-      onEviction: (e) => logger.warn({ lane: e.lane, firstSeq: e.firstSeq, lastSeq: e.lastSeq, records: e.records, bytes: e.bytes }, 'outbox full: records evicted'),
+      onCommit: () => uplink?.kick(),
+      onEviction: (e) => {
+        logger.warn({ lane: e.lane, firstSeq: e.firstSeq, lastSeq: e.lastSeq, records: e.records, bytes: e.bytes }, 'outbox full: records evicted');
+        uplink?.evictionsChanged();
+      },
     });
     closers.push(() => outbox.close());
     registerOutboxGauges(metrics, outbox);
@@ -88,6 +100,40 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       bridge = await startMqttBridge({ config: config.broker, ingest, logger });
       const b = bridge;
       closers.push(() => b.close());
+    }
+
+    if (config.uplink !== undefined) {
+      const transport = createNatsTransport(config.uplink, logger);
+      closers.push(() => transport.close());
+      const startedUplink = startUplink({ agentId: config.agentId, epoch: outbox.epoch, config: config.uplink, outbox, transport, metrics, logger, faults: config.faults, crash: options.crash });
+      uplink = startedUplink;
+      closers.push(() => startedUplink.close());
+      const heartbeats = startHeartbeats({
+        agentId: config.agentId,
+        intervalMs: config.uplink.heartbeatIntervalMs,
+        transport,
+        logger,
+        snapshot: () => {
+          const stats = outbox.stats();
+          const counts = ingest.counts();
+          return {
+            agentId: config.agentId,
+            epoch: outbox.epoch,
+            ts: Date.now(),
+            labels: config.labels,
+            versions: { agent: AGENT_VERSION },
+            buffer: {
+              records: stats.records,
+              bytes: stats.bytes,
+              maxBytes: stats.maxBytes,
+              ...(stats.oldestReceivedAtMs === undefined ? {} : { oldestRecordAgeMs: Math.max(0, Date.now() - stats.oldestReceivedAtMs) }),
+              evictedRecords: stats.evicted,
+            },
+            ingest: { accepted: counts.accepted, rejected: counts.rejected, devicesConnected: broker?.connectedClients() ?? 0 },
+          };
+        },
+      });
+      closers.push(async () => heartbeats.close());
     }
 
     const http: AgentHttpServer = await startAgentHttpServer({

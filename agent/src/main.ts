@@ -3,7 +3,7 @@
 // calls process.exit.
 import { Command } from 'commander';
 import { createLogger, isOutpostError, ErrorCode } from '@outpost/shared';
-import { startAgent } from './agent.js';
+import { startAgent, type Agent } from './agent.js';
 import { hashPassword } from './broker/device-auth.js';
 import { loadAgentConfig } from './config.js';
 
@@ -28,20 +28,18 @@ async function run(configFile: string): Promise<void> {
     throw error;
   }
   const logger = createLogger({ name: 'outpost-agent', level: config.log.level, base: { agentId: config.agentId } });
-  let agent;
-  try {
-    agent = await startAgent(config, { logger });
-  } catch (error) {
-    logger.fatal({ err: error }, 'agent failed to start');
-    process.exitCode = EXIT_START_FAILED;
-    return;
-  }
-  // The ready line, printed whatever the log level: launchers and tests read the ports from it.
-  const ready = { event: 'agent-ready', agentId: agent.agentId, mqttPort: agent.mqttPort, tlsPort: agent.tlsPort, httpPort: agent.httpPort, epoch: agent.epoch, pid: process.pid };
-  process.stdout.write(`${JSON.stringify({ ...ready, time: Date.now(), msg: 'agent ready' })}\n`);
 
+  // Signal handlers go in before anything starts: a launcher may send SIGTERM the moment it
+  // reads the ready line (or while the agent is still starting), and without a handler that
+  // signal kills the process outright instead of closing the outbox.
+  let agent: Agent | undefined;
+  let stopRequested: NodeJS.Signals | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
+    if (agent === undefined) {
+      stopRequested ??= signal; // still starting: stop as soon as it has started
+      return;
+    }
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
@@ -55,6 +53,21 @@ async function run(configFile: string): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+
+  try {
+    agent = await startAgent(config, { logger, crash: () => process.kill(process.pid, 'SIGKILL') });
+  } catch (error) {
+    logger.fatal({ err: error }, 'agent failed to start');
+    process.exitCode = EXIT_START_FAILED;
+    return;
+  }
+  if (stopRequested !== undefined) {
+    stop(stopRequested);
+    return;
+  }
+  // The ready line, printed whatever the log level: launchers and tests read the ports from it.
+  const ready = { event: 'agent-ready', agentId: agent.agentId, mqttPort: agent.mqttPort, tlsPort: agent.tlsPort, httpPort: agent.httpPort, epoch: agent.epoch, pid: process.pid };
+  process.stdout.write(`${JSON.stringify({ ...ready, time: Date.now(), msg: 'agent ready' })}\n`);
 }
 
 const program = new Command()

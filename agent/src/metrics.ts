@@ -49,6 +49,33 @@ export function createAgentMetrics(labels: { agentId: string }) {
       help: 'MQTT clients connected to the embedded broker',
       registers: [registry],
     }),
+    uplinkRecords: new Counter({
+      name: 'outpost_uplink_records_total',
+      help: 'Records acknowledged by JetStream and deleted from the outbox, per lane',
+      labelNames: ['lane'] as const,
+      registers: [registry],
+    }),
+    uplinkBatches: new Counter({
+      name: 'outpost_uplink_batches_total',
+      help: 'Batches published to JetStream (including resends), per lane',
+      labelNames: ['lane'] as const,
+      registers: [registry],
+    }),
+    uplinkDuplicates: new Counter({
+      name: 'outpost_uplink_duplicate_batches_total',
+      help: 'Batches JetStream recognised as already stored (Nats-Msg-Id inside its duplicate window)',
+      registers: [registry],
+    }),
+    uplinkErrors: new Counter({
+      name: 'outpost_uplink_errors_total',
+      help: 'Failed publishes; the uplink rewinds to the oldest record still in the outbox',
+      registers: [registry],
+    }),
+    uplinkConnected: new Gauge({
+      name: 'outpost_uplink_connected',
+      help: '1 while connected to NATS',
+      registers: [registry],
+    }),
     commitLatency: new Histogram({
       name: 'outpost_ingest_ack_latency_seconds',
       help: 'Time from a publish reaching the agent to its outbox commit (the PUBACK waits for it)',

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './topics.js';
+export * from './subjects.js';
 export * from './schemas/device.js';
 export * from './schemas/uplink.js';
 export * from './config/load-config.js';

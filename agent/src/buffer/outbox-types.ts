@@ -80,6 +80,8 @@ export interface OutboxOptions {
   /** Hard cap on the database file (SQLite max_page_count); beyond it commits fail with STORAGE_FAILED. */
   maxFileBytes?: number | undefined;
   logger?: Logger | undefined;
+  /** Called after each commit that added records (the uplink wakes on it); `records` is how many. */
+  onCommit?: ((records: number) => void) | undefined;
   /** Called after each committed eviction. */
   onEviction?: ((eviction: EvictionRow) => void) | undefined;
 }

@@ -391,7 +391,7 @@ async function readOldestReceivedAtMs(db: Database, lane: Lane): Promise<number 
 }
 
 function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: State): SqliteOutbox {
-  const { maxBytes, maxRecordsPerCommit, deadLetterMaxRows, logger, onEviction, path } = options;
+  const { maxBytes, maxRecordsPerCommit, deadLetterMaxRows, logger, onEviction, onCommit, path } = options;
   const queue: Pending[] = [];
   let draining: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
@@ -484,6 +484,13 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
     }
     for (const item of records) item.resolve(outcome.seqs.get(item) ?? 0);
     for (const item of deadLetters) item.resolve();
+    if (records.length > 0) {
+      try {
+        onCommit?.(records.length);
+      } catch (err) {
+        logger?.error({ err }, 'onCommit callback threw');
+      }
+    }
     if (outcome.evictions.length > 0 || outcome.deadLettersDropped > 0) await reclaimFreePages();
   }
 

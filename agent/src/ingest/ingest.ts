@@ -35,6 +35,8 @@ export interface Ingest {
   handleTelemetry(deviceId: string, topic: string, payload: Buffer, receivedAtMs?: number): Promise<IngestOutcome>;
   /** False while the latest commit attempt failed (e.g. disk full), true again after the next success. */
   storageHealthy(): boolean;
+  /** Publishes committed and rejected since start. */
+  counts(): { accepted: number; rejected: number };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -76,6 +78,8 @@ export function parseTelemetryPayload(payload: Buffer): Parsed {
 export function createIngest(options: IngestOptions): Ingest {
   const { outbox, rateLimiter, metrics, logger, answer } = options;
   let storageOk = true;
+  let accepted = 0;
+  let rejected = 0;
 
   function storageFailed(error: unknown, deviceId: string): IngestOutcome {
     metrics.storageFailures.inc();
@@ -91,6 +95,7 @@ export function createIngest(options: IngestOptions): Ingest {
       return storageFailed(error, deviceId);
     }
     storageOk = true;
+    rejected++;
     metrics.rejected.inc({ reason });
     answer(deviceId, { ts: Date.now(), reason, topic, detail, ...(deviceSeq === undefined ? {} : { seq: deviceSeq }) });
     return { type: 'dead-lettered', reason };
@@ -99,6 +104,7 @@ export function createIngest(options: IngestOptions): Ingest {
   return {
     async handleTelemetry(deviceId, topic, payload, receivedAtMs = performance.now()) {
       if (!rateLimiter.tryTake(deviceId)) {
+        rejected++;
         metrics.rejected.inc({ reason: RejectReason.rateLimited });
         answer(deviceId, { ts: Date.now(), reason: RejectReason.rateLimited, topic, detail: 'device is over its message rate; QoS 1 messages are not acknowledged and will be resent' });
         return { type: 'refused', reason: 'rate-limited' };
@@ -108,6 +114,7 @@ export function createIngest(options: IngestOptions): Ingest {
       try {
         const seq = await outbox.append({ lane: Lane.telemetry, deviceId, ts: parsed.ts, deviceSeq: parsed.deviceSeq, kind: 'telemetry', body: parsed.body });
         storageOk = true;
+        accepted++;
         metrics.accepted.inc();
         metrics.commitLatency.observe((performance.now() - receivedAtMs) / 1000);
         return { type: 'accepted', seq };
@@ -116,5 +123,6 @@ export function createIngest(options: IngestOptions): Ingest {
       }
     },
     storageHealthy: () => storageOk,
+    counts: () => ({ accepted, rejected }),
   };
 }

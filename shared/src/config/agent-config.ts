@@ -56,6 +56,44 @@ const BridgeSchema = z.strictObject({
   topics: z.array(z.string().min(1)).min(1).default(['devices/+/telemetry']),
 });
 
+export const DEFAULT_UPLINK_BATCH_MAX_RECORDS = 500;
+export const DEFAULT_UPLINK_MAX_IN_FLIGHT_BATCHES = 16;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+
+const UplinkSchema = z.strictObject({
+  /** NATS server URLs, e.g. nats://cloud.example:4222. */
+  servers: z.array(z.string().regex(/^(nats|tls):\/\/.+/, 'must be a nats:// or tls:// URL')).min(1),
+  user: z.string().optional(),
+  pass: z.string().optional(),
+  token: z.string().optional(),
+  /**
+   * JetStream API prefix. An agent in its own account reaches the control plane's JetStream
+   * through an import under another prefix (DESIGN section 4); default `$JS.API`.
+   */
+  apiPrefix: z.string().min(1).default('$JS.API'),
+  /** Inbox prefix, so replies can be routed to this agent only; default `_INBOX`. */
+  inboxPrefix: z.string().min(1).default('_INBOX'),
+  batchMaxRecords: z.number().int().min(1).max(5_000).default(DEFAULT_UPLINK_BATCH_MAX_RECORDS),
+  maxInFlightBatches: z.number().int().min(1).max(256).default(DEFAULT_UPLINK_MAX_IN_FLIGHT_BATCHES),
+  heartbeatIntervalMs: z.number().int().min(100).default(DEFAULT_HEARTBEAT_INTERVAL_MS),
+  /** A dead link is found within pingIntervalMs * (maxPingOut + 1): 10 s * 3 = 30 s by default. */
+  pingIntervalMs: z.number().int().min(100).default(10_000),
+  maxPingOut: z.number().int().min(1).default(2),
+  connectTimeoutMs: z.number().int().min(100).default(5_000),
+  publishTimeoutMs: z.number().int().min(100).default(10_000),
+  reconnectBaseWaitMs: z.number().int().min(10).default(250),
+  reconnectMaxWaitMs: z.number().int().min(10).default(10_000),
+});
+
+/**
+ * Crash points for chaos tests: the agent SIGKILLs itself at the named uplink step, after
+ * `afterBatches` batches. Never set in production configs.
+ */
+const FaultsSchema = z.strictObject({
+  crashAt: z.enum(['after-commit-before-publish', 'after-publish-before-ack', 'after-ack-before-delete']),
+  afterBatches: z.number().int().min(0).default(0),
+});
+
 export const AgentConfigSchema = z.strictObject({
   agentId: AgentIdSchema,
   /** Where the outbox database lives; created if missing. */
@@ -90,6 +128,9 @@ export const AgentConfigSchema = z.strictObject({
       rateLimitBurst: z.number().int().min(1).optional(),
     })
     .default({ rateLimitMsgsPerS: DEFAULT_RATE_LIMIT_MSGS_PER_S }),
+  /** Where the outbox drains to; without it the agent buffers only. */
+  uplink: UplinkSchema.optional(),
+  faults: FaultsSchema.optional(),
   http: z
     .strictObject({ host: HostSchema.default('127.0.0.1'), port: PortSchema.default(DEFAULT_HTTP_PORT) })
     .default({ host: '127.0.0.1', port: DEFAULT_HTTP_PORT }),
@@ -114,3 +155,5 @@ export type AgentConfig = z.output<typeof AgentConfigSchema>;
 export type EmbeddedBrokerConfig = z.output<typeof EmbeddedBrokerSchema>;
 export type BridgeConfig = z.output<typeof BridgeSchema>;
 export type TlsConfig = z.output<typeof TlsConfigSchema>;
+export type UplinkConfig = z.output<typeof UplinkSchema>;
+export type FaultsConfig = z.output<typeof FaultsSchema>;

@@ -47,6 +47,8 @@ export type UplinkBatch = z.infer<typeof UplinkBatchSchema>;
 
 /** Records the agent dropped to stay inside its byte bound: reported so gaps are explained. */
 export const EvictionReportSchema = z.object({
+  /** The agent's eviction row id: reports are idempotent by (agentId, epoch, id). */
+  id: z.number().int().positive(),
   agentId: AgentIdSchema,
   epoch: EpochSchema,
   lane: LaneSchema,

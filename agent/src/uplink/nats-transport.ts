@@ -1,0 +1,164 @@
+// The agent's only import of the @nats-io modules: a small transport the uplink drives.
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import type { Logger, UplinkConfig } from '@outpost/shared';
+
+/** What happened to the link, as the uplink sees it. */
+export type TransportEvent =
+  | { type: 'connected'; server: string }
+  | { type: 'disconnected'; server: string }
+  | { type: 'closed' };
+
+export interface PublishAck {
+  /** The stream's sequence of the stored message. */
+  streamSeq: number;
+  /** True when JetStream recognised the Nats-Msg-Id inside its duplicate window. */
+  duplicate: boolean;
+}
+
+export interface UplinkTransport {
+  /** True while a connection to a server is up. */
+  connected(): boolean;
+  /** Resolves when connected (at once if already). */
+  whenConnected(): Promise<void>;
+  /** Publishes to JetStream and resolves on the stream's ack. Pipelining is the caller's: call again before this resolves. */
+  publish(subject: string, payload: Uint8Array, options: { msgId?: string; headers?: Record<string, string> }): Promise<PublishAck>;
+  /** Resolves once the server has seen everything published so far (a PING/PONG round trip). */
+  flush(): Promise<void>;
+  onEvent(listener: (event: TransportEvent) => void): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects in the background: the agent starts and buffers even when NATS is away at boot.
+ * Reconnects forever with jittered exponential backoff (nats.js gives up after 10 attempts
+ * by default) and pings often enough to find a dead link within `pingIntervalMs * (maxPingOut + 1)`.
+ */
+export function createNatsTransport(config: UplinkConfig, logger: Logger): UplinkTransport {
+  const listeners: ((event: TransportEvent) => void)[] = [];
+  const emit = (event: TransportEvent): void => {
+    for (const l of listeners) l(event);
+  };
+  let nc: NatsConnection | undefined;
+  let js: JetStreamClient | undefined;
+  let isUp = false;
+  let closed = false;
+  let waiters: (() => void)[] = [];
+  let attempt = 0;
+
+  const setUp = (up: boolean): void => {
+    isUp = up;
+    if (up) {
+      attempt = 0;
+      for (const w of waiters.splice(0)) w();
+    }
+  };
+
+  const backoffMs = (): number => {
+    // Full jitter: a fleet coming back after an outage does not reconnect in lockstep.
+    const ceiling = Math.min(config.reconnectMaxWaitMs, config.reconnectBaseWaitMs * 2 ** Math.min(attempt++, 16));
+    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+  };
+
+  /** First connect: nats.js reconnects forever only once connected, so retry the first one here, abortably. */
+  const connectFirst = async (): Promise<NatsConnection | undefined> => {
+    for (;;) {
+      if (closed) return undefined;
+      try {
+        return await connectOnce();
+      } catch (error) {
+        logger.warn({ err: error, servers: config.servers }, 'uplink cannot connect yet; buffering');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoffMs());
+          wakeFromBackoff = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    }
+  };
+  let wakeFromBackoff = (): void => undefined;
+
+  const connectOnce = (): Promise<NatsConnection> =>
+    connect({
+      servers: config.servers,
+      name: `outpost-agent`,
+      user: config.user,
+      pass: config.pass,
+      token: config.token,
+      inboxPrefix: config.inboxPrefix,
+      maxReconnectAttempts: -1,
+      reconnectDelayHandler: backoffMs,
+      pingInterval: config.pingIntervalMs,
+      maxPingOut: config.maxPingOut,
+      timeout: config.connectTimeoutMs,
+    });
+
+  const ready = (async () => {
+    nc = await connectFirst();
+    if (nc === undefined) return;
+    if (closed) {
+      await nc.close();
+      return;
+    }
+    js = jetstream(nc, { apiPrefix: config.apiPrefix, timeout: config.publishTimeoutMs });
+    const server = nc.getServer();
+    setUp(true);
+    logger.info({ server }, 'uplink connected');
+    emit({ type: 'connected', server });
+    const conn = nc;
+    void (async () => {
+      for await (const status of conn.status()) {
+        if (status.type === 'disconnect') {
+          setUp(false);
+          logger.warn({ server: status.server }, 'uplink disconnected; buffering');
+          emit({ type: 'disconnected', server: status.server });
+        } else if (status.type === 'reconnect') {
+          setUp(true);
+          logger.info({ server: status.server }, 'uplink reconnected');
+          emit({ type: 'connected', server: status.server });
+        } else if (status.type === 'staleConnection') {
+          logger.warn('uplink connection stale (no PONG); reconnecting');
+        }
+      }
+    })();
+    void conn.closed().then(() => {
+      setUp(false);
+      emit({ type: 'closed' });
+    });
+  })().catch((error: unknown) => {
+    if (!closed) logger.error({ err: error }, 'uplink connection failed for good');
+  });
+
+  return {
+    connected: () => isUp,
+    whenConnected() {
+      if (isUp) return Promise.resolve();
+      return new Promise((resolve) => waiters.push(resolve));
+    },
+    async publish(subject, payload, options) {
+      if (js === undefined || !isUp) throw new Error('uplink not connected');
+      let h;
+      if (options.headers !== undefined) {
+        h = natsHeaders();
+        for (const [k, v] of Object.entries(options.headers)) h.set(k, v);
+      }
+      const ack = await js.publish(subject, payload, { msgID: options.msgId, headers: h });
+      return { streamSeq: ack.seq, duplicate: ack.duplicate };
+    },
+    async flush() {
+      await nc?.flush();
+    },
+    onEvent(listener) {
+      listeners.push(listener);
+    },
+    async close() {
+      closed = true;
+      waiters = [];
+      wakeFromBackoff();
+      await ready;
+      if (nc !== undefined && !nc.isClosed()) await nc.close();
+    },
+  };
+}

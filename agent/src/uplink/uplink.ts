@@ -1,0 +1,213 @@
+import { promisify } from 'node:util';
+import { gzip as gzipCallback, constants as zlibConstants } from 'node:zlib';
+import {
+  BATCH_ENCODING,
+  ENCODING_HEADER,
+  LANES_IN_DRAIN_ORDER,
+  batchMsgId,
+  evictionMsgId,
+  evictionSubject,
+  uplinkSubject,
+  type EvictionReport,
+  type FaultsConfig,
+  type Lane,
+  type Logger,
+  type UplinkBatch,
+  type UplinkConfig,
+} from '@outpost/shared';
+import type { Outbox, StoredRecord } from '../buffer/index.js';
+import type { AgentMetrics } from '../metrics.js';
+import type { UplinkTransport } from './nats-transport.js';
+
+const gzip = promisify(gzipCallback);
+
+/** When nothing wakes the uplink, it looks at the outbox again after this long anyway. */
+export const IDLE_RECHECK_MS = 1_000;
+/** Pause after a failed publish before the next attempt while still connected. */
+export const RETRY_PAUSE_MS = 500;
+
+export interface UplinkOptions {
+  agentId: string;
+  epoch: string;
+  config: UplinkConfig;
+  outbox: Outbox;
+  transport: UplinkTransport;
+  metrics: AgentMetrics;
+  logger: Logger;
+  faults?: FaultsConfig | undefined;
+  /** Ends the process at once (chaos tests); only main.ts knows how. */
+  crash?: (() => void) | undefined;
+}
+
+export interface Uplink {
+  /** New records were committed: look at the outbox now. */
+  kick(): void;
+  /** The outbox evicted records: report them upstream. */
+  evictionsChanged(): void;
+  close(): Promise<void>;
+}
+
+interface InFlight {
+  lane: Lane;
+  lastSeq: number;
+  records: number;
+  ack: Promise<{ duplicate: boolean }>;
+}
+
+/**
+ * Drains the outbox to JetStream (DESIGN section 2): lane by lane in seq order, events before
+ * telemetry, in gzip-compressed batches with a Nats-Msg-Id, up to `maxInFlightBatches`
+ * pipelined, deleting a range only after JetStream acknowledged it and every batch before it.
+ * Any failure rewinds to the oldest record still in the outbox; what JetStream already has is
+ * then sent again and dropped as a duplicate by the control plane's accounting.
+ */
+export function startUplink(options: UplinkOptions): Uplink {
+  const { agentId, epoch, config, outbox, transport, metrics, logger, faults, crash } = options;
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  let evictionsReportedThrough = 0;
+  let evictionsPending = true;
+  let batchesPublished = 0;
+
+  const kick = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  transport.onEvent(kick);
+
+  /** Sleeps until kicked, stopped, or `ms` passed. */
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        wake = undefined;
+        resolve();
+      }, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  const crashIf = (point: FaultsConfig['crashAt']): void => {
+    if (faults?.crashAt === point && batchesPublished >= faults.afterBatches) {
+      logger.warn({ point, batchesPublished }, 'fault injection: crashing');
+      (crash ?? (() => { throw new Error(`fault injected at ${point}`); }))();
+    }
+  };
+
+  /**
+   * An UplinkBatch as JSON, built by hand: each body is already JSON text the agent validated
+   * and wrote itself, so it is spliced in rather than parsed and stringified again.
+   */
+  async function encode(lane: Lane, records: StoredRecord[]): Promise<Buffer> {
+    const head: Omit<UplinkBatch, 'records'> = { agentId, epoch, lane, firstSeq: records[0]!.seq, lastSeq: records.at(-1)!.seq };
+    const parts = records.map((r) => {
+      const deviceSeq = r.deviceSeq === undefined || r.deviceSeq === null ? '' : `,"deviceSeq":${r.deviceSeq}`;
+      return `{"seq":${r.seq},"deviceId":${JSON.stringify(r.deviceId)},"ts":${r.ts},"receivedAtMs":${r.receivedAtMs}${deviceSeq},"kind":${JSON.stringify(r.kind)},"body":${r.body}}`;
+    });
+    const json = `${JSON.stringify(head).slice(0, -1)},"records":[${parts.join(',')}]}`;
+    // Level 1: most of gzip's gain on repetitive JSON at a fraction of the CPU.
+    return gzip(json, { level: zlibConstants.Z_BEST_SPEED });
+  }
+
+  async function reportEvictions(): Promise<void> {
+    if (!evictionsPending) return;
+    evictionsPending = false;
+    for (const e of await outbox.evictions(evictionsReportedThrough)) {
+      const report: EvictionReport = { id: e.id, agentId, epoch, lane: e.lane, firstSeq: e.firstSeq, lastSeq: e.lastSeq, records: e.records, bytes: e.bytes, byDevice: e.byDevice, atMs: e.atMs };
+      await transport.publish(evictionSubject(agentId), Buffer.from(JSON.stringify(report)), { msgId: evictionMsgId(agentId, epoch, e.id) });
+      evictionsReportedThrough = e.id;
+    }
+  }
+
+  async function settle(inFlight: InFlight[]): Promise<void> {
+    const head = inFlight[0]!;
+    const { duplicate } = await head.ack;
+    inFlight.shift();
+    if (duplicate) metrics.uplinkDuplicates.inc();
+    crashIf('after-ack-before-delete');
+    await outbox.deleteThrough(head.lane, head.lastSeq);
+    metrics.uplinkRecords.inc({ lane: head.lane }, head.records);
+  }
+
+  /** Drains until disconnected, stopped or failed; throws on a failed publish. */
+  async function drain(): Promise<void> {
+    const inFlight: InFlight[] = [];
+    // Start from the oldest record still present: anything after a failure is sent again.
+    const sentThrough: Record<Lane, number> = { events: 0, telemetry: 0 };
+    try {
+      while (!stopping && transport.connected()) {
+        await reportEvictions();
+        let lane: Lane | undefined;
+        let records: StoredRecord[] = [];
+        for (const l of LANES_IN_DRAIN_ORDER) {
+          records = await outbox.read(l, sentThrough[l], config.batchMaxRecords);
+          if (records.length > 0) {
+            lane = l;
+            break;
+          }
+        }
+        if (lane === undefined) {
+          if (inFlight.length > 0) await settle(inFlight);
+          else await pause(IDLE_RECHECK_MS);
+          continue;
+        }
+        const payload = await encode(lane, records);
+        const first = records[0]!.seq;
+        const last = records.at(-1)!.seq;
+        crashIf('after-commit-before-publish');
+        const ack = transport.publish(uplinkSubject(agentId, lane), payload, {
+          msgId: batchMsgId(agentId, epoch, lane, first, last),
+          headers: { [ENCODING_HEADER]: BATCH_ENCODING },
+        });
+        ack.catch(() => undefined); // awaited in order by settle(); a rejection here must not go unhandled
+        batchesPublished++;
+        metrics.uplinkBatches.inc({ lane });
+        if (faults?.crashAt === 'after-publish-before-ack' && batchesPublished > faults.afterBatches) {
+          await transport.flush();
+          crashIf('after-publish-before-ack');
+        }
+        inFlight.push({ lane, lastSeq: last, records: records.length, ack });
+        sentThrough[lane] = last;
+        if (inFlight.length >= config.maxInFlightBatches) await settle(inFlight);
+      }
+      while (inFlight.length > 0) await settle(inFlight);
+    } finally {
+      for (const f of inFlight) f.ack.catch(() => undefined);
+    }
+  }
+
+  const running = (async () => {
+    while (!stopping) {
+      if (!transport.connected()) {
+        metrics.uplinkConnected.set(0);
+        await Promise.race([transport.whenConnected(), new Promise<void>((resolve) => (wake = resolve))]);
+        continue;
+      }
+      metrics.uplinkConnected.set(1);
+      try {
+        await drain();
+      } catch (error) {
+        if (stopping) break;
+        metrics.uplinkErrors.inc();
+        evictionsPending = true;
+        logger.warn({ err: error }, 'uplink publish failed; resending from the oldest unacknowledged record');
+        if (transport.connected()) await pause(RETRY_PAUSE_MS);
+      }
+    }
+  })();
+
+  return {
+    kick,
+    evictionsChanged() {
+      evictionsPending = true;
+      kick();
+    },
+    async close() {
+      stopping = true;
+      kick();
+      await running;
+    },
+  };
+}

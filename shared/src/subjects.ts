@@ -1,0 +1,78 @@
+import { ErrorCode, OutpostError } from './errors.js';
+import type { Lane } from './schemas/uplink.js';
+
+/**
+ * NATS names shared by agents and the control plane. Agents publish only under
+ * `outpost.uplink.{agentId}.>` and `outpost.agent.{agentId}.>` (DESIGN section 4), so one
+ * permission pattern per agent covers everything it may send.
+ */
+export const UPLINK_STREAM = 'OUTPOST_UPLINK';
+export const AGENT_EVENTS_STREAM = 'OUTPOST_AGENT_EVENTS';
+export const UPLINK_SUBJECTS = 'outpost.uplink.>';
+export const AGENT_EVENTS_SUBJECTS = 'outpost.agent.>';
+/** KV bucket: fleet registry, key = agentId. */
+export const FLEET_BUCKET = 'outpost_fleet';
+/** KV bucket: accounting per (agent, epoch, lane), key = `{agentId}.{epoch}.{lane}`. */
+export const ACCOUNTING_BUCKET = 'outpost_accounting';
+
+/** Header naming the payload encoding of an uplink batch. */
+export const ENCODING_HEADER = 'Outpost-Encoding';
+/** Uplink batches are gzip-compressed JSON (UplinkBatchSchema). */
+export const BATCH_ENCODING = 'gzip+json';
+
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+function assertToken(what: string, value: string): void {
+  if (!TOKEN.test(value)) throw new OutpostError(ErrorCode.SUBJECT_INVALID, `invalid ${what} ${JSON.stringify(value)} for a NATS subject`);
+}
+
+/** `outpost.uplink.{agentId}.{lane}`: compressed batches of outbox records. */
+export function uplinkSubject(agentId: string, lane: Lane): string {
+  assertToken('agent id', agentId);
+  return `outpost.uplink.${agentId}.${lane}`;
+}
+
+/** `outpost.agent.{agentId}.heartbeat` */
+export function heartbeatSubject(agentId: string): string {
+  assertToken('agent id', agentId);
+  return `outpost.agent.${agentId}.heartbeat`;
+}
+
+/** `outpost.agent.{agentId}.evictions`: what the agent dropped to stay inside its byte bound. */
+export function evictionSubject(agentId: string): string {
+  assertToken('agent id', agentId);
+  return `outpost.agent.${agentId}.evictions`;
+}
+
+/** Nats-Msg-Id of a batch: the same records always get the same id inside the dedup window. */
+export function batchMsgId(agentId: string, epoch: string, lane: Lane, firstSeq: number, lastSeq: number): string {
+  return `${agentId}:${epoch}:${lane}:${firstSeq}-${lastSeq}`;
+}
+
+/** Nats-Msg-Id of an eviction report. */
+export function evictionMsgId(agentId: string, epoch: string, evictionId: number): string {
+  return `${agentId}:${epoch}:evict:${evictionId}`;
+}
+
+/** KV key of the accounting of one (agent, epoch, lane). */
+export function accountingKey(agentId: string, epoch: string, lane: Lane): string {
+  assertToken('agent id', agentId);
+  return `${agentId}.${epoch}.${lane}`;
+}
+
+export type ParsedAgentSubject =
+  | { type: 'uplink'; agentId: string; lane: Lane }
+  | { type: 'heartbeat'; agentId: string }
+  | { type: 'evictions'; agentId: string };
+
+/** Parses the subjects above; undefined for anything else. */
+export function parseAgentSubject(subject: string): ParsedAgentSubject | undefined {
+  const parts = subject.split('.');
+  if (parts.length !== 4 || parts[0] !== 'outpost') return undefined;
+  const [, kind, agentId = '', last] = parts;
+  if (!TOKEN.test(agentId)) return undefined;
+  if (kind === 'uplink' && (last === 'events' || last === 'telemetry')) return { type: 'uplink', agentId, lane: last };
+  if (kind === 'agent' && last === 'heartbeat') return { type: 'heartbeat', agentId };
+  if (kind === 'agent' && last === 'evictions') return { type: 'evictions', agentId };
+  return undefined;
+}
