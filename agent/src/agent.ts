@@ -3,7 +3,7 @@ import { Gauge } from 'prom-client';
 import { createLogger, errorsTopic, LANES_IN_DRAIN_ORDER, type AgentConfig, type Logger } from '@outpost/shared';
 import { openOutbox, type Outbox } from './buffer/index.js';
 import { createDeviceAuthenticator } from './broker/device-auth.js';
-import { createErrorAnswerer, startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
 import { startMqttBridge, type MqttBridge } from './broker/mqtt-bridge.js';
 import { startAgentHttpServer, type AgentHttpServer } from './http/http-server.js';
 import { createIngest } from './ingest/ingest.js';
@@ -82,8 +82,15 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       outbox,
       metrics,
       logger,
-      rateLimiter: createRateLimiter(config.ingest.rateLimitMsgsPerS, config.ingest.rateLimitBurst),
-      answer: createErrorAnswerer(() => broker, errorsTopic, logger),
+      // Bridge mode has no per-device limit: its one connection is shared by every device, so
+      // a refusal could only be an acknowledged drop. The site broker limits its devices.
+      rateLimiter: config.broker.mode === 'embedded' ? createRateLimiter(config.ingest.rateLimitMsgsPerS, config.ingest.rateLimitBurst) : createRateLimiter(0),
+      answer: (deviceId, error) => {
+        const topic = errorsTopic(deviceId);
+        const payload = JSON.stringify(error);
+        if (broker !== undefined) broker.publish(topic, payload).catch((err: unknown) => logger.debug({ err, deviceId }, 'error answer not delivered'));
+        else bridge?.publish(topic, payload);
+      },
     });
 
     if (config.broker.mode === 'embedded') {

@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
-import { parseDeviceTopic, type DeviceError, type EmbeddedBrokerConfig, type Logger } from '@outpost/shared';
+import { parseDeviceTopic, type EmbeddedBrokerConfig, type Logger } from '@outpost/shared';
 import type { Ingest } from '../ingest/ingest.js';
 import type { AgentMetrics } from '../metrics.js';
 import { canPublish, canSubscribe, canUseWill, type DeviceAuthenticator } from './device-auth.js';
@@ -183,15 +183,6 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       })();
       return closing;
     },
-  };
-}
-
-/** Builds the `devices/{id}/errors` answer publisher for the ingest stage. */
-export function createErrorAnswerer(getBroker: () => EmbeddedBroker | undefined, errorsTopic: (deviceId: string) => string, logger: Logger) {
-  return (deviceId: string, error: DeviceError): void => {
-    const broker = getBroker();
-    if (broker === undefined) return;
-    broker.publish(errorsTopic(deviceId), JSON.stringify(error)).catch((err: unknown) => logger.debug({ err, deviceId }, 'error answer not delivered'));
   };
 }
 

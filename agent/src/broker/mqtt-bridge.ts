@@ -2,7 +2,7 @@
 // site broker instead of embedding its own.
 import { readFile } from 'node:fs/promises';
 import mqtt, { type MqttClient } from 'mqtt';
-import { errorsTopic, parseDeviceTopic, type BridgeConfig, type DeviceError, type Logger } from '@outpost/shared';
+import { parseDeviceTopic, type BridgeConfig, type Logger } from '@outpost/shared';
 import type { Ingest } from '../ingest/ingest.js';
 
 /** Pause before reconnecting, ms; mqtt.js retries forever at this period. */
@@ -11,6 +11,8 @@ export const DEFAULT_BRIDGE_RECONNECT_MS = 1_000;
 export interface MqttBridge {
   /** True while connected to the site broker. */
   connected(): boolean;
+  /** Publishes on the site broker (the agent's answers on devices/{id}/errors); QoS 0. */
+  publish(topic: string, payload: string): void;
   close(): Promise<void>;
 }
 
@@ -37,12 +39,6 @@ export interface MqttBridgeOptions {
 export async function startMqttBridge(options: MqttBridgeOptions): Promise<MqttBridge> {
   const { config, ingest, logger } = options;
   const ca = config.caFile === undefined ? undefined : await readFile(config.caFile);
-  // The ingest stage answers through the embedded broker, which bridge mode does not have:
-  // answers go back over the site broker from here.
-  const answer = (deviceId: string, error: DeviceError): void => {
-    client.publish(errorsTopic(deviceId), JSON.stringify(error), { qos: 0 });
-  };
-
   const client: MqttClient = mqtt.connect(config.url, {
     clientId: config.clientId,
     clean: false,
@@ -61,16 +57,11 @@ export async function startMqttBridge(options: MqttBridgeOptions): Promise<MqttB
       switch (outcome.type) {
         case 'accepted':
           return callback();
-        case 'dead-lettered':
-          answer(parsed.deviceId, { ts: Date.now(), reason: outcome.reason, topic });
+        case 'dead-lettered': // committed as a dead letter; ingest answered the device
           return callback();
         case 'refused':
-          if (outcome.reason === 'rate-limited') {
-            // Counted by ingest; closing the shared bridge connection would stall every
-            // device behind it, so the message is acknowledged and the device told why.
-            answer(parsed.deviceId, { ts: Date.now(), reason: outcome.reason, topic });
-            return callback();
-          }
+          // QoS 0 is never redelivered: dropping the connection would not bring it back.
+          if (packet.qos === 0) return callback();
           logger.warn({ deviceId: parsed.deviceId, topic }, 'outbox could not commit; dropping the bridge connection so the site broker redelivers');
           // No PUBACK for this message (the callback gets an error), and a new connection on
           // which the broker resends every unacknowledged QoS 1 message of the session.
@@ -94,6 +85,9 @@ export async function startMqttBridge(options: MqttBridgeOptions): Promise<MqttB
   let closing: Promise<void> | undefined;
   return {
     connected: () => client.connected,
+    publish(topic, payload) {
+      client.publish(topic, payload, { qos: 0 });
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         client.end(false, {}, () => resolve());

@@ -123,7 +123,7 @@ export const AgentConfigSchema = z.strictObject({
     .default({ durability: 'power', maxBytes: DEFAULT_MAX_BUFFER_BYTES, deadLetterMaxRows: DEFAULT_DEAD_LETTER_MAX_ROWS, maxRecordsPerCommit: DEFAULT_MAX_RECORDS_PER_COMMIT }),
   ingest: z
     .strictObject({
-      /** Per-device token bucket; 0 turns the limit off. */
+      /** Per-device token bucket of the embedded broker; 0 turns it off. Bridge mode leaves limits to the site broker. */
       rateLimitMsgsPerS: z.number().min(0).default(DEFAULT_RATE_LIMIT_MSGS_PER_S),
       rateLimitBurst: z.number().int().min(1).optional(),
     })

@@ -16,7 +16,14 @@ export function formatIssues(issues: readonly ConfigIssue[]): string {
 }
 
 function toConfigIssues(error: z.ZodError): ConfigIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message }));
+  return error.issues.flatMap((issue) => {
+    const path = issue.path.map(String);
+    // zod names the parent of unknown keys; a user wants the key itself: `broker.shape: unknown key`.
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ path: [...path, key].join('.'), message: 'unknown key' }));
+    }
+    return [{ path: path.join('.'), message: issue.message }];
+  });
 }
 
 /**

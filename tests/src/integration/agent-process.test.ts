@@ -52,7 +52,7 @@ function spawnAgent(configFile: string, cwd: string): { child: ChildProcess; rea
   children.push(child);
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const closed = new Promise<number | null>((resolveClosed) => child.once('close', (code, sig) => { console.log('CLOSE', code, sig, stderr); resolveClosed(code); }));
+  const closed = new Promise<number | null>((resolveClosed) => child.once('close', (code) => resolveClosed(code)));
   const ready = new Promise<Record<string, unknown>>((resolveReady, reject) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (!line.startsWith('{')) return;
@@ -198,6 +198,19 @@ describe('outpost-agent lifecycle', () => {
     expect(records.map((r) => r.deviceSeq)).toEqual([0, 1, 2, 3, 4]);
     const firstRunMax = Math.max(...records.slice(0, 3).map((r) => r.seq));
     for (const record of records.slice(3)) expect(record.seq).toBeGreaterThan(firstRunMax);
+  });
+
+  it('exits 0 on a SIGTERM sent the moment the ready line appears', async () => {
+    // A launcher may stop the agent as soon as it reads the ready line: the signal handlers
+    // must already be there, or the default action kills the process (exit by signal).
+    const configFile = join(dir.path, 'agent.json');
+    await writeFile(configFile, JSON.stringify(testAgentConfig(join(dir.path, 'data'))));
+    for (let run = 0; run < 3; run++) {
+      const agent = spawnAgent(configFile, dir.path);
+      await agent.ready;
+      agent.child.kill('SIGTERM');
+      expect(await agent.closed).toBe(0);
+    }
   });
 
   it('serves /healthz and /metrics with the ingest and outbox counts', async () => {

@@ -20,9 +20,10 @@ let mosquitto: Mosquitto;
 let agent: Agent | undefined;
 const devices: MqttClient[] = [];
 
-function bridgeConfig(): AgentConfigInput {
+function bridgeConfig(overrides: Partial<AgentConfigInput> = {}): AgentConfigInput {
   return testAgentConfig(join(dir.path, 'data'), {
     broker: { mode: 'bridge', url: mosquitto.url, clientId: BRIDGE_CLIENT_ID, topics: [TELEMETRY_FILTER] },
+    ...overrides,
   });
 }
 
@@ -35,9 +36,9 @@ function bridgeSubscriptions(): number {
  * Starts the agent and waits until mosquitto has registered one more subscription of the
  * bridge: from then on a device publish is routed to the agent's session.
  */
-async function startBridgeAgent(): Promise<Agent> {
+async function startBridgeAgent(overrides: Partial<AgentConfigInput> = {}): Promise<Agent> {
   const before = bridgeSubscriptions();
-  agent = await startInProcessAgent(bridgeConfig());
+  agent = await startInProcessAgent(bridgeConfig(overrides));
   await waitFor(() => bridgeSubscriptions() > before, { what: 'mosquitto to register the bridge subscription' });
   return agent;
 }
@@ -132,6 +133,14 @@ describe('bridge mode', () => {
     expect(records.map((r) => [r.deviceId, r.deviceSeq])).toEqual([['d1', 1]]);
     expect(await a.outbox.deadLetters(10)).toHaveLength(2);
     expect(await a.metrics.registry.getSingleMetricAsString('outpost_ingest_rejected_total')).toMatch(/reason="invalid-payload"[^}]*} 1$/m);
+  });
+
+  it('applies no per-device rate limit: refusing on a shared connection could only drop acknowledged data', async () => {
+    const a = await startBridgeAgent({ ingest: { rateLimitMsgsPerS: 0.001, rateLimitBurst: 1 } });
+    const d1 = await device('site-d1');
+    for (let seq = 0; seq < 5; seq++) await publish(d1, 'devices/d1/telemetry', telemetryPayload(seq));
+    const records = await telemetryRecords(a, 5);
+    expect(records.map((r) => r.deviceSeq)).toEqual([0, 1, 2, 3, 4]);
   });
 
   it('keeps its persistent session: messages published while the agent is down arrive after its restart', async () => {

@@ -1,0 +1,115 @@
+import { z } from 'zod';
+
+export const DEFAULT_CONTROL_PLANE_HTTP_PORT = 8080;
+export const DEFAULT_NATS_SERVERS: readonly string[] = ['nats://127.0.0.1:4222'];
+/** The uplink stream is the log of record: telemetry history kept this long by default. */
+export const DEFAULT_UPLINK_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
+/** Heartbeats and eviction reports are consumed within seconds; an hour leaves room for an outage. */
+export const DEFAULT_AGENT_EVENTS_MAX_AGE_MS = 60 * 60 * 1000;
+/** JetStream drops a repeated Nats-Msg-Id only inside this window (FACTS: 2.5 s apart with a 1 s window was stored twice). */
+export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
+/** 3 missed heartbeats at the agent's 10 s interval. */
+export const DEFAULT_OFFLINE_AFTER_MS = 30_000;
+/** An agent whose oldest buffered record is older than this is degraded (its uplink does not keep up). */
+export const DEFAULT_DEGRADED_BUFFER_AGE_MS = 5 * 60 * 1000;
+/** An agent whose outbox holds more than this fraction of its byte bound is degraded (evictions are near). */
+export const DEFAULT_DEGRADED_BUFFER_FILL_RATIO = 0.9;
+/** Messages one pull asks for. */
+export const DEFAULT_INGEST_FETCH_BATCH = 256;
+/** A message not acked within this is redelivered (to any replica). */
+export const DEFAULT_INGEST_ACK_WAIT_MS = 30_000;
+/** Unacked messages the server hands out per consumer, over all replicas. */
+export const DEFAULT_INGEST_MAX_ACK_PENDING = 1_000;
+/** A batch that decompresses to more than this is refused (gzip bomb). */
+export const DEFAULT_INGEST_MAX_BATCH_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_NATS_PING_INTERVAL_MS = 10_000;
+export const DEFAULT_NATS_MAX_PING_OUT = 2;
+export const DEFAULT_NATS_RECONNECT_WAIT_MS = 1_000;
+export const DEFAULT_NATS_RECONNECT_JITTER_MS = 1_000;
+export const DEFAULT_NATS_CONNECT_TIMEOUT_MS = 5_000;
+
+const PortSchema = z.number().int().min(0).max(65535);
+const PositiveMs = z.number().int().positive();
+
+const NatsSchema = z
+  .strictObject({
+    /** e.g. `nats://nats-1:4222`; several for a cluster. */
+    servers: z.array(z.string().min(1)).min(1).default([...DEFAULT_NATS_SERVERS]),
+    user: z.string().min(1).optional(),
+    pass: z.string().min(1).optional(),
+    token: z.string().min(1).optional(),
+    /** Client name shown in the server's connection list. */
+    name: z.string().min(1).default('outpost-control-plane'),
+    /** With maxPingOut 2, a dead link is found within pingIntervalMs * 3. */
+    pingIntervalMs: PositiveMs.default(DEFAULT_NATS_PING_INTERVAL_MS),
+    maxPingOut: z.number().int().min(1).default(DEFAULT_NATS_MAX_PING_OUT),
+    /** Wait between reconnect attempts, plus up to reconnectJitterMs at random (a fleet of replicas does not reconnect in lockstep). */
+    reconnectWaitMs: PositiveMs.default(DEFAULT_NATS_RECONNECT_WAIT_MS),
+    reconnectJitterMs: z.number().int().nonnegative().default(DEFAULT_NATS_RECONNECT_JITTER_MS),
+    /** The first connect fails start-up after this long. */
+    connectTimeoutMs: PositiveMs.default(DEFAULT_NATS_CONNECT_TIMEOUT_MS),
+  })
+  .superRefine((nats, ctx) => {
+    if ((nats.user === undefined) !== (nats.pass === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [nats.user === undefined ? 'user' : 'pass'], message: 'user and pass go together' });
+    }
+    if (nats.token !== undefined && nats.user !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['token'], message: 'use either token or user/pass, not both' });
+    }
+  });
+
+const StreamsSchema = z
+  .strictObject({
+    /** How long the uplink stream (the telemetry log of record) keeps a batch. */
+    uplinkMaxAgeMs: PositiveMs.default(DEFAULT_UPLINK_MAX_AGE_MS),
+    /** Optional byte bound of the uplink stream; the oldest batches go first. */
+    uplinkMaxBytes: z.number().int().positive().optional(),
+    agentEventsMaxAgeMs: PositiveMs.default(DEFAULT_AGENT_EVENTS_MAX_AGE_MS),
+    duplicateWindowMs: PositiveMs.default(DEFAULT_DUPLICATE_WINDOW_MS),
+    /** JetStream replicas of the streams and KV buckets (3 on a cluster). */
+    replicas: z.number().int().min(1).max(5).default(1),
+  })
+  .superRefine((streams, ctx) => {
+    // JetStream refuses a duplicate window longer than the stream's max age.
+    for (const key of ['uplinkMaxAgeMs', 'agentEventsMaxAgeMs'] as const) {
+      if (streams.duplicateWindowMs > streams[key]) {
+        ctx.addIssue({ code: 'custom', path: ['duplicateWindowMs'], message: `must not exceed ${key} (${streams[key]} ms)` });
+      }
+    }
+  });
+
+export const ControlPlaneConfigSchema = z.strictObject({
+  nats: NatsSchema.prefault({}),
+  http: z
+    .strictObject({ host: z.string().min(1).default('127.0.0.1'), port: PortSchema.default(DEFAULT_CONTROL_PLANE_HTTP_PORT) })
+    .prefault({}),
+  streams: StreamsSchema.prefault({}),
+  fleet: z
+    .strictObject({
+      /** An agent without a heartbeat for this long reads offline. */
+      offlineAfterMs: PositiveMs.default(DEFAULT_OFFLINE_AFTER_MS),
+      degradedBufferAgeMs: PositiveMs.default(DEFAULT_DEGRADED_BUFFER_AGE_MS),
+      degradedBufferFillRatio: z.number().gt(0).max(1).default(DEFAULT_DEGRADED_BUFFER_FILL_RATIO),
+    })
+    .prefault({}),
+  ingest: z
+    .strictObject({
+      fetchBatch: z.number().int().min(1).max(10_000).default(DEFAULT_INGEST_FETCH_BATCH),
+      ackWaitMs: z.number().int().min(1_000).default(DEFAULT_INGEST_ACK_WAIT_MS),
+      maxAckPending: z.number().int().min(1).default(DEFAULT_INGEST_MAX_ACK_PENDING),
+      maxBatchBytes: z.number().int().min(1024).default(DEFAULT_INGEST_MAX_BATCH_BYTES),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .prefault({}),
+});
+
+/** What a user writes in the control plane's config file. */
+export type ControlPlaneConfigInput = z.input<typeof ControlPlaneConfigSchema>;
+/** The validated config with every default filled in. */
+export type ControlPlaneConfig = z.output<typeof ControlPlaneConfigSchema>;
+export type ControlPlaneNatsConfig = ControlPlaneConfig['nats'];
+export type ControlPlaneStreamsConfig = ControlPlaneConfig['streams'];
+export type ControlPlaneFleetConfig = ControlPlaneConfig['fleet'];
+export type ControlPlaneIngestConfig = ControlPlaneConfig['ingest'];
