@@ -127,8 +127,17 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     },
   });
 
-  aedes.on('client', () => metrics.clientsConnected.inc());
-  aedes.on('clientDisconnect', () => metrics.clientsConnected.dec());
+  // Counted from our own set, not aedes' events or counter: with concurrent takeovers of one
+  // ClientId aedes 1.2.0 can leave both off by one (aedes issue 1023).
+  const live = new Set<Client>();
+  aedes.on('client', (client) => {
+    live.add(client);
+    metrics.clientsConnected.set(live.size);
+    client.conn.once('close', () => {
+      live.delete(client);
+      metrics.clientsConnected.set(live.size);
+    });
+  });
   aedes.on('clientError', (client, error) => logger.debug({ clientId: client.id, err: error }, 'mqtt client error'));
   aedes.on('connectionError', (client, error) => logger.debug({ clientId: client.id, err: error }, 'mqtt connection error'));
 
@@ -173,7 +182,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
         aedes.publish(packet, (error) => (error ? reject(error) : resolve()));
       });
     },
-    connectedClients: () => aedes.connectedClients,
+    connectedClients: () => live.size,
     close() {
       closing ??= (async () => {
         const servers = [tcpServer, tlsServer].filter((s): s is net.Server => s !== undefined);

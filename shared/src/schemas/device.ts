@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from '../topics.js';
 
-/** Metric names a device may use: short, printable, no spaces. */
-export const METRIC_NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+/**
+ * Metric names a device may use: short, printable, no spaces, starting with a letter (which
+ * also keeps out `__proto__`, a key JavaScript objects would silently swallow).
+ */
+export const METRIC_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 /** At most this many metrics in one telemetry message. */
 export const MAX_METRICS_PER_MESSAGE = 256;
 
@@ -19,7 +22,7 @@ export const TelemetrySchema = z.object({
   ts: EpochMsSchema,
   seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   metrics: z
-    .record(z.string().regex(METRIC_NAME_PATTERN, 'metric name must match ^[A-Za-z0-9_.:-]{1,64}$'), z.number().finite())
+    .record(z.string().regex(METRIC_NAME_PATTERN, 'metric name must match ^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'), z.number().finite())
     .refine((m) => Object.keys(m).length > 0, 'must hold at least one metric')
     .refine((m) => Object.keys(m).length <= MAX_METRICS_PER_MESSAGE, `must hold at most ${MAX_METRICS_PER_MESSAGE} metrics`),
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import net from 'node:net';
@@ -88,10 +88,19 @@ async function startWatchedAgent(dataDir: string, describeInFlight: () => string
   };
 }
 
-/** Rejects when `client` closes; for races, so a lost connection fails the test instead of hanging it. */
-function closedUnexpectedly(client: MqttClient, name: string): Promise<never> {
+/**
+ * Rejects when `client` closes; for races, so a lost connection fails the test instead of
+ * hanging it. The connection drops before the process 'exit' event arrives, so when the
+ * agent no longer answers HTTP this waits for its exit and reports that (with its stderr).
+ */
+function closedUnexpectedly(client: MqttClient, name: string, watched: WatchedAgent): Promise<never> {
   const closed = new Promise<never>((_, reject) => {
-    client.once('close', () => reject(new Error(`the ${name} device's connection was closed`)));
+    client.once('close', () => {
+      fetch(`http://127.0.0.1:${watched.agent.httpPort}/healthz`).then(
+        () => reject(new Error(`the ${name} device's connection was closed by the running agent`)),
+        () => watched.died.catch(reject),
+      );
+    });
   });
   closed.catch(() => undefined);
   return closed;
@@ -102,6 +111,8 @@ interface SteadyDevice {
   readonly acked: Set<number>;
   /** Stops publishing and waits for the PUBACK of everything already published. */
   stop(): Promise<{ published: number }>;
+  /** Stops publishing, waiting for nothing (a test that failed). */
+  cancel(): void;
 }
 
 /**
@@ -128,6 +139,7 @@ function startSteadyDevice(client: MqttClient, deviceId: string, abort: Promise<
   }, GOOD_TICK_MS);
   return {
     acked,
+    cancel: () => clearInterval(timer),
     async stop() {
       clearInterval(timer);
       await Promise.race([Promise.all(pending), abort]);
@@ -359,14 +371,21 @@ describe('fuzzed ingest: the agent survives and other devices keep flowing', () 
     let nextCase = 0;
     const watched = await startWatchedAgent(dataDir, () => `payload cases up to #${nextCase} (kinds ${cases.slice(Math.max(0, nextCase - PAYLOADS_IN_FLIGHT), nextCase).map((c) => c.kind).join(',')})`);
     const { agent, died } = watched;
+    let steady: SteadyDevice | undefined;
+    // Also after a failure or a timeout: no agent, timer or worker outlives the test.
+    onTestFinished(async () => {
+      steady?.cancel();
+      nextCase = cases.length;
+      await agent.kill9();
+    });
     const url = `mqtt://127.0.0.1:${agent.mqttPort}`;
     const good = await connectDevice(url, { clientId: GOOD_DEVICE });
     const fuzz = await connectDevice(url, { clientId: FUZZ_DEVICE });
     let goodPublished = 0;
     try {
-      const abortGood = Promise.race([died, closedUnexpectedly(good, GOOD_DEVICE)]);
-      const abortFuzz = Promise.race([died, closedUnexpectedly(fuzz, FUZZ_DEVICE)]);
-      const steady = startSteadyDevice(good, GOOD_DEVICE, abortGood);
+      const abortGood = Promise.race([died, closedUnexpectedly(good, GOOD_DEVICE, watched)]);
+      const abortFuzz = Promise.race([died, closedUnexpectedly(fuzz, FUZZ_DEVICE, watched)]);
+      steady = startSteadyDevice(good, GOOD_DEVICE, abortGood);
 
       // Bounded pipelining: PAYLOADS_IN_FLIGHT workers, each publishing the next case once its
       // previous one is acknowledged. mqtt.js sends them in index order on one connection.
@@ -420,7 +439,8 @@ describe('fuzzed ingest: the agent survives and other devices keep flowing', () 
 
   it(`${PACKET_SEQUENCES} malformed MQTT byte sequences (seed ${PACKET_SEED}) never stop the agent or the steady device`, async () => {
     console.log(`fuzz packets: seed ${PACKET_SEED} (set FUZZ_PACKET_SEED to change)`);
-    const sequences = fc.sample(packetSequence, { seed: PACKET_SEED, numRuns: PACKET_SEQUENCES }).filter((s) => process.env['FUZZ_ONLY_KIND'] === undefined || s.kind.startsWith(process.env['FUZZ_ONLY_KIND'])); // TEMP
+    const onlyKind = process.env['FUZZ_PACKET_KIND'];
+    const sequences = fc.sample(packetSequence, { seed: PACKET_SEED, numRuns: PACKET_SEQUENCES }).filter((s) => onlyKind === undefined || s.kind.startsWith(onlyKind));
     const kinds = new Map<string, number>();
     for (const s of sequences) kinds.set(s.kind, (kinds.get(s.kind) ?? 0) + 1);
     console.log(`fuzz packets by kind: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}`);
@@ -432,14 +452,20 @@ describe('fuzzed ingest: the agent survives and other devices keep flowing', () 
       [...inFlight].map((i) => `#${i} ${sequences[i]!.kind} ${Buffer.concat([sequences[i]!.head ?? Buffer.alloc(0), ...sequences[i]!.chunks]).toString('hex').slice(0, 400)}`).join('\n'),
     );
     const { agent, died } = watched;
+    let steady: SteadyDevice | undefined;
+    let next = 0;
+    onTestFinished(async () => {
+      steady?.cancel();
+      next = sequences.length;
+      await agent.kill9();
+    });
     const good = await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: GOOD_DEVICE });
     let goodPublished = 0;
     try {
-      const abortGood = Promise.race([died, closedUnexpectedly(good, GOOD_DEVICE)]);
-      const steady = startSteadyDevice(good, GOOD_DEVICE, abortGood);
+      const abortGood = Promise.race([died, closedUnexpectedly(good, GOOD_DEVICE, watched)]);
+      steady = startSteadyDevice(good, GOOD_DEVICE, abortGood);
       const goodAckedBefore = steady.acked.size;
 
-      let next = 0;
       let closedByAgentFirst = 0;
       const worker = async (): Promise<void> => {
         while (next < sequences.length) {
@@ -460,11 +486,14 @@ describe('fuzzed ingest: the agent survives and other devices keep flowing', () 
 
       const metrics = await scrapeMetrics(agent.httpPort);
       const guardClosed = metricValue(metrics, 'outpost_broker_packet_guard_closed_total');
-      console.log(`fuzz packets: ${sequences.length} sequences on raw sockets, ${closedByAgentFirst} closed by the agent before the test ended them, ${guardClosed} closed by the packet guard; ${published} steady publishes acknowledged (${goodAckedDuringFuzz} during the fuzz)`);
-      // The oversize cases must have reached the guard, or the fuzz did not test it.
-      expect(guardClosed).toBeGreaterThan(0);
+      const rejected = metricValue(metrics, 'outpost_ingest_rejected_total');
+      const authRefused = metricValue(metrics, 'outpost_broker_auth_refused_total');
+      console.log(`fuzz packets: ${sequences.length} sequences on raw sockets, ${closedByAgentFirst} closed by the agent before the test ended them, ${guardClosed} closed by the packet guard, ${authRefused} CONNECTs refused, ${rejected} telemetry publishes dead-lettered; ${published} steady publishes acknowledged (${goodAckedDuringFuzz} during the fuzz)`);
+      // The fuzz must have reached the guard, the authenticator and the ingest, or it tested little.
+      if (kinds.has('oversize')) expect(guardClosed).toBeGreaterThan(0);
+      if (kinds.has('valid-session')) expect(rejected).toBeGreaterThan(0);
+      if (kinds.has('valid-session')) expect(authRefused).toBeGreaterThan(0);
       // No connection leaks: once every raw socket is closed only the steady device is left.
-      console.log('TEMP clients gauge', metricValue(await scrapeMetrics(agent.httpPort), 'outpost_broker_clients_connected'));
       await waitFor(async () => metricValue(await scrapeMetrics(agent.httpPort), 'outpost_broker_clients_connected') === 1, { what: 'outpost_broker_clients_connected to fall back to 1', timeoutMs: 10_000 });
       expect(watched.errorLogs()).toEqual([]);
       expect(await watched.exitStatus(), 'the agent process is still running').toBeUndefined();
@@ -479,6 +508,9 @@ describe('fuzzed ingest: the agent survives and other devices keep flowing', () 
     expect(goodPublished).toBeGreaterThan(0);
     const goodMissing = [...Array(goodPublished).keys()].filter((s) => !goodSeqs.has(s));
     expect(goodMissing, 'steady device messages acknowledged but not stored').toEqual([]);
+    const rawRecords = stored.records.filter((r) => r.deviceId.startsWith('raw-')).length;
+    console.log(`fuzz packets: ${rawRecords} telemetry records from raw-socket clients stored`);
+    if (kinds.has('valid-session')) expect(rawRecords, 'raw sessions got telemetry through to the outbox').toBeGreaterThan(0);
   }, 240_000);
 });
 
@@ -492,7 +524,15 @@ interface PacketSequence {
   head?: Buffer | undefined;
   /** Written one after another, then the socket is ended. */
   chunks: Buffer[];
+  /**
+   * The chunks are well-framed packets after an accepted CONNECT: a PINGREQ follows them and
+   * the socket is ended only on its PINGRESP (or when the agent closes), so the agent has
+   * handled every packet while the connection was open, not just at end of stream.
+   */
+  sync?: boolean;
 }
+
+const PINGREQ = Buffer.from([0xc0, 0x00]);
 
 /** Builder inputs mqtt-packet refused; the generators must not produce any. */
 const generateFailures: string[] = [];
@@ -502,13 +542,19 @@ function generate(packet: Packet, protocolVersion: 3 | 4 | 5 = 4): Buffer {
     return mqttPacket.generate(packet, { protocolVersion });
   } catch (error) {
     if (generateFailures.length < 10) generateFailures.push(`${(error as Error).message}: ${JSON.stringify(packet).slice(0, 200)}`);
-    return Buffer.from([0xc0, 0x00]); // PINGREQ
+    return PINGREQ;
   }
 }
 
-/** Raw clients use their own ids: never the steady device's, which would take over its session. */
+/**
+ * Raw clients use their own ids: never the steady device's, which would take over its
+ * session, and (almost surely) never one another's. Concurrent takeovers of one ClientId
+ * leave aedes 1.2.0's client count too high for good (moscajs/aedes#1023), which would break
+ * the leak check below; that race is reported, not fuzzed here.
+ */
+const rawIdNumber = fc.integer({ min: 0, max: 2 ** 30 });
 const rawClientId = fc.oneof(
-  { weight: 6, arbitrary: fc.integer({ min: 0, max: 19 }).map((i) => `raw-${i}`) },
+  { weight: 6, arbitrary: rawIdNumber.map((i) => `raw-${i}`) },
   { weight: 1, arbitrary: fc.constantFrom('', 'has space', 'raw/slash', '+', '#', 'ünï', 'x'.repeat(65), 'r'.repeat(300)) },
 );
 
@@ -527,6 +573,9 @@ const publishPayload = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }).map((v) => Buffer.from(JSON.stringify(v))),
 );
 const qos = fc.constantFrom<0 | 1 | 2>(0, 1, 2);
+/** `arbitrary` in `present` of `present + absent` cases, else undefined. */
+const sometimes = <T>(arbitrary: fc.Arbitrary<T>, present: number, absent: number): fc.Arbitrary<T | undefined> =>
+  fc.oneof({ weight: present, arbitrary }, { weight: absent, arbitrary: fc.constant(undefined) });
 
 const connectPacket = (clientId: string): fc.Arbitrary<Buffer> =>
   fc
@@ -534,9 +583,10 @@ const connectPacket = (clientId: string): fc.Arbitrary<Buffer> =>
       protocolVersion: fc.constantFrom<3 | 4 | 5>(4, 4, 4, 3, 5),
       keepalive: fc.oneof(fc.constant(0), fc.constant(60), fc.integer({ min: 0, max: 65_535 })),
       clean: fc.boolean(),
-      username: fc.option(fc.string({ maxLength: 20 }), { nil: undefined }),
-      password: fc.option(fc.uint8Array({ maxLength: 20 }), { nil: undefined }),
-      will: fc.option(fc.record({ topic: topicFor(clientId), payload: publishPayload, qos, retain: fc.boolean() }), { nil: undefined }),
+      // Mostly absent: a user name gets the CONNECT refused (no devices are configured).
+      username: sometimes(fc.string({ maxLength: 20 }), 1, 5),
+      password: sometimes(fc.uint8Array({ maxLength: 20 }), 1, 1),
+      will: sometimes(fc.record({ topic: topicFor(clientId), payload: publishPayload, qos, retain: fc.boolean() }), 1, 2),
     })
     .map(({ protocolVersion, clean, username, password, will, keepalive }) => {
       // mqtt-packet refuses an empty ClientId without a clean session or before 3.1.1: build
@@ -633,10 +683,10 @@ const badUtf8x4 = fc.constantFrom(
 );
 
 /** A client: a valid CONNECT (whose answer is awaited or not), then `rest` in random chunks. */
-function session(kind: string, rest: (clientId: string) => fc.Arbitrary<Buffer>): fc.Arbitrary<PacketSequence> {
+function session(kind: string, rest: (clientId: string) => fc.Arbitrary<Buffer>, wellFramed = false): fc.Arbitrary<PacketSequence> {
   return rawClientId.chain((clientId) =>
     fc.tuple(connectPacket(clientId), rest(clientId), fc.boolean(), splitPoints).map(([connect, bytes, awaitConnack, points]) =>
-      awaitConnack ? { kind, head: connect, chunks: chunked(bytes, points) } : { kind, chunks: chunked(Buffer.concat([connect, bytes]), points) },
+      awaitConnack ? { kind, head: connect, chunks: chunked(bytes, points), sync: wellFramed } : { kind, chunks: chunked(Buffer.concat([connect, bytes]), points) },
     ),
   );
 }
@@ -647,7 +697,7 @@ const packetSequence: fc.Arbitrary<PacketSequence> = fc.oneof(
   // A valid CONNECT, then garbage.
   session('connect+garbage', () => garbage(512)),
   // A valid client session: packets an honest but odd client might send.
-  session('valid-session', (id) => fc.array(clientPacket(id), { minLength: 1, maxLength: 8 }).map((ps) => Buffer.concat(ps))),
+  session('valid-session', (id) => fc.array(clientPacket(id), { minLength: 1, maxLength: 8 }).map((ps) => Buffer.concat(ps)), true),
   // A valid packet whose Remaining Length bytes are overwritten.
   session('corrupt-length', (id) =>
     fc.tuple(clientPacket(id), fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 5 })).map(([p, lengthBytes]) => Buffer.concat([p.subarray(0, 1), Buffer.from(lengthBytes), p.subarray(bodyOffset(p))])),
@@ -694,12 +744,12 @@ const packetSequence: fc.Arbitrary<PacketSequence> = fc.oneof(
       }),
     ),
   // Strings that are not UTF-8 (or hold U+0000) in the client id, topic, will topic, username or filter.
-  fc.tuple(fc.constantFrom('client-id', 'topic', 'will-topic', 'username', 'filter'), badUtf8x4, messageId, splitPoints).map(([where, bad, mid, points]) => {
-    const id = where === 'client-id' ? 'raw-ZZZZ' : 'raw-7';
-    const connect = generate({ cmd: 'connect', clientId: id, protocolVersion: 4, protocolId: 'MQTT', keepalive: 60, clean: true, ...(where === 'username' ? { username: 'user-ZZZZ' } : {}), ...(where === 'will-topic' ? { will: { topic: 'devices/raw-7/ZZZZ', payload: Buffer.from('x'), qos: 0, retain: false } } : {}) });
+  fc.tuple(fc.constantFrom('client-id', 'topic', 'will-topic', 'username', 'filter'), badUtf8x4, messageId, splitPoints, rawIdNumber).map(([where, bad, mid, points, n]) => {
+    const id = where === 'client-id' ? `raw-${n}-ZZZZ` : `raw-${n}`;
+    const connect = generate({ cmd: 'connect', clientId: id, protocolVersion: 4, protocolId: 'MQTT', keepalive: 60, clean: true, ...(where === 'username' ? { username: 'user-ZZZZ' } : {}), ...(where === 'will-topic' ? { will: { topic: `devices/${id}/ZZZZ`, payload: Buffer.from('x'), qos: 0, retain: false } } : {}) });
     const after =
-      where === 'topic' ? generate({ cmd: 'publish', topic: 'devices/raw-7/ZZZZ', payload: Buffer.from(telemetryPayload(1, NOW_MS)), qos: 1, messageId: mid, retain: false, dup: false })
-      : where === 'filter' ? generate({ cmd: 'subscribe', messageId: mid, subscriptions: [{ topic: 'devices/raw-7/ZZZZ', qos: 1 }] })
+      where === 'topic' ? generate({ cmd: 'publish', topic: `devices/${id}/ZZZZ`, payload: Buffer.from(telemetryPayload(1, NOW_MS)), qos: 1, messageId: mid, retain: false, dup: false })
+      : where === 'filter' ? generate({ cmd: 'subscribe', messageId: mid, subscriptions: [{ topic: `devices/${id}/ZZZZ`, qos: 1 }] })
       : Buffer.alloc(0);
     const bytes = Buffer.concat([where === 'topic' || where === 'filter' ? connect : patch(connect, 'ZZZZ', bad), patch(after, 'ZZZZ', bad)]);
     return { kind: `invalid-utf8-${where}`, chunks: chunked(bytes, points) };
@@ -739,11 +789,23 @@ function playSequence(port: number, sequence: PacketSequence): Promise<boolean> 
     });
     socket.once('close', () => resolve(closedByAgent || !ended));
     socket.resume(); // discard what the agent answers, so 'end' and 'close' are emitted
+    const end = (): void => {
+      if (socket.destroyed || socket.writableEnded) return;
+      ended = true;
+      socket.end();
+    };
     const writeRest = (): void => {
       if (socket.destroyed || socket.writableEnded) return;
       for (const chunk of sequence.chunks) socket.write(chunk);
-      ended = true;
-      socket.end();
+      if (sequence.sync !== true) return end();
+      // The answers are parsed (not scanned for bytes D0 00, which a PUBLISH may carry).
+      const answers = mqttPacket.parser();
+      answers.on('error', () => undefined);
+      answers.on('packet', (packet) => {
+        if (packet.cmd === 'pingresp') end();
+      });
+      socket.on('data', (data: Buffer) => answers.parse(data));
+      socket.write(PINGREQ);
     };
     socket.once('connect', () => {
       if (sequence.head === undefined) {

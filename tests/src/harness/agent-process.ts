@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { AgentConfigSchema, ErrorCode, OutpostError, parseConfig, type AgentConfig, type AgentConfigInput } from '@outpost/shared';
 import { startAgent, type Agent } from '@outpost/agent';
+import { spawnOwned } from './wait.js';
 
 /** The built agent entry point; child agents run the JavaScript that `npm run build` wrote. */
 export const AGENT_MAIN = fileURLToPath(new URL('../../../agent/dist/main.js', import.meta.url));
@@ -58,14 +59,18 @@ export interface AgentProcess extends AgentReady {
 export async function startAgentProcess(input: AgentConfigInput, options: { timeoutMs?: number } = {}): Promise<AgentProcess> {
   const configFile = join(input.dataDir, '..', `${input.agentId}-${Date.now()}-${process.hrtime.bigint()}.json`);
   await writeFile(configFile, JSON.stringify(input, null, 2));
-  const child = spawn(process.execPath, [AGENT_MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Owned: the kernel kills the agent if the test worker dies, so a failed test leaks no agent.
+  const { child } = await spawnOwned(process.execPath, [AGENT_MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { stdout, stderr: stderrStream } = child;
+  if (stdout === null || stderrStream === null) throw new Error('agent child has no stdout/stderr pipes');
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+  stderrStream.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
   });
 
   const ready = await new Promise<AgentReady>((resolve, reject) => {
@@ -73,7 +78,7 @@ export async function startAgentProcess(input: AgentConfigInput, options: { time
       child.kill('SIGKILL');
       reject(new OutpostError(ErrorCode.HARNESS_START_FAILED, `agent did not print its ready line within ${options.timeoutMs ?? DEFAULT_AGENT_START_TIMEOUT_MS} ms; stderr: ${stderr.slice(-2000)}`));
     }, options.timeoutMs ?? DEFAULT_AGENT_START_TIMEOUT_MS);
-    createInterface({ input: child.stdout }).on('line', (line) => {
+    createInterface({ input: stdout }).on('line', (line) => {
       let entry: Record<string, unknown>;
       try {
         entry = JSON.parse(line) as Record<string, unknown>;
