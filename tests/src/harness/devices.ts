@@ -64,3 +64,56 @@ export function closed(client: MqttClient): Promise<void> {
     client.once('close', () => resolve());
   });
 }
+
+export interface LoadDevice {
+  deviceId: string;
+  client: MqttClient;
+}
+
+export interface SteadyLoad {
+  /** Device seqs whose PUBACK arrived, per device, in ack order. */
+  readonly acked: Map<string, number[]>;
+  ackedCount(): number;
+  /** Resolves once at least `n` publishes in all were acknowledged. */
+  whenAcked(n: number): Promise<void>;
+  /** Stops publishing; pending publishes keep their callbacks. */
+  stop(): void;
+}
+
+/**
+ * QoS 1 telemetry from every device at `ratePerDevicePerS`, paced in 10 ms ticks, with device
+ * seqs counting on from `firstSeq` (per device, so a test can run several loads in a row).
+ */
+export function startSteadyLoad(devices: readonly LoadDevice[], ratePerDevicePerS: number, firstSeq: Map<string, number> = new Map()): SteadyLoad {
+  const tickMs = 10;
+  const acked = new Map<string, number[]>(devices.map((d) => [d.deviceId, []]));
+  let count = 0;
+  const waiters: { n: number; resolve: () => void }[] = [];
+  let credit = 0;
+  const timer = setInterval(() => {
+    credit += (ratePerDevicePerS * tickMs) / 1000;
+    const n = Math.floor(credit);
+    credit -= n;
+    for (const { deviceId, client } of devices) {
+      for (let i = 0; i < n && client.connected; i++) {
+        const seq = firstSeq.get(deviceId) ?? 0;
+        firstSeq.set(deviceId, seq + 1);
+        client.publish(`devices/${deviceId}/telemetry`, telemetryPayload(seq), { qos: 1 }, (error) => {
+          if (error) return;
+          acked.get(deviceId)!.push(seq);
+          count++;
+          for (const w of waiters.filter((x) => count >= x.n)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve();
+          }
+        });
+      }
+    }
+  }, tickMs);
+  return {
+    acked,
+    ackedCount: () => count,
+    whenAcked: (n) => (count >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
+    stop: () => clearInterval(timer),
+  };
+}

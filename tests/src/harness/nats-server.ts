@@ -53,6 +53,10 @@ export interface NatsServer {
    * reconnect to the same URL and JetStream data survives (a crash, not a clean shutdown).
    */
   restart(): Promise<void>;
+  /** SIGKILL, keeping port and store: the outage starts. */
+  down(): Promise<void>;
+  /** Starts again after `down()` on the same port with the same store: the outage ends. */
+  up(): Promise<void>;
   /** Same as `stop()`. */
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -151,8 +155,18 @@ class NatsServerProcess implements NatsServer {
   }
 
   async restart(): Promise<void> {
-    if (this.#stopping !== undefined) throw new Error('nats-server was stopped; cannot restart');
+    await this.down();
+    await this.up();
+  }
+
+  async down(): Promise<void> {
+    if (this.#stopping !== undefined) throw new Error('nats-server was stopped; cannot take it down');
     await this.#process?.kill();
+  }
+
+  async up(): Promise<void> {
+    if (this.#stopping !== undefined) throw new Error('nats-server was stopped; cannot start it again');
+    if (this.#process?.isRunning() === true) throw new Error('nats-server is already up');
     await this.#start(this.#port);
   }
 
