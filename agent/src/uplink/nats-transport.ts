@@ -32,7 +32,7 @@ export interface UplinkTransport {
 /**
  * Connects in the background: the agent starts and buffers even when NATS is away at boot.
  * Reconnects forever with jittered exponential backoff (nats.js gives up after 10 attempts
- * by default) and pings often enough to find a dead link within `pingIntervalMs * (maxPingOut + 1)`.
+ * by default) and pings often enough to find a dead link within `pingIntervalMs * (maxPingOut + 2)`.
  */
 export function createNatsTransport(config: UplinkConfig, logger: Logger): UplinkTransport {
   const listeners: ((event: TransportEvent) => void)[] = [];

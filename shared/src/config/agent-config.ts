@@ -76,8 +76,12 @@ const UplinkSchema = z.strictObject({
   batchMaxRecords: z.number().int().min(1).max(5_000).default(DEFAULT_UPLINK_BATCH_MAX_RECORDS),
   maxInFlightBatches: z.number().int().min(1).max(256).default(DEFAULT_UPLINK_MAX_IN_FLIGHT_BATCHES),
   heartbeatIntervalMs: z.number().int().min(100).default(DEFAULT_HEARTBEAT_INTERVAL_MS),
-  /** A dead link is found within pingIntervalMs * (maxPingOut + 1): 8 s * 3 = 24 s by default, inside 30 s. */
-  pingIntervalMs: z.number().int().min(100).default(8_000),
+  /**
+   * nats.js declares a link stale at the first ping tick with more than maxPingOut pings
+   * unanswered, so a hung server is found within pingIntervalMs * (maxPingOut + 2):
+   * 6 s * 4 = 24 s by default, inside the 30 s an operator is promised.
+   */
+  pingIntervalMs: z.number().int().min(100).default(6_000),
   maxPingOut: z.number().int().min(1).default(2),
   connectTimeoutMs: z.number().int().min(100).default(5_000),
   publishTimeoutMs: z.number().int().min(100).default(10_000),
