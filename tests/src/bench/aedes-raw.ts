@@ -3,6 +3,7 @@
 // so broker and load generator share one event loop (the agent has a process of its own).
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { ownCpuSeconds } from './process-stats.js';
 import { closePublishers, connectPublishers, runPaced, runWindowed, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
 
 export interface AedesRawOptions {
@@ -14,6 +15,8 @@ export interface AedesRawOptions {
 
 export interface AedesRawResult {
   throughput: WindowedRunResult;
+  /** Cores the bench process (publishers + broker) used during the throughput run. */
+  throughputBenchCores: number;
   paced: PacedRunResult | undefined;
   /** Messages the in-process subscriber received, all runs. */
   delivered: number;
@@ -47,6 +50,7 @@ export async function runAedesRawScenario(options: AedesRawOptions): Promise<Aed
     const publishers = await connectPublishers(`mqtt://127.0.0.1:${port}`, options.devices);
     let acked = 0;
     let throughput: WindowedRunResult;
+    let throughputBenchCores: number;
     let paced: PacedRunResult | undefined;
     try {
       acked += (await runWindowed(publishers, options.warmup)).acked;
@@ -54,13 +58,15 @@ export async function runAedesRawScenario(options: AedesRawOptions): Promise<Aed
         paced = await runPaced(publishers, options.paced);
         acked += paced.acked;
       }
+      const cpu0 = ownCpuSeconds();
       throughput = await runWindowed(publishers, options.throughput);
+      throughputBenchCores = (ownCpuSeconds() - cpu0) / (throughput.elapsedMs / 1000);
       acked += throughput.acked;
     } finally {
       await closePublishers(publishers);
     }
     if (delivered !== acked) throw new Error(`aedes subscriber received ${delivered} messages, publishers got ${acked} PUBACKs`);
-    return { throughput, paced, delivered, ackedTotal: acked };
+    return { throughput, throughputBenchCores, paced, delivered, ackedTotal: acked };
   } finally {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     await new Promise<void>((resolve) => broker.close(() => resolve()));

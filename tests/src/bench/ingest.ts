@@ -34,6 +34,12 @@ export interface IngestScenarioResult {
   throughput: WindowedRunResult;
   throughputCpu: CpuShare;
   paced: PacedRunResult | undefined;
+  /** Cores the agent used during the paced run. */
+  pacedAgentCores: number | undefined;
+  /** V8 heap of the agent right after the paced run (its /metrics), MB. */
+  pacedHeapTotalMb: number | undefined;
+  /** Agent memory once started, before any publisher connected. */
+  memoryIdle: MemoryStats;
   /** Agent memory right after the paced run. */
   memoryAfterPaced: MemoryStats | undefined;
   /** Agent memory right after the throughput run. */
@@ -53,25 +59,28 @@ export async function runIngestScenario(options: IngestScenarioOptions): Promise
     log: { level: 'warn' },
     outbox: { durability: options.durability },
   });
+  // The harness spawns the agent so that it dies with this process, however that ends.
   const agent = await startAgent(config, options.cpuProfileFile);
-  // A bench that dies or exits early must not leave the agent running.
-  const killOnExit = (): void => {
-    agent.child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
   try {
+    const memoryIdle = await readMemory(agent.pid);
     const publishers = await connectPublishers(`mqtt://127.0.0.1:${agent.mqttPort}`, options.devices);
     let acked = 0;
     let paced: PacedRunResult | undefined;
     let memoryAfterPaced: MemoryStats | undefined;
+    let pacedAgentCores: number | undefined;
+    let pacedHeapTotalMb: number | undefined;
     let throughput: WindowedRunResult;
     let throughputCpu: CpuShare;
     try {
       acked += (await runWindowed(publishers, options.warmup)).acked;
       if (options.paced !== undefined) {
+        const cpu0 = await readCpuSeconds(agent.pid);
+        const t0 = performance.now();
         paced = await runPaced(publishers, options.paced);
+        pacedAgentCores = ((await readCpuSeconds(agent.pid)) - cpu0) / ((performance.now() - t0) / 1000);
         acked += paced.acked;
         memoryAfterPaced = await readMemory(agent.pid);
+        pacedHeapTotalMb = (await readMetric(agent.httpPort, 'outpost_agent_nodejs_heap_size_total_bytes')) / 2 ** 20;
       }
       const agentCpu0 = await readCpuSeconds(agent.pid);
       const benchCpu0 = ownCpuSeconds();
@@ -86,7 +95,7 @@ export async function runIngestScenario(options: IngestScenarioOptions): Promise
       await closePublishers(publishers);
     }
     const memoryAfterThroughput = await readMemory(agent.pid);
-    const acceptedTotal = await readAcceptedTotal(agent.httpPort);
+    const acceptedTotal = await readMetric(agent.httpPort, 'outpost_ingest_accepted_total');
     if (acceptedTotal !== acked) {
       throw new Error(`agent counted ${acceptedTotal} accepted publishes but the bench received ${acked} PUBACKs`);
     }
@@ -95,6 +104,9 @@ export async function runIngestScenario(options: IngestScenarioOptions): Promise
       throughput,
       throughputCpu,
       paced,
+      pacedAgentCores,
+      pacedHeapTotalMb,
+      memoryIdle,
       memoryAfterPaced,
       memoryAfterThroughput,
       ackedTotal: acked,
@@ -102,7 +114,6 @@ export async function runIngestScenario(options: IngestScenarioOptions): Promise
     };
   } finally {
     await stopAgent(agent);
-    process.off('exit', killOnExit);
   }
 }
 
@@ -143,12 +154,12 @@ async function stopAgent(agent: AgentProcess): Promise<void> {
   }
 }
 
-/** `outpost_ingest_accepted_total` from the agent's Prometheus endpoint. */
-async function readAcceptedTotal(httpPort: number): Promise<number> {
+/** One unlabelled (default labels only) sample from the agent's Prometheus endpoint. */
+async function readMetric(httpPort: number, name: string): Promise<number> {
   const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
   if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
   const text = await response.text();
-  const match = /^outpost_ingest_accepted_total(?:\{[^}]*\})?\s+(\S+)$/m.exec(text);
-  if (match === null) throw new Error('outpost_ingest_accepted_total is missing from /metrics');
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)$`, 'm').exec(text);
+  if (match === null) throw new Error(`${name} is missing from /metrics`);
   return Number(match[1]);
 }

@@ -50,7 +50,7 @@ const PLANS: Record<'full' | 'quick', Plan> = {
     mode: 'quick',
     devices: DEVICES,
     warmup: { messages: 5_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 2_000 },
-    throughput: { messages: 150_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 5_000 },
+    throughput: { messages: 300_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 5_000 },
     paced: { ratePerS: PACED_RATE_PER_S, durationMs: 3_000 },
     hardLimitMs: 55_000,
   },
@@ -136,13 +136,20 @@ async function main(): Promise<void> {
     // Extra figures: context for the ones above.
     'ingest.puback_max_ms_at_10k': round(powerPaced.maxMs, 2),
     'ingest.paced_achieved_msgs_per_s': round(powerPaced.achievedRatePerS, 0),
+    'ingest.agent_cpu_cores_at_10k': round(power.pacedAgentCores ?? 0, 2),
+    'memory.agent_heap_total_mb_at_10k': round(power.pacedHeapTotalMb ?? 0, 1),
     'ingest.qos1.agent_cpu_cores': round(power.throughputCpu.agentCores, 2),
-    'ingest.qos1.bench_cpu_cores': round(power.throughputCpu.benchCores, 2),
+    'ingest.qos1.publisher_cpu_cores': round(power.throughputCpu.benchCores, 2),
+    // CPU per message: far less sensitive to other load than the rates.
+    'ingest.qos1.agent_cpu_us_per_msg': round(usPerMsg(power.throughputCpu.agentCores, msgsPerS), 1),
+    'ingest.qos1.publisher_cpu_us_per_msg': round(usPerMsg(power.throughputCpu.benchCores, msgsPerS), 1),
     'ingest_process_durability.qos1.msgs_per_s': round(processDurability.throughput.msgsPerS, 0),
     'ingest_process_durability.qos1.ratio_vs_aedes_raw': round(processDurability.throughput.msgsPerS / aedesMsgsPerS, 3),
+    'memory.agent_rss_mb_idle': round(power.memoryIdle.rssMb, 1),
     'memory.agent_peak_rss_mb': round(Math.max(power.memoryAfterThroughput.peakRssMb, memory.peakRssMb), 1),
     'memory.agent_rss_mb_after_max_run': round(power.memoryAfterThroughput.rssMb, 1),
     'aedes_raw.qos1.msgs_per_s': round(aedesMsgsPerS, 0),
+    'aedes_raw.qos1.cpu_us_per_msg': round(usPerMsg(aedes.throughputBenchCores, aedesMsgsPerS), 1),
     'aedes_raw.puback_p50_ms_at_10k': round(aedes.paced.p50Ms, 2),
     'aedes_raw.puback_p99_ms_at_10k': round(aedes.paced.p99Ms, 2),
   };
@@ -161,9 +168,12 @@ async function main(): Promise<void> {
     ['memory.agent_rss_mb_at_10k', fmt(memory.rssMb, 1), `<= ${TARGET.rssMb}`, verdict(targets['memory.agent_rss_mb_at_10k']), ''],
     ['  ingest.puback_max_ms_at_10k', fmt(powerPaced.maxMs, 2), '', '', `aedes ${fmt(aedes.paced.maxMs, 2)}`],
     ['  paced rate achieved, msg/s', fmt(powerPaced.achievedRatePerS), '', '', `aedes ${fmt(aedes.paced.achievedRatePerS)}`],
+    ['  agent CPU at 10k msg/s', `${fmt(figures['ingest.agent_cpu_cores_at_10k'], 2)} cores`, '', '', ''],
+    ['  agent V8 heap total at 10k msg/s', `${fmt(figures['memory.agent_heap_total_mb_at_10k'], 1)} MB`, '', '', ''],
     ['  ingest msgs/s, durability process', fmt(processDurability.throughput.msgsPerS), `>= ${fmt(TARGET.msgsPerS)}`, `${fmt(processDurability.throughput.msgsPerS / TARGET.msgsPerS, 2)}x`, fmt(processDurability.throughput.msgsPerS / aedesMsgsPerS, 3)],
-    ['  CPU in max run: agent / bench', `${fmt(power.throughputCpu.agentCores, 2)} / ${fmt(power.throughputCpu.benchCores, 2)} cores`, '', '', ''],
-    ['  agent RSS after max run / peak', `${fmt(power.memoryAfterThroughput.rssMb, 1)} / ${fmt(figures['memory.agent_peak_rss_mb'], 1)} MB`, '', '', ''],
+    ['  CPU in max run: agent / publishers', `${fmt(power.throughputCpu.agentCores, 2)} / ${fmt(power.throughputCpu.benchCores, 2)} cores`, '', '', `aedes+publ. ${fmt(aedes.throughputBenchCores, 2)}`],
+    ['  CPU per msg: agent / publishers', `${fmt(figures['ingest.qos1.agent_cpu_us_per_msg'], 1)} / ${fmt(figures['ingest.qos1.publisher_cpu_us_per_msg'], 1)} µs`, '', '', `aedes+publ. ${fmt(figures['aedes_raw.qos1.cpu_us_per_msg'], 1)}`],
+    ['  agent RSS idle / after max run / peak', `${fmt(power.memoryIdle.rssMb, 1)} / ${fmt(power.memoryAfterThroughput.rssMb, 1)} / ${fmt(figures['memory.agent_peak_rss_mb'], 1)} MB`, '', '', ''],
     ['  aedes raw QoS 1 msgs/s', fmt(aedesMsgsPerS), '', '', '1'],
   ];
   console.log('');
@@ -173,6 +183,12 @@ async function main(): Promise<void> {
   console.log('the agent is a separate process with its own event loop (and SQLite threads). Both share the 2 cores with the');
   console.log('load generator, so the ratio compares setups, not brokers alone. PUBACK latency is measured in the publisher');
   console.log('(publish call -> PUBACK callback) and includes mqtt.js and loopback time.');
+  const agentUs = figures['ingest.qos1.agent_cpu_us_per_msg'];
+  const publisherUs = figures['ingest.qos1.publisher_cpu_us_per_msg'];
+  console.log(
+    `CPU bound: the agent spends ${fmt(agentUs, 1)} µs of CPU per message (at most ~${fmt(1e6 / agentUs)} msg/s on one core), the publishers ${fmt(publisherUs, 1)} µs; ` +
+      `${cores} cores shared by both allow at most ~${fmt((cores * 1e6) / (agentUs + publisherUs))} msg/s.`,
+  );
   const busiest = Math.max(...Object.values(otherLoad));
   const loadText = Object.entries(otherLoad)
     .map(([name, cores]) => `${name} ${fmt(cores, 2)}`)
@@ -195,6 +211,8 @@ async function main(): Promise<void> {
       pacedRatePerS: plan.paced.ratePerS,
       pacedDurationMs: plan.paced.durationMs,
       durability: 'power',
+      // A profiled agent runs slower: such results are not comparable with plain runs.
+      agentCpuProfile: args.profileAgent,
     },
   };
   await mkdir(RESULTS_DIR, { recursive: true });
@@ -203,6 +221,11 @@ async function main(): Promise<void> {
   console.log(`\nwrote ${resultsFile} (bench took ${fmt((performance.now() - started) / 1000, 1)} s)`);
 
   if (profileFile !== undefined) await printProfile(profileFile);
+}
+
+/** CPU µs per message from cores used at a rate. */
+function usPerMsg(cores: number, msgsPerS: number): number {
+  return msgsPerS === 0 ? 0 : (cores * 1e6) / msgsPerS;
 }
 
 function verdict(t: { ratio: number; met: boolean }): string {
