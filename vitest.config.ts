@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
 const alias = {
   '@outpost/shared': fileURLToPath(new URL('./shared/src/index.ts', import.meta.url)),
   '@outpost/agent': fileURLToPath(new URL('./agent/src/index.ts', import.meta.url)),
+  '@outpost/control-plane': fileURLToPath(new URL('./control-plane/src/index.ts', import.meta.url)),
 };
 
 export default defineConfig({
@@ -17,7 +18,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
-          include: ['{shared,agent}/src/**/*.test.ts'],
+          include: ['{shared,agent}/src/**/*.test.ts', 'control-plane/src/**/*.test.ts'],
         },
       },
       {

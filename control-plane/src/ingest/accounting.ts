@@ -1,0 +1,264 @@
+// The accounting of one (agent, epoch, lane) (DESIGN section 2), as a pure state machine:
+// batches and eviction reports go in, counts come out. No I/O here; the KV write around it
+// lives in ../nats/kv-cas-writer.ts, so a batch's whole effect is one compare-and-set write.
+import {
+  AccountingValueSchema,
+  MAX_METRICS_PER_MESSAGE,
+  METRIC_NAME_PATTERN,
+  type AccountingValue,
+  type EvictionReport,
+  type Lane,
+  type LaneAccountingSummary,
+  type UplinkBatch,
+} from '@outpost/shared';
+import { IntervalSet } from './interval-set.js';
+
+/** Device-seq holes kept per device per lane; beyond it the lowest holes are merged away (still counted). */
+export const MAX_DEVICE_SEQ_RANGES = 256;
+/** Stream seqs of applied uplink messages remembered per lane, to recognise a redelivery. */
+export const RECENT_STREAM_SEQS = 256;
+
+export interface LatestReading {
+  seq: number;
+  ts: number;
+  receivedAtMs: number;
+  metrics: Readonly<Record<string, number>>;
+}
+
+export interface DeviceTally {
+  received: number;
+  duplicates: number;
+  latest: LatestReading | undefined;
+  deviceSeqs: IntervalSet;
+  deviceSeqGapsForgotten: number;
+}
+
+export interface EvictionTally {
+  ids: IntervalSet;
+  seqs: IntervalSet;
+  records: number;
+  bytes: number;
+  byDevice: Map<string, number>;
+  lastAtMs: number | undefined;
+}
+
+/** In-memory form of the KV value under `accountingKey(agentId, epoch, lane)`. */
+export interface LaneAccounting {
+  readonly agentId: string;
+  readonly epoch: string;
+  readonly lane: Lane;
+  seqs: IntervalSet;
+  duplicates: number;
+  devices: Map<string, DeviceTally>;
+  evictions: EvictionTally;
+  recentStreamSeqs: number[];
+  updatedAtMs: number;
+}
+
+/** What one input changed; summed into metrics once the write landed. */
+export type AccountingDelta =
+  | { type: 'batch'; records: number; duplicates: number }
+  | { type: 'eviction'; records: number };
+
+export type AccountingInput =
+  | { type: 'batch'; batch: UplinkBatch; streamSeq: number }
+  | { type: 'eviction'; report: EvictionReport };
+
+export function createLaneAccounting(agentId: string, epoch: string, lane: Lane): LaneAccounting {
+  return {
+    agentId,
+    epoch,
+    lane,
+    seqs: new IntervalSet(),
+    duplicates: 0,
+    devices: new Map(),
+    evictions: { ids: new IntervalSet(), seqs: new IntervalSet(), records: 0, bytes: 0, byDevice: new Map(), lastAtMs: undefined },
+    recentStreamSeqs: [],
+    updatedAtMs: 0,
+  };
+}
+
+function deviceTally(acc: LaneAccounting, deviceId: string): DeviceTally {
+  let tally = acc.devices.get(deviceId);
+  if (tally === undefined) {
+    tally = { received: 0, duplicates: 0, latest: undefined, deviceSeqs: new IntervalSet(), deviceSeqGapsForgotten: 0 };
+    acc.devices.set(deviceId, tally);
+  }
+  return tally;
+}
+
+/**
+ * The metrics of a telemetry body (`{ ts, seq?, metrics }`), or undefined when it does not
+ * look like one. The agent validated the body with TelemetrySchema; this only keeps a
+ * malformed body out of the stored "latest" values.
+ */
+export function telemetryMetrics(body: unknown): Record<string, number> | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const metrics = (body as { metrics?: unknown }).metrics;
+  if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) return undefined;
+  const entries = Object.entries(metrics);
+  if (entries.length === 0 || entries.length > MAX_METRICS_PER_MESSAGE) return undefined;
+  for (const [name, value] of entries) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || !METRIC_NAME_PATTERN.test(name)) return undefined;
+  }
+  return metrics as Record<string, number>;
+}
+
+function isNewer(ts: number, seq: number, than: LatestReading | undefined): boolean {
+  return than === undefined || ts > than.ts || (ts === than.ts && seq > than.seq);
+}
+
+/**
+ * Counts a batch into `acc` (in place): records whose agent seq is new are received, the
+ * others duplicates; device stats and latest telemetry follow. Returns undefined, changing
+ * nothing, when the uplink message with `streamSeq` was applied before (a redelivery after a
+ * lost ack).
+ */
+export function applyBatch(acc: LaneAccounting, batch: UplinkBatch, streamSeq: number, nowMs: number): AccountingDelta | undefined {
+  if (acc.recentStreamSeqs.includes(streamSeq)) return undefined;
+  acc.recentStreamSeqs.push(streamSeq);
+  if (acc.recentStreamSeqs.length > RECENT_STREAM_SEQS) acc.recentStreamSeqs.splice(0, acc.recentStreamSeqs.length - RECENT_STREAM_SEQS);
+
+  let records = 0;
+  let duplicates = 0;
+  // Newest new telemetry record per device in this batch; its body is checked once, at the end.
+  const newest = new Map<string, UplinkBatch['records'][number]>();
+  for (const record of batch.records) {
+    const tally = deviceTally(acc, record.deviceId);
+    if (acc.seqs.add(record.seq) === 0) {
+      duplicates++;
+      tally.duplicates++;
+      continue;
+    }
+    records++;
+    tally.received++;
+    if (record.deviceSeq !== undefined && tally.deviceSeqs.add(record.deviceSeq) > 0 && tally.deviceSeqs.rangeCount() > MAX_DEVICE_SEQ_RANGES) {
+      tally.deviceSeqGapsForgotten += tally.deviceSeqs.fillLowestGap();
+    }
+    if (record.kind === 'telemetry') {
+      const best = newest.get(record.deviceId);
+      if (best === undefined || record.ts > best.ts || (record.ts === best.ts && record.seq > best.seq)) newest.set(record.deviceId, record);
+    }
+  }
+  for (const [deviceId, record] of newest) {
+    const tally = deviceTally(acc, deviceId);
+    if (!isNewer(record.ts, record.seq, tally.latest)) continue;
+    const metrics = telemetryMetrics(record.body);
+    if (metrics !== undefined) tally.latest = { seq: record.seq, ts: record.ts, receivedAtMs: record.receivedAtMs, metrics };
+  }
+  acc.duplicates += duplicates;
+  acc.updatedAtMs = nowMs;
+  return { type: 'batch', records, duplicates };
+}
+
+/**
+ * Folds an eviction report into `acc`; idempotent by report id (a redelivered or resent
+ * report changes nothing and returns undefined).
+ */
+export function applyEviction(acc: LaneAccounting, report: EvictionReport, nowMs: number): AccountingDelta | undefined {
+  const ev = acc.evictions;
+  if (ev.ids.contains(report.id)) return undefined;
+  ev.ids.add(report.id);
+  ev.seqs.add(report.firstSeq, report.lastSeq);
+  ev.records += report.records;
+  ev.bytes += report.bytes;
+  for (const [deviceId, count] of Object.entries(report.byDevice)) ev.byDevice.set(deviceId, (ev.byDevice.get(deviceId) ?? 0) + count);
+  ev.lastAtMs = Math.max(ev.lastAtMs ?? report.atMs, report.atMs);
+  acc.updatedAtMs = nowMs;
+  return { type: 'eviction', records: report.records };
+}
+
+/** Applies either input. */
+export function applyAccountingInput(acc: LaneAccounting, input: AccountingInput, nowMs: number): AccountingDelta | undefined {
+  return input.type === 'batch' ? applyBatch(acc, input.batch, input.streamSeq, nowMs) : applyEviction(acc, input.report, nowMs);
+}
+
+/** Agent seqs start at 1 (SQLite AUTOINCREMENT), so every hole from 1 up to the highest is a gap. */
+const FIRST_AGENT_SEQ = 1;
+
+/** Received, duplicates, gaps and how many gaps evictions explain, for one (epoch, lane). */
+export function summarizeLane(acc: LaneAccounting): LaneAccountingSummary {
+  const holes = IntervalSet.from(acc.seqs.gaps(FIRST_AGENT_SEQ));
+  const gaps = holes.count();
+  const explainedByEviction = holes.countIntersection(acc.evictions.seqs);
+  return {
+    epoch: acc.epoch,
+    lane: acc.lane,
+    received: acc.seqs.count(),
+    duplicates: acc.duplicates,
+    maxSeq: acc.seqs.max() ?? 0,
+    gaps,
+    explainedByEviction,
+    unexplainedGaps: gaps - explainedByEviction,
+    evicted: { records: acc.evictions.records, bytes: acc.evictions.bytes, reports: acc.evictions.ids.count() },
+    devices: acc.devices.size,
+    updatedAtMs: acc.updatedAtMs,
+  };
+}
+
+/** The JSON layout stored in KV (AccountingValueSchema). */
+export function toAccountingValue(acc: LaneAccounting): AccountingValue {
+  return {
+    v: 1,
+    agentId: acc.agentId,
+    epoch: acc.epoch,
+    lane: acc.lane,
+    seqs: acc.seqs.toJSON(),
+    duplicates: acc.duplicates,
+    devices: [...acc.devices].map(([deviceId, t]) => ({
+      deviceId,
+      received: t.received,
+      duplicates: t.duplicates,
+      ...(t.latest === undefined ? {} : { latest: { seq: t.latest.seq, ts: t.latest.ts, receivedAtMs: t.latest.receivedAtMs, metrics: Object.entries(t.latest.metrics) } }),
+      deviceSeqs: t.deviceSeqs.toJSON(),
+      deviceSeqGapsForgotten: t.deviceSeqGapsForgotten,
+    })),
+    evictions: {
+      ids: acc.evictions.ids.toJSON(),
+      seqs: acc.evictions.seqs.toJSON(),
+      records: acc.evictions.records,
+      bytes: acc.evictions.bytes,
+      byDevice: [...acc.evictions.byDevice],
+      ...(acc.evictions.lastAtMs === undefined ? {} : { lastAtMs: acc.evictions.lastAtMs }),
+    },
+    recentStreamSeqs: acc.recentStreamSeqs.slice(),
+    updatedAtMs: acc.updatedAtMs,
+  };
+}
+
+/**
+ * Reads a stored value (validated: another replica, maybe of another version, wrote it).
+ * @throws ZodError when it does not match AccountingValueSchema.
+ */
+export function fromAccountingValue(value: unknown): LaneAccounting {
+  const v = AccountingValueSchema.parse(value);
+  return {
+    agentId: v.agentId,
+    epoch: v.epoch,
+    lane: v.lane,
+    seqs: IntervalSet.from(v.seqs),
+    duplicates: v.duplicates,
+    devices: new Map(
+      v.devices.map((d) => [
+        d.deviceId,
+        {
+          received: d.received,
+          duplicates: d.duplicates,
+          latest: d.latest === undefined ? undefined : { seq: d.latest.seq, ts: d.latest.ts, receivedAtMs: d.latest.receivedAtMs, metrics: Object.fromEntries(d.latest.metrics) },
+          deviceSeqs: IntervalSet.from(d.deviceSeqs),
+          deviceSeqGapsForgotten: d.deviceSeqGapsForgotten,
+        },
+      ]),
+    ),
+    evictions: {
+      ids: IntervalSet.from(v.evictions.ids),
+      seqs: IntervalSet.from(v.evictions.seqs),
+      records: v.evictions.records,
+      bytes: v.evictions.bytes,
+      byDevice: new Map(v.evictions.byDevice),
+      lastAtMs: v.evictions.lastAtMs,
+    },
+    recentStreamSeqs: v.recentStreamSeqs,
+    updatedAtMs: v.updatedAtMs,
+  };
+}

@@ -1,0 +1,64 @@
+// The streams, consumers and buckets the control plane declares at start (create-or-verify,
+// so replicas starting together all succeed). Names come from the shared contract.
+import {
+  ACCOUNTING_BUCKET,
+  AGENT_EVENTS_STREAM,
+  AGENT_EVENTS_SUBJECTS,
+  FLEET_BUCKET,
+  UPLINK_STREAM,
+  UPLINK_SUBJECTS,
+  type ControlPlaneConfig,
+} from '@outpost/shared';
+import type { ConsumerSpec, KvSpec, NatsClient, StreamSpec } from './types.js';
+
+/** Durable consumer of OUTPOST_UPLINK shared by all replicas: each batch goes to one replica at a time. */
+export const UPLINK_CONSUMER = 'cp-uplink';
+/** Durable consumer of OUTPOST_AGENT_EVENTS shared by all replicas. */
+export const AGENT_EVENTS_CONSUMER = 'cp-agent-events';
+
+export interface Topology {
+  uplinkStream: StreamSpec;
+  agentEventsStream: StreamSpec;
+  uplinkConsumer: ConsumerSpec;
+  agentEventsConsumer: ConsumerSpec;
+  fleetBucket: KvSpec;
+  accountingBucket: KvSpec;
+}
+
+export function topologyFor(config: ControlPlaneConfig): Topology {
+  const { streams, ingest } = config;
+  const consumer = (stream: string, durable: string, description: string): ConsumerSpec => ({
+    stream,
+    durable,
+    description,
+    ackWaitMs: ingest.ackWaitMs,
+    maxAckPending: ingest.maxAckPending,
+  });
+  return {
+    uplinkStream: {
+      name: UPLINK_STREAM,
+      subjects: [UPLINK_SUBJECTS],
+      maxAgeMs: streams.uplinkMaxAgeMs,
+      maxBytes: streams.uplinkMaxBytes,
+      duplicateWindowMs: streams.duplicateWindowMs,
+      replicas: streams.replicas,
+    },
+    agentEventsStream: {
+      name: AGENT_EVENTS_STREAM,
+      subjects: [AGENT_EVENTS_SUBJECTS],
+      maxAgeMs: streams.agentEventsMaxAgeMs,
+      duplicateWindowMs: streams.duplicateWindowMs,
+      replicas: streams.replicas,
+    },
+    uplinkConsumer: consumer(UPLINK_STREAM, UPLINK_CONSUMER, 'control plane: uplink batches into the accounting'),
+    agentEventsConsumer: consumer(AGENT_EVENTS_STREAM, AGENT_EVENTS_CONSUMER, 'control plane: heartbeats and eviction reports'),
+    fleetBucket: { bucket: FLEET_BUCKET, description: 'Outpost fleet registry, key = agentId', replicas: streams.replicas },
+    accountingBucket: { bucket: ACCOUNTING_BUCKET, description: 'Outpost accounting, key = agentId.epoch.lane', replicas: streams.replicas },
+  };
+}
+
+/** Declares both streams and their consumers (idempotent). */
+export async function declareStreams(nats: NatsClient, topology: Topology): Promise<void> {
+  await Promise.all([nats.ensureStream(topology.uplinkStream), nats.ensureStream(topology.agentEventsStream)]);
+  await Promise.all([nats.ensureConsumer(topology.uplinkConsumer), nats.ensureConsumer(topology.agentEventsConsumer)]);
+}

@@ -1,0 +1,128 @@
+// What the control plane needs from NATS, as interfaces we own; nats-client.ts implements them
+// with the @nats-io modules (the only file importing them).
+
+/** A stored KV value and its revision (the stream sequence of the write). */
+export interface KvEntry {
+  readonly value: Uint8Array;
+  readonly revision: number;
+}
+
+export type KvChange = { type: 'put'; key: string; entry: KvEntry } | { type: 'delete'; key: string; revision: number };
+
+export interface KvWatch {
+  stop(): void;
+}
+
+export interface KvBucket {
+  readonly name: string;
+  /** The current value; undefined when the key was never written or is deleted. */
+  get(key: string): Promise<KvEntry | undefined>;
+  /**
+   * Writes a key that does not exist yet; returns the new revision.
+   * @throws OutpostError KV_CONFLICT when it exists (another writer was first).
+   */
+  create(key: string, value: Uint8Array): Promise<number>;
+  /**
+   * Writes a key only if its revision is still `revision` (compare-and-set); returns the new revision.
+   * @throws OutpostError KV_CONFLICT when another write came in between.
+   */
+  update(key: string, value: Uint8Array, revision: number): Promise<number>;
+  /** Keys matching a NATS subject filter below the bucket (`agent-1.>`), or all keys. */
+  keys(filter?: string): Promise<string[]>;
+  /** Current values first, then every change, until `stop()`; survives reconnects. */
+  watch(onChange: (change: KvChange) => void): Promise<KvWatch>;
+}
+
+/** One JetStream message delivered by a durable pull consumer (explicit ack). */
+export interface StreamMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  header(name: string): string | undefined;
+  /** Sequence in the stream: the same for every redelivery of the message. */
+  readonly streamSeq: number;
+  /** 1 on first delivery. */
+  readonly deliveryCount: number;
+  /** When the server stored the message (server clock), epoch ms. */
+  readonly storedAtMs: number;
+  /** Done: never deliver again. */
+  ack(): void;
+  /** Not done: deliver again (after `delayMs`). */
+  nak(delayMs?: number): void;
+  /** Still working on it: restart the ack-wait timer. */
+  working(): void;
+  /** Refused for good (a bad message): never deliver again. */
+  term(reason?: string): void;
+}
+
+export interface StreamSpec {
+  name: string;
+  subjects: string[];
+  maxAgeMs: number;
+  maxBytes?: number | undefined;
+  duplicateWindowMs: number;
+  replicas: number;
+}
+
+export interface ConsumerSpec {
+  stream: string;
+  durable: string;
+  description: string;
+  ackWaitMs: number;
+  maxAckPending: number;
+}
+
+export interface KvSpec {
+  bucket: string;
+  description: string;
+  replicas: number;
+}
+
+export interface ConsumeOptions {
+  /** Messages asked for per pull. */
+  maxMessages: number;
+  /** Called again (stream and consumer re-declared) when the consumer vanished from the server. */
+  redeclare: () => Promise<void>;
+}
+
+/**
+ * Called for each message in delivery order. It returns at once when the message was taken
+ * over (acked later); a returned promise holds back the next message (back-pressure).
+ */
+export type MessageHandler = (message: StreamMessage) => void | Promise<void>;
+
+export interface Consumption {
+  /** Stops pulling; messages already handed to the handler stay the handler's. */
+  stop(): Promise<void>;
+}
+
+export type NatsStatus =
+  | { type: 'disconnected'; server: string }
+  | { type: 'reconnecting' }
+  | { type: 'reconnected'; server: string }
+  | { type: 'stale-connection' }
+  | { type: 'server-error'; message: string }
+  | { type: 'closed' };
+
+export interface ConsumerLag {
+  /** Messages in the stream not yet delivered to the consumer. */
+  pending: number;
+  /** Delivered, not yet acked. */
+  ackPending: number;
+  redelivered: number;
+}
+
+export interface NatsClient {
+  isConnected(): boolean;
+  onStatus(listener: (status: NatsStatus) => void): void;
+  /** Creates the stream, or brings an existing one to `spec` (retention is config). Safe when replicas race. */
+  ensureStream(spec: StreamSpec): Promise<void>;
+  /** Creates the durable pull consumer (explicit ack), or updates its ack wait and pending bound. */
+  ensureConsumer(spec: ConsumerSpec): Promise<void>;
+  /** Creates or opens a KV bucket (history 1, file storage). */
+  openKv(spec: KvSpec): Promise<KvBucket>;
+  /** Pulls from a durable consumer until stopped; keeps going across disconnects and server restarts. */
+  consume(stream: string, durable: string, handler: MessageHandler, options: ConsumeOptions): Consumption;
+  consumerLag(stream: string, durable: string): Promise<ConsumerLag>;
+  /** Drains and closes the connection. Idempotent. */
+  close(): Promise<void>;
+}
