@@ -4,7 +4,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet';
 import net from 'node:net';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { Lane, TelemetrySchema, type Telemetry } from '@outpost/shared';
+import { Lane, METRIC_NAME_PATTERN, TelemetrySchema, type Telemetry } from '@outpost/shared';
 import { openOutbox, type StoredRecord } from '@outpost/agent';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
@@ -186,7 +186,7 @@ interface PayloadCase {
   bytes: Buffer;
 }
 
-const metricName = fc.stringMatching(/^[A-Za-z0-9_.:-]{1,64}$/);
+const metricName = fc.stringMatching(METRIC_NAME_PATTERN);
 const finiteNumber = fc.double({ noNaN: true, noDefaultInfinity: true });
 const epochMs = fc.oneof(fc.integer({ min: 0, max: 8.64e15 }), fc.integer({ min: NOW_MS - 86_400_000, max: NOW_MS }));
 
