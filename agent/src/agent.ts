@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Gauge } from 'prom-client';
-import { createLogger, errorsTopic, LANES_IN_DRAIN_ORDER, type AgentConfig, type Logger } from '@outpost/shared';
+import { createCloseStack, createLogger, errorsTopic, LANES_IN_DRAIN_ORDER, type AgentConfig, type Logger } from '@outpost/shared';
 import { openOutbox, type Outbox } from './buffer/index.js';
 import { createDeviceAuthenticator } from './broker/device-auth.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
@@ -44,16 +44,8 @@ export interface StartAgentOptions {
 export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
   const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: config.log.level, base: { agentId: config.agentId } });
   const metrics = createAgentMetrics({ agentId: config.agentId });
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (err) {
-        logger.error({ err }, 'error while closing');
-      }
-    }
-  };
+  const closers = createCloseStack(logger);
+  const closeAll = closers.closeAll;
 
   try {
     // The uplink is built after the outbox; commits and evictions wake it through these.

@@ -1,5 +1,5 @@
 import { Gauge } from 'prom-client';
-import { AgentStatus, createLogger, type ControlPlaneConfig, type Logger } from '@outpost/shared';
+import { AgentStatus, createCloseStack, createLogger, type ControlPlaneConfig, type Logger } from '@outpost/shared';
 import { createApiRoutes, requestFailed, routeNotFound } from './api/routes.js';
 import { startHttpServer } from './api/http-server.js';
 import { agentStatus } from './fleet/fleet-record.js';
@@ -40,16 +40,8 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
   const logger = options.logger ?? createLogger({ name: 'outpost-control-plane', level: config.log.level });
   const metrics = createControlPlaneMetrics();
   const topology = topologyFor(config);
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (err) {
-        logger.error({ err }, 'error while closing');
-      }
-    }
-  };
+  const closers = createCloseStack(logger);
+  const closeAll = closers.closeAll;
 
   try {
     const nats = await connectNats(config.nats, logger);

@@ -6,6 +6,7 @@ export * from './schemas/uplink.js';
 export * from './config/load-config.js';
 export * from './config/agent-config.js';
 export * from './logger.js';
+export * from './service.js';
 export * from './schemas/accounting.js';
 export * from './schemas/api.js';
 export * from './config/control-plane-config.js';
