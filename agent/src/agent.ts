@@ -107,6 +107,12 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       const startedUplink = startUplink({ agentId: config.agentId, epoch: outbox.epoch, config: config.uplink, outbox, transport, metrics, logger, faults: config.faults, crash: options.crash });
       uplink = startedUplink;
       closers.push(() => startedUplink.close());
+      // Rates since the previous heartbeat, from counters the agent keeps anyway.
+      let previous = { atMs: Date.now(), accepted: 0, uplinked: 0 };
+      let uplinked = 0;
+      startedUplink.onRecordsAcknowledged((n) => {
+        uplinked += n;
+      });
       const heartbeats = startHeartbeats({
         agentId: config.agentId,
         intervalMs: config.uplink.heartbeatIntervalMs,
@@ -115,6 +121,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         snapshot: () => {
           const stats = outbox.stats();
           const counts = ingest.counts();
+          const nowMs = Date.now();
+          const elapsedS = Math.max(0.001, (nowMs - previous.atMs) / 1000);
+          const acceptedPerS = Math.round((counts.accepted - previous.accepted) / elapsedS);
+          const recordsPerS = Math.round((uplinked - previous.uplinked) / elapsedS);
+          previous = { atMs: nowMs, accepted: counts.accepted, uplinked };
           return {
             agentId: config.agentId,
             epoch: outbox.epoch,
@@ -127,8 +138,10 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
               maxBytes: stats.maxBytes,
               ...(stats.oldestReceivedAtMs === undefined ? {} : { oldestRecordAgeMs: Math.max(0, Date.now() - stats.oldestReceivedAtMs) }),
               evictedRecords: stats.evicted,
+              storageOk: ingest.storageHealthy(),
             },
-            ingest: { accepted: counts.accepted, rejected: counts.rejected, devicesConnected: broker?.connectedClients() ?? 0 },
+            ingest: { accepted: counts.accepted, rejected: counts.rejected, devicesConnected: broker?.connectedClients() ?? 0, acceptedPerS },
+            uplink: { recordsPerS },
           };
         },
       });

@@ -44,6 +44,8 @@ export interface Uplink {
   kick(): void;
   /** The outbox evicted records: report them upstream. */
   evictionsChanged(): void;
+  /** Called with the record count of each batch JetStream acknowledged and the outbox deleted. */
+  onRecordsAcknowledged(listener: (records: number) => void): void;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export function startUplink(options: UplinkOptions): Uplink {
   let evictionsReportedThrough = 0;
   let evictionsPending = true;
   let batchesPublished = 0;
+  const ackListeners: ((records: number) => void)[] = [];
 
   const kick = (): void => {
     const w = wake;
@@ -129,6 +132,7 @@ export function startUplink(options: UplinkOptions): Uplink {
     crashIf('after-ack-before-delete');
     await outbox.deleteThrough(head.lane, head.lastSeq);
     metrics.uplinkRecords.inc({ lane: head.lane }, head.records);
+    for (const listener of ackListeners) listener(head.records);
   }
 
   /** Drains until disconnected, stopped or failed; throws on a failed publish. */
@@ -203,6 +207,9 @@ export function startUplink(options: UplinkOptions): Uplink {
     evictionsChanged() {
       evictionsPending = true;
       kick();
+    },
+    onRecordsAcknowledged(listener) {
+      ackListeners.push(listener);
     },
     async close() {
       stopping = true;

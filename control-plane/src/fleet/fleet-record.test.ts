@@ -53,6 +53,8 @@ describe('agentStatus', () => {
     expect(agentStatus(at(T0, heartbeat({ buffer: { ...buffer, bytes: 950 } })), T0, thresholds)).toEqual({ status: 'degraded', reasons: ['buffer-nearly-full'] });
     expect(agentStatus(at(T0, heartbeat({ inference: { up: false } })), T0, thresholds)).toEqual({ status: 'degraded', reasons: ['inference-down'] });
     expect(agentStatus(at(T0, heartbeat({ inference: { up: true } })), T0, thresholds).status).toBe('online');
+    expect(agentStatus(at(T0, heartbeat({ buffer: { ...buffer, storageOk: false } })), T0, thresholds)).toEqual({ status: 'degraded', reasons: ['storage-failing'] });
+    expect(agentStatus(at(T0, heartbeat({ buffer: { ...buffer, storageOk: true } })), T0, thresholds).status).toBe('online');
   });
 
   it('summarises an agent known only from its data as unknown', () => {

@@ -50,6 +50,7 @@ export function agentStatus(record: FleetRecord, nowMs: number, thresholds: Stat
   if (buffer.oldestRecordAgeMs !== undefined && buffer.oldestRecordAgeMs > thresholds.degradedBufferAgeMs) reasons.push(StatusReason.bufferBacklog);
   if (buffer.bytes > thresholds.degradedBufferFillRatio * buffer.maxBytes) reasons.push(StatusReason.bufferNearlyFull);
   if (inference?.up === false) reasons.push(StatusReason.inferenceDown);
+  if (buffer.storageOk === false) reasons.push(StatusReason.storageFailing);
   return { status: reasons.length > 0 ? AgentStatus.degraded : AgentStatus.online, reasons };
 }
 

@@ -29,6 +29,7 @@ export const StatusReason = {
   bufferBacklog: 'buffer-backlog',
   bufferNearlyFull: 'buffer-nearly-full',
   inferenceDown: 'inference-down',
+  storageFailing: 'storage-failing',
 } as const;
 export type StatusReason = (typeof StatusReason)[keyof typeof StatusReason];
 export const StatusReasonSchema = z.enum([
@@ -37,6 +38,7 @@ export const StatusReasonSchema = z.enum([
   StatusReason.bufferBacklog,
   StatusReason.bufferNearlyFull,
   StatusReason.inferenceDown,
+  StatusReason.storageFailing,
 ]);
 
 const HeartbeatShape = HeartbeatSchema.shape;

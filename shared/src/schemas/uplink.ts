@@ -74,12 +74,22 @@ export const HeartbeatSchema = z.object({
     maxBytes: z.number().int().positive(),
     oldestRecordAgeMs: z.number().int().nonnegative().optional(),
     evictedRecords: z.record(LaneSchema, z.number().int().nonnegative()),
+    /** False while the outbox cannot commit (disk full): publishes stay unacknowledged. */
+    storageOk: z.boolean().optional(),
   }),
   ingest: z.object({
     accepted: z.number().int().nonnegative(),
     rejected: z.number().int().nonnegative(),
     devicesConnected: z.number().int().nonnegative(),
+    /** Publishes committed per second since the previous heartbeat. */
+    acceptedPerS: z.number().nonnegative().optional(),
   }),
+  uplink: z
+    .object({
+      /** Records acknowledged by JetStream per second since the previous heartbeat. */
+      recordsPerS: z.number().nonnegative(),
+    })
+    .optional(),
   inference: z.object({ up: z.boolean(), model: z.string().optional() }).optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;

@@ -191,7 +191,11 @@ describe('fleet registry', () => {
     const agent = await startAgent({ labels: { site: 'north' }, uplink: { servers: [nats.url] } });
     const api = controlPlaneApi(cp.httpPort);
     await waitFor(async () => (await api.agent('gw-1')).body.status === 'online', { what: 'agent online', timeoutMs: 30_000, intervalMs: 100 });
-    expect((await api.agent('gw-1')).body.labels).toEqual({ site: 'north' });
+    const online = (await api.agent('gw-1')).body;
+    expect(online.labels).toEqual({ site: 'north' });
+    expect(online.versions?.agent).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(online.buffer).toMatchObject({ storageOk: true, records: { events: 0, telemetry: 0 } });
+    expect(online.ingest?.acceptedPerS).toBe(0);
     agent.pause(); // silent, its connections still open
     const silentAtMs = Date.now();
     await waitFor(async () => (await api.agent('gw-1')).body.status === 'offline', { what: 'agent offline', timeoutMs: 60_000, intervalMs: 100 });
