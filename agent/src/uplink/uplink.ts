@@ -54,6 +54,8 @@ interface InFlight {
   lastSeq: number;
   records: number;
   ack: Promise<{ duplicate: boolean }>;
+  /** Set when `ack` has settled, so acknowledged heads can be collected without waiting. */
+  outcome?: { ok: true; duplicate: boolean } | { ok: false; error: unknown };
 }
 
 /**
@@ -124,15 +126,29 @@ export function startUplink(options: UplinkOptions): Uplink {
     }
   }
 
+  /**
+   * Waits for the oldest batch's ack, then takes every consecutive acknowledged batch off the
+   * front and deletes their ranges with one statement per lane: a delete is a write
+   * transaction (an fsync at durability power) on the connection ingest commits on, so one per
+   * group, not one per batch. Throws when the oldest batch failed.
+   */
   async function settle(inFlight: InFlight[]): Promise<void> {
-    const head = inFlight[0]!;
-    const { duplicate } = await head.ack;
-    inFlight.shift();
-    if (duplicate) metrics.uplinkDuplicates.inc();
+    await inFlight[0]!.ack;
+    const acknowledged: InFlight[] = [];
+    for (let head = inFlight[0]; head?.outcome !== undefined; head = inFlight[0]) {
+      if (!head.outcome.ok) break;
+      inFlight.shift();
+      if (head.outcome.duplicate) metrics.uplinkDuplicates.inc();
+      acknowledged.push(head);
+    }
     crashIf('after-ack-before-delete');
-    await outbox.deleteThrough(head.lane, head.lastSeq);
-    metrics.uplinkRecords.inc({ lane: head.lane }, head.records);
-    for (const listener of ackListeners) listener(head.records);
+    const throughSeq = new Map<Lane, number>();
+    for (const batch of acknowledged) throughSeq.set(batch.lane, Math.max(throughSeq.get(batch.lane) ?? 0, batch.lastSeq));
+    for (const [lane, seq] of throughSeq) await outbox.deleteThrough(lane, seq);
+    for (const batch of acknowledged) {
+      metrics.uplinkRecords.inc({ lane: batch.lane }, batch.records);
+      for (const listener of ackListeners) listener(batch.records);
+    }
   }
 
   /** Drains until disconnected, stopped or failed; throws on a failed publish. */
@@ -172,7 +188,12 @@ export function startUplink(options: UplinkOptions): Uplink {
           await transport.flush();
           crashIf('after-publish-before-ack');
         }
-        inFlight.push({ lane, lastSeq: last, records: records.length, ack });
+        const entry: InFlight = { lane, lastSeq: last, records: records.length, ack };
+        ack.then(
+          (a) => (entry.outcome = { ok: true, duplicate: a.duplicate }),
+          (error: unknown) => (entry.outcome = { ok: false, error }),
+        );
+        inFlight.push(entry);
         sentThrough[lane] = last;
         if (inFlight.length >= config.maxInFlightBatches) await settle(inFlight);
       }

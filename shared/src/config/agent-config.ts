@@ -56,8 +56,9 @@ const BridgeSchema = z.strictObject({
   topics: z.array(z.string().min(1)).min(1).default(['devices/+/telemetry']),
 });
 
-export const DEFAULT_UPLINK_BATCH_MAX_RECORDS = 500;
-export const DEFAULT_UPLINK_MAX_IN_FLIGHT_BATCHES = 16;
+/** 2,000 ~200-byte records gzip to well under NATS's 1 MiB max_payload. */
+export const DEFAULT_UPLINK_BATCH_MAX_RECORDS = 2_000;
+export const DEFAULT_UPLINK_MAX_IN_FLIGHT_BATCHES = 32;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
 
 const UplinkSchema = z.strictObject({

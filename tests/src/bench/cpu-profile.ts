@@ -31,13 +31,13 @@ function packageOf(url: string, functionName: string): string {
   if (url.startsWith('node:')) return 'node (core)';
   const module = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (module !== null) return module[1] as string;
-  const workspace = /\/(agent|shared|tests)\/dist\//.exec(url);
+  const workspace = /\/(agent|control-plane|shared|tests)\/dist\//.exec(url);
   if (workspace !== null) return `@outpost/${workspace[1]}`;
   return url;
 }
 
 function shortUrl(url: string): string {
-  return url.replace(/^file:\/\/.*?\/node_modules\//, '').replace(/^file:\/\/.*?\/((?:agent|shared|tests)\/dist\/)/, '$1');
+  return url.replace(/^file:\/\/.*?\/node_modules\//, '').replace(/^file:\/\/.*?\/((?:agent|control-plane|shared|tests)\/dist\/)/, '$1');
 }
 
 /** Reads a .cpuprofile and returns the `top` functions and packages by self time. */

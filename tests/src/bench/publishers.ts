@@ -124,6 +124,8 @@ export interface PacedRunOptions {
   /** Aggregate publishes per second over all clients. */
   ratePerS: number;
   durationMs: number;
+  /** Called as each message is published (device seq, performance.now()), e.g. to time its arrival elsewhere. */
+  onPublish?: (publisher: Publisher, seq: number, atMs: number) => void;
 }
 
 export interface PacedRunResult {
@@ -181,7 +183,9 @@ export function runPaced(publishers: readonly Publisher[], options: PacedRunOpti
     const publishOne = (i: number): void => {
       const p = publishers[i % n] as Publisher;
       const t0 = performance.now();
-      p.client.publish(p.topic, telemetryPayload(p.seq++), { qos: 1 }, (error) => {
+      const seq = p.seq++;
+      options.onPublish?.(p, seq, t0);
+      p.client.publish(p.topic, telemetryPayload(seq), { qos: 1 }, (error) => {
         if (error) return finish(new Error(`publish of ${p.deviceId} failed: ${error.message}`));
         latencies[i] = performance.now() - t0;
         acked += 1;

@@ -1,7 +1,11 @@
-// `npm run bench [-- --quick] [-- --profile-agent]`: the ingest benchmark of issue [ingest].
+// `npm run bench [-- --quick] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only]`: the
+// ingest benchmark of issue [ingest] and the end-to-end benchmark of issue [uplink].
 // Scenarios, in order: the agent at durability 'power' (paced 10k msg/s latency + RSS, then
-// maximum QoS 1 throughput), the agent at 'process' (throughput only), then raw aedes (the
-// broker limit). Prints a table and writes tests/bench/results/latest.json.
+// maximum QoS 1 throughput), the agent at 'process' (throughput only), raw aedes (the broker
+// limit), then end to end (uplink.ts): agent -> nats-server -> control plane throughput and
+// paced latency, the drain of a backlog built while NATS was down, and the peer (mosquitto +
+// a hand-built JetStream forwarder). Prints a table and writes tests/bench/results/latest.json
+// (--uplink-only: the e2e scenarios alone, written to uplink-only.json).
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +15,7 @@ import { summarizeCpuProfile } from './cpu-profile.js';
 import { runIngestScenario, type IngestScenarioResult } from './ingest.js';
 import { cpuSnapshot, foreignCores } from './process-stats.js';
 import type { PacedRunOptions, WindowedRunOptions } from './publishers.js';
+import { runUplinkBench, type UplinkPlan, type UplinkResult } from './uplink.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
@@ -21,6 +26,11 @@ const TARGET = {
   rssMb: 110,
 } as const;
 const PACED_RATE_PER_S = 10_000;
+/** Targets of issue [uplink]. */
+const UPLINK_TARGET = {
+  e2eMsgsPerS: 30_000,
+  drainRecordsPerS: 100_000,
+} as const;
 /** Above this many cores busy elsewhere, the report warns that the machine was not quiet. */
 const OTHER_LOAD_WARN_CORES = 0.2;
 
@@ -30,6 +40,7 @@ interface Plan {
   warmup: WindowedRunOptions;
   throughput: WindowedRunOptions;
   paced: PacedRunOptions;
+  uplink: Omit<UplinkPlan, 'profileDir'>;
   /** The whole bench is killed past this, whatever hangs. */
   hardLimitMs: number;
 }
@@ -44,7 +55,16 @@ const PLANS: Record<'full' | 'quick', Plan> = {
     warmup: { messages: 20_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 5_000 },
     throughput: { messages: 1_000_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 25_000 },
     paced: { ratePerS: PACED_RATE_PER_S, durationMs: 20_000 },
-    hardLimitMs: 230_000,
+    uplink: {
+      devices: DEVICES,
+      windowPerClient: WINDOW_PER_CLIENT,
+      warmupMessages: 20_000,
+      throughput: { messages: 600_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 25_000 },
+      paced: { ratePerS: 5_000, durationMs: 20_000 },
+      drain: { backlog: 1_000_000, backlogMaxDurationMs: 90_000, liveRatePerS: 2_000, timeoutMs: 120_000 },
+      forwarderWindow: 1_000,
+    },
+    hardLimitMs: 600_000,
   },
   quick: {
     mode: 'quick',
@@ -52,24 +72,37 @@ const PLANS: Record<'full' | 'quick', Plan> = {
     warmup: { messages: 5_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 2_000 },
     throughput: { messages: 300_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 5_000 },
     paced: { ratePerS: PACED_RATE_PER_S, durationMs: 3_000 },
-    hardLimitMs: 55_000,
+    uplink: {
+      devices: DEVICES,
+      windowPerClient: WINDOW_PER_CLIENT,
+      warmupMessages: 5_000,
+      throughput: { messages: 150_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 6_000 },
+      paced: { ratePerS: 5_000, durationMs: 5_000 },
+      drain: { backlog: 200_000, backlogMaxDurationMs: 20_000, liveRatePerS: 2_000, timeoutMs: 40_000 },
+      forwarderWindow: 1_000,
+    },
+    hardLimitMs: 175_000,
   },
 };
 
 interface Args {
   quick: boolean;
   profileAgent: boolean;
+  profileE2e: boolean;
+  uplinkOnly: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, profileAgent: false };
+  const args: Args = { quick: false, profileAgent: false, profileE2e: false, uplinkOnly: false };
   for (const arg of argv) {
     if (arg === '--quick') args.quick = true;
     else if (arg === '--profile-agent') args.profileAgent = true;
+    else if (arg === '--profile-e2e') args.profileE2e = true;
+    else if (arg === '--uplink-only') args.uplinkOnly = true;
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --quick] [-- --profile-agent]');
+      console.log('usage: npm run bench [-- --quick] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only]');
       process.exit(0);
-    } else throw new Error(`unknown argument ${arg} (known: --quick, --profile-agent)`);
+    } else throw new Error(`unknown argument ${arg} (known: --quick, --profile-agent, --profile-e2e, --uplink-only)`);
   }
   return args;
 }
@@ -107,6 +140,34 @@ async function main(): Promise<void> {
     otherLoad[name] = round(foreignCores(before, await cpuSnapshot()), 2);
     return result;
   };
+  let e2eProfileDir: string | undefined;
+  if (args.profileE2e) e2eProfileDir = await mkdtemp(join(tmpdir(), 'outpost-bench-e2e-prof-'));
+  const uplinkPlan: UplinkPlan = { ...plan.uplink, profileDir: e2eProfileDir };
+  const loadWarning = (): void => {
+    const busiest = Math.max(...Object.values(otherLoad));
+    const loadText = Object.entries(otherLoad)
+      .map(([name, cores]) => `${name} ${fmt(cores, 2)}`)
+      .join(', ');
+    console.log(`Other load on the machine (cores used by other processes and steal, per scenario): ${loadText}`);
+    if (busiest > OTHER_LOAD_WARN_CORES) console.log(`WARNING: the machine was not quiet (up to ${fmt(busiest, 2)} of ${cores} cores busy elsewhere); figures are low.`);
+  };
+
+  if (args.uplinkOnly) {
+    const uplink = await measured('uplink', () => runUplinkBench(uplinkPlan, (line) => console.log(line)));
+    console.log('');
+    printTable(uplinkRows(uplink));
+    console.log('');
+    printUplinkNotes(uplink);
+    loadWarning();
+    const results = { time: new Date().toISOString(), machine: { cores, node: process.version, other_load_cores: otherLoad }, mode: plan.mode, ...uplinkFigures(uplink), targets: uplinkTargets(uplink), config: { uplink: uplink.config } };
+    await mkdir(RESULTS_DIR, { recursive: true });
+    const resultsFile = join(RESULTS_DIR, 'uplink-only.json');
+    await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`\nwrote ${resultsFile} (bench took ${fmt((performance.now() - started) / 1000, 1)} s)`);
+    if (e2eProfileDir !== undefined) await printE2eProfiles(uplink);
+    return;
+  }
+
   console.log('- agent, durability power: warm-up, paced 10k msg/s, max throughput ...');
   const power = await measured('agent_power', () =>
     runIngestScenario({ durability: 'power', devices: plan.devices, warmup: plan.warmup, throughput: plan.throughput, paced: plan.paced, cpuProfileFile: profileFile }),
@@ -120,6 +181,7 @@ async function main(): Promise<void> {
   console.log('- raw aedes, in-process subscriber, no storage: warm-up, paced 10k msg/s, max throughput ...');
   const aedes = await measured('aedes_raw', () => runAedesRawScenario({ devices: plan.devices, warmup: plan.warmup, throughput: plan.throughput, paced: plan.paced }));
   console.log(`  ${describeThroughput('max run', aedes)}; subscriber received ${fmt(aedes.delivered)} = PUBACKs ${fmt(aedes.ackedTotal)}`);
+  const uplink = await measured('uplink', () => runUplinkBench(uplinkPlan, (line) => console.log(line)));
 
   const powerPaced = power.paced;
   const memory = power.memoryAfterPaced;
@@ -152,12 +214,14 @@ async function main(): Promise<void> {
     'aedes_raw.qos1.cpu_us_per_msg': round(usPerMsg(aedes.throughputBenchCores, aedesMsgsPerS), 1),
     'aedes_raw.puback_p50_ms_at_10k': round(aedes.paced.p50Ms, 2),
     'aedes_raw.puback_p99_ms_at_10k': round(aedes.paced.p99Ms, 2),
+    ...uplinkFigures(uplink),
   };
 
   const targets = {
     'ingest.qos1.msgs_per_s': { target: `>= ${TARGET.msgsPerS}`, ratio: round(msgsPerS / TARGET.msgsPerS, 3), met: msgsPerS >= TARGET.msgsPerS },
     'ingest.puback_p99_ms_at_10k': { target: `<= ${TARGET.p99Ms}`, ratio: round(powerPaced.p99Ms / TARGET.p99Ms, 3), met: powerPaced.p99Ms <= TARGET.p99Ms },
     'memory.agent_rss_mb_at_10k': { target: `<= ${TARGET.rssMb}`, ratio: round(memory.rssMb / TARGET.rssMb, 3), met: memory.rssMb <= TARGET.rssMb },
+    ...uplinkTargets(uplink),
   };
 
   const rows: [string, string, string, string, string][] = [
@@ -175,6 +239,7 @@ async function main(): Promise<void> {
     ['  CPU per msg: agent / publishers', `${fmt(figures['ingest.qos1.agent_cpu_us_per_msg'], 1)} / ${fmt(figures['ingest.qos1.publisher_cpu_us_per_msg'], 1)} µs`, '', '', `aedes+publ. ${fmt(figures['aedes_raw.qos1.cpu_us_per_msg'], 1)}`],
     ['  agent RSS idle / after max run / peak', `${fmt(power.memoryIdle.rssMb, 1)} / ${fmt(power.memoryAfterThroughput.rssMb, 1)} / ${fmt(figures['memory.agent_peak_rss_mb'], 1)} MB`, '', '', ''],
     ['  aedes raw QoS 1 msgs/s', fmt(aedesMsgsPerS), '', '', '1'],
+    ...uplinkRows(uplink).slice(1),
   ];
   console.log('');
   printTable(rows);
@@ -189,12 +254,8 @@ async function main(): Promise<void> {
     `CPU bound: the agent spends ${fmt(agentUs, 1)} µs of CPU per message (at most ~${fmt(1e6 / agentUs)} msg/s on one core), the publishers ${fmt(publisherUs, 1)} µs; ` +
       `${cores} cores shared by both allow at most ~${fmt((cores * 1e6) / (agentUs + publisherUs))} msg/s.`,
   );
-  const busiest = Math.max(...Object.values(otherLoad));
-  const loadText = Object.entries(otherLoad)
-    .map(([name, cores]) => `${name} ${fmt(cores, 2)}`)
-    .join(', ');
-  console.log(`Other load on the machine (cores used by other processes and steal, per scenario): ${loadText}`);
-  if (busiest > OTHER_LOAD_WARN_CORES) console.log(`WARNING: the machine was not quiet (up to ${fmt(busiest, 2)} of ${cores} cores busy elsewhere); figures are low.`);
+  printUplinkNotes(uplink);
+  loadWarning();
 
   const results = {
     time: new Date().toISOString(),
@@ -213,6 +274,8 @@ async function main(): Promise<void> {
       durability: 'power',
       // A profiled agent runs slower: such results are not comparable with plain runs.
       agentCpuProfile: args.profileAgent,
+      e2eCpuProfile: args.profileE2e,
+      uplink: uplink.config,
     },
   };
   await mkdir(RESULTS_DIR, { recursive: true });
@@ -221,6 +284,118 @@ async function main(): Promise<void> {
   console.log(`\nwrote ${resultsFile} (bench took ${fmt((performance.now() - started) / 1000, 1)} s)`);
 
   if (profileFile !== undefined) await printProfile(profileFile);
+  if (e2eProfileDir !== undefined) await printE2eProfiles(uplink);
+}
+
+function uplinkFigures(u: UplinkResult) {
+  const { e2e, drain, peer } = u;
+  const cores = (c: Record<string, number>, name: string): number => round(c[name] ?? 0, 2);
+  return {
+    'e2e.msgs_per_s': round(e2e.msgsPerS, 0),
+    'e2e.ratio_vs_mosquitto_bridge': round(e2e.msgsPerS / peer.msgsPerS, 3),
+    'e2e.latency_p50_ms_at_5k': round(e2e.paced.visible.p50Ms, 1),
+    'e2e.latency_p99_ms_at_5k': round(e2e.paced.visible.p99Ms, 1),
+    'drain.records_per_s': round(drain.recordsPerS, 0),
+    // Extra figures: context for the ones above.
+    'e2e.latency_max_ms_at_5k': round(e2e.paced.visible.maxMs, 1),
+    'e2e.latency_samples_at_5k': e2e.paced.visible.samples,
+    'e2e.latency_not_visible_at_5k': e2e.paced.notVisible,
+    'e2e.paced_achieved_msgs_per_s': round(e2e.paced.achievedRatePerS, 0),
+    'e2e.puback_p99_ms_at_5k': round(e2e.paced.puback.p99Ms, 2),
+    'e2e.messages': e2e.messages,
+    'e2e.last_puback_after_ms': round(e2e.ackedAfterMs, 0),
+    'e2e.agent_cpu_cores': cores(e2e.cpu, 'agent'),
+    'e2e.control_plane_cpu_cores': cores(e2e.cpu, 'controlPlane'),
+    'e2e.nats_cpu_cores': cores(e2e.cpu, 'nats'),
+    'e2e.publisher_cpu_cores': cores(e2e.cpu, 'bench'),
+    'e2e.agent_cpu_us_per_msg': round(usPerMsg(e2e.cpu['agent'] ?? 0, e2e.msgsPerS), 1),
+    'e2e.control_plane_cpu_us_per_msg': round(usPerMsg(e2e.cpu['controlPlane'] ?? 0, e2e.msgsPerS), 1),
+    'e2e.nats_cpu_us_per_msg': round(usPerMsg(e2e.cpu['nats'] ?? 0, e2e.msgsPerS), 1),
+    'e2e.paced_cpu_cores': Object.fromEntries(Object.entries(e2e.paced.cpu).map(([k, v]) => [k, round(v, 2)])),
+    'drain.backlog_records': drain.backlog,
+    'drain.backlog_ingest_msgs_per_s': round(drain.backlogIngestMsgsPerS, 0),
+    'drain.elapsed_ms': round(drain.elapsedMs, 0),
+    'drain.first_counted_after_ms': round(drain.firstCountedAfterMs, 0),
+    'drain.first_in_stream_after_ms': round(drain.firstInStreamAfterMs, 0),
+    'drain.jetstream_ready_after_up_ms': round(drain.jetstreamReadyAfterUpMs, 0),
+    'drain.records_per_s_after_first_count': round(drain.recordsPerSAfterFirst, 0),
+    'drain.live_msgs_per_s': round(drain.live.achievedRatePerS, 0),
+    'drain.live_sent': drain.live.sent,
+    'drain.live_acked': drain.live.acked,
+    'drain.live_acked_during_drain': drain.live.ackedDuringDrain,
+    'drain.live_puback_p50_ms': round(drain.live.puback.p50Ms, 2),
+    'drain.live_puback_p99_ms': round(drain.live.puback.p99Ms, 2),
+    'drain.live_puback_max_ms': round(drain.live.puback.maxMs, 2),
+    'drain.agent_cpu_cores': cores(drain.cpu, 'agent'),
+    'drain.control_plane_cpu_cores': cores(drain.cpu, 'controlPlane'),
+    'drain.nats_cpu_cores': cores(drain.cpu, 'nats'),
+    'peer.mosquitto_bridge.msgs_per_s': round(peer.msgsPerS, 0),
+    'peer.mosquitto_bridge.mosquitto_cpu_cores': cores(peer.cpu, 'mosquitto'),
+    'peer.mosquitto_bridge.forwarder_cpu_cores': cores(peer.cpu, 'forwarder'),
+    'peer.mosquitto_bridge.nats_cpu_cores': cores(peer.cpu, 'nats'),
+    'peer.mosquitto_bridge.publisher_cpu_cores': cores(peer.cpu, 'bench'),
+  };
+}
+
+function uplinkTargets(u: UplinkResult) {
+  const e2e = u.e2e.msgsPerS;
+  const drain = u.drain.recordsPerS;
+  return {
+    'e2e.msgs_per_s': { target: `>= ${UPLINK_TARGET.e2eMsgsPerS}`, ratio: round(e2e / UPLINK_TARGET.e2eMsgsPerS, 3), met: e2e >= UPLINK_TARGET.e2eMsgsPerS },
+    'drain.records_per_s': { target: `>= ${UPLINK_TARGET.drainRecordsPerS}`, ratio: round(drain / UPLINK_TARGET.drainRecordsPerS, 3), met: drain >= UPLINK_TARGET.drainRecordsPerS },
+  };
+}
+
+function uplinkRows(u: UplinkResult): [string, string, string, string, string][] {
+  const { e2e, drain, peer } = u;
+  const t = uplinkTargets(u);
+  const c = (cpu: Record<string, number>, ...names: string[]): string => names.map((n) => fmt(cpu[n] ?? 0, 2)).join(' / ');
+  return [
+    ['figure', 'value', 'target', 'vs target', 'vs peer'],
+    ['e2e.msgs_per_s (device -> counted at CP)', fmt(e2e.msgsPerS), `>= ${fmt(UPLINK_TARGET.e2eMsgsPerS)}`, verdict(t['e2e.msgs_per_s']), `${fmt(e2e.msgsPerS / peer.msgsPerS, 3)} of ${fmt(peer.msgsPerS)}`],
+    ['e2e.latency_p50_ms_at_5k (publish -> visible)', fmt(e2e.paced.visible.p50Ms, 1), '', '', ''],
+    ['e2e.latency_p99_ms_at_5k (publish -> visible)', fmt(e2e.paced.visible.p99Ms, 1), '', '', ''],
+    ['drain.records_per_s (1M backlog, live 2k/s)'.replace('1M', drain.backlog >= 1e6 ? '1M' : `${fmt(drain.backlog / 1000)}k`), fmt(drain.recordsPerS), `>= ${fmt(UPLINK_TARGET.drainRecordsPerS)}`, verdict(t['drain.records_per_s']), ''],
+    ['  e2e: msgs / last PUBACK after / counted after', `${fmt(e2e.messages)} / ${fmt(e2e.ackedAfterMs / 1000, 1)} s / ${fmt(e2e.elapsedMs / 1000, 1)} s`, '', '', ''],
+    ['  e2e CPU: agent / CP / nats / publishers', `${c(e2e.cpu, 'agent', 'controlPlane', 'nats', 'bench')} cores`, '', '', `${c(peer.cpu, 'mosquitto', 'forwarder', 'nats', 'bench')} (mosq/fwd/nats/pub)`],
+    ['  e2e CPU per msg: agent / CP / nats', `${fmt(usPerMsg(e2e.cpu['agent'] ?? 0, e2e.msgsPerS), 1)} / ${fmt(usPerMsg(e2e.cpu['controlPlane'] ?? 0, e2e.msgsPerS), 1)} / ${fmt(usPerMsg(e2e.cpu['nats'] ?? 0, e2e.msgsPerS), 1)} µs`, '', '', ''],
+    ['  e2e latency max / samples / not visible', `${fmt(e2e.paced.visible.maxMs, 1)} ms / ${fmt(e2e.paced.visible.samples)} / ${fmt(e2e.paced.notVisible)}`, '', '', ''],
+    ['  e2e paced: achieved msg/s, PUBACK p99', `${fmt(e2e.paced.achievedRatePerS)}, ${fmt(e2e.paced.puback.p99Ms, 2)} ms`, '', '', ''],
+    ['  e2e paced CPU: agent / CP / nats / publishers', `${c(e2e.paced.cpu, 'agent', 'controlPlane', 'nats', 'bench')} cores`, '', '', ''],
+    ['  drain: backlog ingest msg/s (NATS down)', fmt(drain.backlogIngestMsgsPerS), '', '', ''],
+    ['  drain: nats-server up -> JetStream answers', `${fmt(drain.jetstreamReadyAfterUpMs / 1000, 2)} s`, '', '', ''],
+    ['  drain: JS ready -> 1st in stream / 1st counted / all', `${fmt(drain.firstInStreamAfterMs / 1000, 2)} / ${fmt(drain.firstCountedAfterMs / 1000, 2)} / ${fmt(drain.elapsedMs / 1000, 1)} s`, '', '', ''],
+    ['  drain rate from first count', fmt(drain.recordsPerSAfterFirst), '', '', ''],
+    ['  drain live: msg/s, acked during drain / in all', `${fmt(drain.live.achievedRatePerS)}, ${fmt(drain.live.ackedDuringDrain)} / ${fmt(drain.live.acked)} of ${fmt(drain.live.sent)}`, '', '', ''],
+    ['  drain live PUBACK p50 / p99 / max', `${fmt(drain.live.puback.p50Ms, 2)} / ${fmt(drain.live.puback.p99Ms, 2)} / ${fmt(drain.live.puback.maxMs, 1)} ms`, '', '', ''],
+    ['  drain CPU: agent / CP / nats / bench', `${c(drain.cpu, 'agent', 'controlPlane', 'nats', 'bench')} cores`, '', '', ''],
+    ['  peer: mosquitto + forwarder msgs/s', fmt(peer.msgsPerS), '', '', '1'],
+  ];
+}
+
+function printUplinkNotes(u: UplinkResult): void {
+  console.log('e2e methods: msgs/s = messages acknowledged in the max run / (first publish -> GET /api/agents/{id} totals.received reaches');
+  console.log(`them; polled every 50 ms). Latency = publish call -> arrival in the bench of the accounting KV revision (a watch on the`);
+  console.log('agent\'s telemetry key of the outpost_accounting bucket, which is what the API reads) whose device-seq set first holds the');
+  console.log('message, every message of the paced run; the control plane exposes no latency histogram of its own (control-plane/src/metrics.ts).');
+  console.log('Drain = backlog records / (restarted nats-server\'s JetStream answers -> API counts the whole backlog), live ingest paced');
+  console.log('from the restart on; agent reconnect backoff capped at 0.5 s (uplink.reconnectMaxWaitMs), batching at the defaults.');
+  console.log(`Peer = same publishers -> mosquitto -> mqtt.js forwarder (js.publish per message, ${String(u.config['forwarderWindow'])} in flight) -> JetStream, clocked until the`);
+  console.log('stream holds every message: it stops at "stored in JetStream", one stage before our control plane, and PUBACKs before storing.');
+}
+
+async function printE2eProfiles(u: UplinkResult): Promise<void> {
+  for (const file of u.e2e.profiles) {
+    try {
+      const summary = await summarizeCpuProfile(file, 15);
+      console.log(`\nCPU profile ${file} (e2e scenario, whole life; sampled ${fmt(summary.totalMs / 1000, 1)} s); self time by package:`);
+      for (const p of summary.packages.slice(0, 10)) console.log(`  ${fmt(p.share * 100, 1).padStart(5)}%  ${p.name}`);
+      console.log('self time by function:');
+      for (const f of summary.functions) console.log(`  ${fmt(f.share * 100, 1).padStart(5)}%  ${f.name}`);
+    } catch (error) {
+      console.log(`\nCPU profile ${file} unreadable: ${(error as Error).message}`);
+    }
+  }
 }
 
 /** CPU µs per message from cores used at a rate. */
