@@ -59,14 +59,20 @@ async function connectDevices(agent: AgentProcess, count = DEVICES): Promise<Loa
  * The control plane may hold more than the devices saw acknowledged (committed, then the
  * agent died before its PUBACK), never less, and never one record twice.
  */
-async function expectExactlyOnce(httpPort: number, agentId: string, acked: Map<string, number[]>): Promise<void> {
+async function expectExactlyOnce(httpPort: number, agentId: string, acked: Map<string, number[]>, agent: AgentProcess): Promise<void> {
   const api = controlPlaneApi(httpPort);
   const total = [...acked.values()].reduce((n, list) => n + list.length, 0);
-  // Drained when the control plane's count reaches what was acknowledged and equals the
-  // distinct records in the stream (the log of record).
+  // Drained when the agent's outbox is empty and the control plane's count equals the distinct
+  // records in the stream (the log of record). Reaching `total` alone is not enough: records
+  // committed but never acknowledged (the agent died before the PUBACK) count too.
+  const outboxEmpty = async (): Promise<boolean> => {
+    const text = await (await fetch(`http://127.0.0.1:${agent.httpPort}/metrics`)).text();
+    return /outpost_outbox_records\{lane="events"[^}]*} 0\b/.test(text) && /outpost_outbox_records\{lane="telemetry"[^}]*} 0\b/.test(text);
+  };
   let order = new Map<string, number[]>();
   await waitFor(
     async () => {
+      if (!(await outboxEmpty())) return false;
       const { status, body } = await api.agent(agentId);
       if (status !== 200 || body.totals.received < total) return false;
       order = deviceSeqsInAgentOrder(await readUplinkStream(nats.url));
@@ -108,7 +114,7 @@ describe('uplink through outages', () => {
     await nats.up();
     await load.whenAcked(load.ackedCount() + 2_000);
     load.stop();
-    await expectExactlyOnce(cp.httpPort, 'gw-1', load.acked);
+    await expectExactlyOnce(cp.httpPort, 'gw-1', load.acked, agent);
   }, 300_000);
 
   it('nats-server SIGSTOPped for 90 s: the agent notices within 30 s, buffers, and drains with 0 loss after SIGCONT', async () => {
@@ -133,7 +139,7 @@ describe('uplink through outages', () => {
     nats.resume();
     await waitFor(connected, { what: 'uplink reconnected', timeoutMs: 60_000, intervalMs: 100 });
     load.stop();
-    await expectExactlyOnce(cp.httpPort, 'gw-1', load.acked);
+    await expectExactlyOnce(cp.httpPort, 'gw-1', load.acked, agent);
   }, 300_000);
 });
 
@@ -157,8 +163,8 @@ describe('kill -9 of the agent at each uplink step', () => {
         for (const d of devices) d.client.end(true);
       }
       // A last run without faults drains what is left.
-      await startAgent();
-      await expectExactlyOnce(cp.httpPort, 'gw-1', acked);
+      const last = await startAgent();
+      await expectExactlyOnce(cp.httpPort, 'gw-1', acked, last);
       const { body } = await controlPlaneApi(cp.httpPort).agent('gw-1');
       console.log(`${crashAt}: ${body.totals.received} records, ${body.totals.duplicates} duplicates dropped`);
       if (crashAt !== 'after-commit-before-publish') expect(body.totals.duplicates).toBeGreaterThan(0);
@@ -179,7 +185,7 @@ describe('control-plane replicas', () => {
     await a.kill9();
     await load.whenAcked(load.ackedCount() + 5_000);
     load.stop();
-    await expectExactlyOnce(b.httpPort, 'gw-1', load.acked);
+    await expectExactlyOnce(b.httpPort, 'gw-1', load.acked, agent);
   }, 300_000);
 });
 
