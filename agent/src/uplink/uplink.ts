@@ -153,54 +153,51 @@ export function startUplink(options: UplinkOptions): Uplink {
 
   /** Drains until disconnected, stopped or failed; throws on a failed publish. */
   async function drain(): Promise<void> {
+    // Every ack already has a catch handler, so batches abandoned on a failure reject quietly.
     const inFlight: InFlight[] = [];
     // Start from the oldest record still present: anything after a failure is sent again.
     const sentThrough: Record<Lane, number> = { events: 0, telemetry: 0 };
-    try {
-      while (!stopping && transport.connected()) {
-        await reportEvictions();
-        let lane: Lane | undefined;
-        let records: StoredRecord[] = [];
-        for (const l of LANES_IN_DRAIN_ORDER) {
-          records = await outbox.read(l, sentThrough[l], config.batchMaxRecords);
-          if (records.length > 0) {
-            lane = l;
-            break;
-          }
+    while (!stopping && transport.connected()) {
+      await reportEvictions();
+      let lane: Lane | undefined;
+      let records: StoredRecord[] = [];
+      for (const l of LANES_IN_DRAIN_ORDER) {
+        records = await outbox.read(l, sentThrough[l], config.batchMaxRecords);
+        if (records.length > 0) {
+          lane = l;
+          break;
         }
-        if (lane === undefined) {
-          if (inFlight.length > 0) await settle(inFlight);
-          else await pause(IDLE_RECHECK_MS);
-          continue;
-        }
-        const payload = await encode(lane, records);
-        const first = records[0]!.seq;
-        const last = records.at(-1)!.seq;
-        crashIf('after-commit-before-publish');
-        const ack = transport.publish(uplinkSubject(agentId, lane), payload, {
-          msgId: batchMsgId(agentId, epoch, lane, first, last),
-          headers: { [ENCODING_HEADER]: BATCH_ENCODING },
-        });
-        ack.catch(() => undefined); // awaited in order by settle(); a rejection here must not go unhandled
-        batchesPublished++;
-        metrics.uplinkBatches.inc({ lane });
-        if (faults?.crashAt === 'after-publish-before-ack' && batchesPublished > faults.afterBatches) {
-          await transport.flush();
-          crashIf('after-publish-before-ack');
-        }
-        const entry: InFlight = { lane, lastSeq: last, records: records.length, ack };
-        ack.then(
-          (a) => (entry.outcome = { ok: true, duplicate: a.duplicate }),
-          (error: unknown) => (entry.outcome = { ok: false, error }),
-        );
-        inFlight.push(entry);
-        sentThrough[lane] = last;
-        if (inFlight.length >= config.maxInFlightBatches) await settle(inFlight);
       }
-      while (inFlight.length > 0) await settle(inFlight);
-    } finally {
-      for (const f of inFlight) f.ack.catch(() => undefined);
+      if (lane === undefined) {
+        if (inFlight.length > 0) await settle(inFlight);
+        else await pause(IDLE_RECHECK_MS);
+        continue;
+      }
+      const payload = await encode(lane, records);
+      const first = records[0]!.seq;
+      const last = records.at(-1)!.seq;
+      crashIf('after-commit-before-publish');
+      const ack = transport.publish(uplinkSubject(agentId, lane), payload, {
+        msgId: batchMsgId(agentId, epoch, lane, first, last),
+        headers: { [ENCODING_HEADER]: BATCH_ENCODING },
+      });
+      ack.catch(() => undefined); // awaited in order by settle(); a rejection here must not go unhandled
+      batchesPublished++;
+      metrics.uplinkBatches.inc({ lane });
+      if (faults?.crashAt === 'after-publish-before-ack' && batchesPublished > faults.afterBatches) {
+        await transport.flush();
+        crashIf('after-publish-before-ack');
+      }
+      const entry: InFlight = { lane, lastSeq: last, records: records.length, ack };
+      ack.then(
+        (a) => (entry.outcome = { ok: true, duplicate: a.duplicate }),
+        (error: unknown) => (entry.outcome = { ok: false, error }),
+      );
+      inFlight.push(entry);
+      sentThrough[lane] = last;
+      if (inFlight.length >= config.maxInFlightBatches) await settle(inFlight);
     }
+    while (inFlight.length > 0) await settle(inFlight);
   }
 
   const running = (async () => {
