@@ -7,6 +7,8 @@ const alias = {
   '@outpost/shared': fileURLToPath(new URL('./shared/src/index.ts', import.meta.url)),
   '@outpost/agent': fileURLToPath(new URL('./agent/src/index.ts', import.meta.url)),
   '@outpost/control-plane': fileURLToPath(new URL('./control-plane/src/index.ts', import.meta.url)),
+  '@outpost/models': fileURLToPath(new URL('./models/src/index.ts', import.meta.url)),
+  '@outpost/simulators': fileURLToPath(new URL('./simulators/src/index.ts', import.meta.url)),
 };
 
 export default defineConfig({
@@ -18,7 +20,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
-          include: ['{shared,agent}/src/**/*.test.ts', 'control-plane/src/**/*.test.ts'],
+          include: ['{shared,agent,control-plane,models,simulators}/src/**/*.test.ts'],
         },
       },
       {
