@@ -10,3 +10,4 @@ export * from './service.js';
 export * from './schemas/accounting.js';
 export * from './schemas/api.js';
 export * from './config/control-plane-config.js';
+export * from './model/manifest.js';

@@ -1,0 +1,138 @@
+import { z } from 'zod';
+import { METRIC_NAME_PATTERN, ModelRefSchema } from '../schemas/device.js';
+
+/**
+ * The model contract (DESIGN sections 2 and 3): what the agent computes from a device's
+ * telemetry before calling a model, and the signed manifest that travels with every .onnx
+ * file. The agent trusts a model only after its bytes match `artifact.sha256` and the manifest's
+ * signature verifies with a key from its config.
+ */
+
+/** Window statistics the agent can compute per metric. */
+export const WindowFeature = {
+  mean: 'mean',
+  std: 'std',
+  min: 'min',
+  max: 'max',
+  last: 'last',
+  /** Least-squares slope per sample over the window. */
+  slope: 'slope',
+} as const;
+export type WindowFeature = (typeof WindowFeature)[keyof typeof WindowFeature];
+export const WindowFeatureSchema = z.enum([
+  WindowFeature.mean,
+  WindowFeature.std,
+  WindowFeature.min,
+  WindowFeature.max,
+  WindowFeature.last,
+  WindowFeature.slope,
+]);
+
+/**
+ * How a device's telemetry becomes one model input row. Per device, the agent keeps the last
+ * `windowSize` samples of every metric in `metrics`; every `hopSize` new samples it computes,
+ * for each metric in order and each feature in order, the feature value, then normalises it:
+ * `(value - center[i]) / scale[i]`. The row length is `metrics.length * features.length`.
+ * A telemetry message without one of `metrics` does not advance the window.
+ */
+export const FeatureSpecSchema = z
+  .object({
+    metrics: z.array(z.string().regex(METRIC_NAME_PATTERN)).min(1).max(64),
+    features: z.array(WindowFeatureSchema).min(1),
+    windowSize: z.number().int().min(1).max(4096),
+    hopSize: z.number().int().min(1).max(4096),
+    normalisation: z.object({
+      center: z.array(z.number().finite()),
+      scale: z.array(z.number().finite().positive()),
+    }),
+  })
+  .superRefine((spec, ctx) => {
+    const length = spec.metrics.length * spec.features.length;
+    for (const key of ['center', 'scale'] as const) {
+      if (spec.normalisation[key].length !== length) {
+        ctx.addIssue({ code: 'custom', path: ['normalisation', key], message: `must hold ${length} values (metrics x features)` });
+      }
+    }
+  });
+export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
+
+/** Length of one model input row for a feature spec. */
+export function featureLength(spec: Pick<FeatureSpec, 'metrics' | 'features'>): number {
+  return spec.metrics.length * spec.features.length;
+}
+
+/** A tensor of the model's graph: float32, first dimension the batch (-1 = dynamic). */
+export const TensorContractSchema = z.object({
+  name: z.string().min(1).max(128),
+  dims: z.array(z.number().int().min(-1)).min(1).max(4),
+});
+export type TensorContract = z.infer<typeof TensorContractSchema>;
+
+/** One self-test case: a normalised input row and the score the model must produce for it. */
+export const TestVectorSchema = z.object({
+  input: z.array(z.number().finite()).min(1),
+  expectedScore: z.number().finite(),
+});
+export type TestVector = z.infer<typeof TestVectorSchema>;
+
+const Sha256HexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (sha256)');
+const IsoTimeSchema = z.iso.datetime({ offset: true });
+
+/** What is signed: everything about a model except the signature. */
+export const ModelManifestSchema = z
+  .object({
+    name: ModelRefSchema.shape.name.max(64).regex(/^[A-Za-z0-9_.-]+$/, 'model name must match ^[A-Za-z0-9_.-]+$'),
+    version: ModelRefSchema.shape.version.max(64).regex(/^[A-Za-z0-9_.+-]+$/, 'model version must match ^[A-Za-z0-9_.+-]+$'),
+    description: z.string().max(1000).optional(),
+    createdAt: IsoTimeSchema,
+    /** After this time the agent refuses to load the model. */
+    expiresAt: IsoTimeSchema,
+    artifact: z.object({
+      sha256: Sha256HexSchema,
+      sizeBytes: z.number().int().positive(),
+    }),
+    /** ONNX opset the graph was built for. */
+    opset: z.number().int().min(1),
+    input: TensorContractSchema,
+    /** One anomaly score per input row. */
+    output: TensorContractSchema,
+    featureSpec: FeatureSpecSchema,
+    /** A score above this is an anomaly. */
+    threshold: z.number().finite(),
+    testVectors: z.array(TestVectorSchema).min(1).max(256),
+    /** Largest allowed |score - expectedScore| in the self-test. */
+    testTolerance: z.number().finite().positive().max(1),
+  })
+  .superRefine((m, ctx) => {
+    const length = featureLength(m.featureSpec);
+    m.testVectors.forEach((v, i) => {
+      if (v.input.length !== length) ctx.addIssue({ code: 'custom', path: ['testVectors', i, 'input'], message: `must hold ${length} values` });
+    });
+    if (Date.parse(m.expiresAt) <= Date.parse(m.createdAt)) ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be after createdAt' });
+  });
+export type ModelManifest = z.infer<typeof ModelManifestSchema>;
+
+/** An ed25519 signature over the canonical encoding of a manifest. */
+export const ManifestSignatureSchema = z.object({
+  algorithm: z.literal('ed25519'),
+  /** Names the public key in the verifier's trust list. */
+  keyId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  /** base64 of the 64-byte signature. */
+  value: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'must be a base64 ed25519 signature (64 bytes)'),
+});
+export type ManifestSignature = z.infer<typeof ManifestSignatureSchema>;
+
+/** The `<model>.manifest.json` file next to a `<model>.onnx`. */
+export const SignedManifestSchema = z.object({
+  manifest: ModelManifestSchema,
+  signature: ManifestSignatureSchema,
+});
+export type SignedManifest = z.infer<typeof SignedManifestSchema>;
+
+/** A public key the agent trusts for model manifests (config: `inference.trustedKeys`). */
+export const TrustedKeySchema = z.object({
+  keyId: ManifestSignatureSchema.shape.keyId,
+  /** The ed25519 public key, PEM (SPKI) or base64 of the 32 raw bytes. */
+  publicKey: z.string().min(40).max(1000),
+});
+export type TrustedKey = z.infer<typeof TrustedKeySchema>;
