@@ -9,7 +9,7 @@ const ADAPTERS = [
   { sdk: 'sqlite3', files: ['agent/src/buffer/sqlite.ts'] },
   { sdk: 'mqtt', files: ['agent/src/broker/mqtt-bridge.ts', 'simulators/src/transport/mqtt-transport.ts'] },
   { sdk: 'onnxruntime-node', files: ['agent/src/inference/onnx-session.ts', 'models/src/onnx/onnx-session.ts'] },
-  { sdk: 'onnx-proto', files: ['models/src/onnx/onnx-writer.ts'] },
+  { sdk: 'onnx-proto', files: ['models/src/onnx/onnx-writer.ts', 'agent/src/inference/onnx-model-check.ts'] },
   { sdk: '@nats-io/*', files: ['agent/src/uplink/nats-transport.ts', 'control-plane/src/nats/nats-client.ts'] },
   { sdk: 'fastify', files: ['agent/src/http/http-server.ts', 'control-plane/src/api/http-server.ts'] },
 ];
