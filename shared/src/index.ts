@@ -11,3 +11,6 @@ export * from './schemas/accounting.js';
 export * from './schemas/api.js';
 export * from './config/control-plane-config.js';
 export * from './model/manifest.js';
+export * from './model/features.js';
+export * from './model/signing.js';
+export * from './schemas/telemetry-check.js';

@@ -17,14 +17,30 @@ const EpochMsSchema = z
   .nonnegative()
   .max(8.64e15, 'is not a valid time');
 
+const METRIC_NAME_MESSAGE = 'metric name must match ^[A-Za-z][A-Za-z0-9_.:-]{0,63}$';
+
+/** The `metrics` object of a telemetry message: 1 to 256 finite numbers by metric name. */
+const MetricsSchema = z
+  .unknown()
+  // zod's record skips an own `__proto__` key (its guard against prototype pollution), which
+  // would drop such a metric silently instead of refusing the payload.
+  .superRefine((value, ctx) => {
+    if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+      ctx.addIssue({ code: 'custom', path: ['__proto__'], message: METRIC_NAME_MESSAGE });
+    }
+  })
+  .pipe(
+    z
+      .record(z.string().regex(METRIC_NAME_PATTERN, METRIC_NAME_MESSAGE), z.number().finite())
+      .refine((m) => Object.keys(m).length > 0, 'must hold at least one metric')
+      .refine((m) => Object.keys(m).length <= MAX_METRICS_PER_MESSAGE, `must hold at most ${MAX_METRICS_PER_MESSAGE} metrics`),
+  );
+
 /** `devices/{deviceId}/telemetry` payload (DESIGN section 6). */
 export const TelemetrySchema = z.object({
   ts: EpochMsSchema,
   seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
-  metrics: z
-    .record(z.string().regex(METRIC_NAME_PATTERN, 'metric name must match ^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'), z.number().finite())
-    .refine((m) => Object.keys(m).length > 0, 'must hold at least one metric')
-    .refine((m) => Object.keys(m).length <= MAX_METRICS_PER_MESSAGE, `must hold at most ${MAX_METRICS_PER_MESSAGE} metrics`),
+  metrics: MetricsSchema,
 });
 export type Telemetry = z.infer<typeof TelemetrySchema>;
 
