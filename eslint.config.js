@@ -34,7 +34,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     languageOptions: { parserOptions: { project: ['./tsconfig.check.json'], tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -54,6 +54,24 @@ export default tseslint.config(
     files: [file],
     rules: restrict([...boundary(file.split('/')[0], ['agent', 'control-plane', 'models', 'simulators', 'tests'].filter((p) => p !== file.split('/')[0])), ...sdkRestrictions(file)]),
   })),
+  // The dashboard runs in the browser: no Node built-ins, no SDK, and of our packages types
+  // only (a type import is erased, so the bundle carries no zod).
+  {
+    files: ['control-plane/dashboard/src/**/*.{ts,tsx}'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'the dashboard runs in a browser.' },
+            { group: ['@outpost/*', '../../../*/src/*'], allowTypeImports: true, message: 'the dashboard imports our packages as types only (import type).' },
+            { group: ['zod'], message: 'the dashboard bundle carries no zod; import the shared types.' },
+            ...sdkRestrictions(),
+          ],
+        },
+      ],
+    },
+  },
   // Tests, benches and the harness drive real clients (mqtt.js as a device, @nats-io/* as an
   // agent publishing hand-built batches) and print figures: no SDK restriction there.
   { files: ['tests/src/**/*.ts'], rules: { 'no-console': 'off' } },

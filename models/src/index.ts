@@ -1,1 +1,33 @@
-export {};
+// Public surface of @outpost/models: the ONNX builders and their JavaScript reference, manifest
+// creation, training and evaluation on recordings, the shipped artifacts' paths, and a small
+// test model for other packages' tests. Nothing here loads onnxruntime-node or spawns a process.
+export {
+  buildConstantScoreModel,
+  buildExternalDataModel,
+  buildPcaModel,
+  scorePcaReference,
+  DEFAULT_INPUT_NAME,
+  DEFAULT_OPSET,
+  DEFAULT_OUTPUT_NAME,
+  EXTERNAL_DATA_LOCATION,
+  type PcaModelOptions,
+} from './onnx/pca-model.js';
+export { readOnnxModelSummary, type OnnxModelSummary } from './onnx/onnx-writer.js';
+export { createManifest, DEFAULT_TEST_TOLERANCE, DEFAULT_VALIDITY_MS, type CreateManifestInput } from './manifest/create-manifest.js';
+export { readManifestFile } from './manifest/manifest-file.js';
+export { defaultSignedFile, DEV_KEY_FILE_NAME, loadOrCreateSigningKey, signManifestFile, type SigningKeyFile } from './manifest/sign-file.js';
+export { makeTestModel, TEST_COMPONENTS, TEST_FEATURE_SPEC, type TestModel, type TestModelOptions } from './manifest/test-model.js';
+export { chooseComponentCount, covarianceMatrix, jacobiEigen, scoringComponents, ComponentWeighting, type EigenDecomposition } from './train/pca.js';
+export { createRecordStats, parseRecordLine, readRecordFile, SkipReason, type RecordStats, type TelemetryRecord } from './train/records.js';
+export {
+  DEFAULT_FEATURE_CHOICE,
+  DEFAULT_THRESHOLD_MARGIN,
+  DEFAULT_THRESHOLD_QUANTILE,
+  DEFAULT_VARIANCE_RATIO,
+  trainFromRecords,
+  type FeatureChoice,
+  type TrainedModel,
+  type TrainOptions,
+} from './train/train.js';
+export { evaluateRecords, readTruthFile, type EvaluationReport, type TruthEpisode } from './evaluate/evaluate.js';
+export { ARTIFACTS_DIR, artifactFiles, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, FLAG_ALL_MODEL_NAME } from './build/build-artifacts.js';

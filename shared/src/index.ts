@@ -14,3 +14,4 @@ export * from './model/manifest.js';
 export * from './model/features.js';
 export * from './model/signing.js';
 export * from './schemas/telemetry-check.js';
+export * from './model/ground-truth.js';

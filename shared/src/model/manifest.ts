@@ -17,6 +17,12 @@ export const WindowFeature = {
   last: 'last',
   /** Least-squares slope per sample over the window. */
   slope: 'slope',
+  /**
+   * Population standard deviation of the successive differences x_i - x_{i-1} (W - 1 of
+   * them; 0 when W = 1): the sample-to-sample noise with any linear trend removed. 0 for a
+   * stuck sensor, which `std` cannot tell from a quiet one while the process drifts.
+   */
+  diffStd: 'diffStd',
 } as const;
 export type WindowFeature = (typeof WindowFeature)[keyof typeof WindowFeature];
 export const WindowFeatureSchema = z.enum([
@@ -26,6 +32,7 @@ export const WindowFeatureSchema = z.enum([
   WindowFeature.max,
   WindowFeature.last,
   WindowFeature.slope,
+  WindowFeature.diffStd,
 ]);
 
 /**

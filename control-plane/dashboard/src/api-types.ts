@@ -1,0 +1,21 @@
+// What the dashboard reads from the control plane's HTTP API: the shared zod schemas' types,
+// imported as types only, so the browser bundle carries no zod.
+export type {
+  AgentDetailResponse,
+  AgentListResponse,
+  AgentSummary,
+  Anomaly,
+  AnomalyListResponse,
+  ApiErrorResponse,
+  DeviceDetailResponse,
+  DeviceListResponse,
+  DeviceSummary,
+  InferenceEvent,
+  InferencePoint,
+  ModelRef,
+  SeriesPoint,
+  SeriesResponse,
+  ServerEvent,
+  ServerEventType,
+  TelemetryEvent,
+} from '@outpost/shared';

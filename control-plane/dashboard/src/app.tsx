@@ -1,0 +1,92 @@
+// The app shell: the token, the API client, the hash route, and the header.
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { createApiClient } from './api-client.js';
+import { AppContext, type AppContextValue } from './app-context.js';
+import { adoptTokenFromLocation, forgetToken, saveToken } from './auth-token.js';
+import { Empty } from './components/common.js';
+import { TokenForm } from './components/token-form.js';
+import { parseRoute, routeHref, type Route } from './route.js';
+import { AgentView } from './views/agent-view.js';
+import { DeviceView } from './views/device-view.js';
+import { FleetView } from './views/fleet-view.js';
+
+function useRoute(): Route {
+  const [route, setRoute] = useState(() => parseRoute(window.location.hash));
+  useEffect(() => {
+    const onHash = (): void => {
+      // A link may carry a token too; take it out of the address bar before routing.
+      if (/[#?&]token=/.test(window.location.hash)) adoptTokenFromLocation();
+      setRoute(parseRoute(window.location.hash));
+    };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
+  return route;
+}
+
+function View({ route }: { route: Route }) {
+  switch (route.view) {
+    case 'fleet':
+      return <FleetView />;
+    case 'agent':
+      return <AgentView key={route.agentId} agentId={route.agentId} />;
+    case 'device':
+      return <DeviceView key={`${route.agentId}/${route.deviceId}`} agentId={route.agentId} deviceId={route.deviceId} />;
+    case 'not-found':
+      return (
+        <main>
+          <Empty>
+            Nothing lives at <code>{route.fragment}</code>. <a href={routeHref({ view: 'fleet' })}>Go to the fleet</a>
+          </Empty>
+        </main>
+      );
+  }
+}
+
+export function App({ initialToken }: { initialToken: string | undefined }) {
+  const token = useRef(initialToken);
+  const [tokenVersion, setTokenVersion] = useState(0);
+  const [authProblem, setAuthProblem] = useState<string | undefined>(undefined);
+  const route = useRoute();
+
+  const api = useMemo(() => createApiClient({ token: () => token.current, onAuthFailed: setAuthProblem }), []);
+  const context = useMemo<AppContextValue>(() => ({ api, tokenVersion, onAuthFailed: setAuthProblem }), [api, tokenVersion]);
+
+  const applyToken = (value: string): void => {
+    token.current = value;
+    saveToken(value);
+    setAuthProblem(undefined);
+    setTokenVersion((v) => v + 1);
+  };
+  const signOut = (): void => {
+    token.current = undefined;
+    forgetToken();
+    setTokenVersion((v) => v + 1);
+  };
+
+  return (
+    <AppContext.Provider value={context}>
+      <header class="top">
+        <a class="brand" href={routeHref({ view: 'fleet' })}>
+          <span class="brand-mark" />
+          Outpost
+        </a>
+        <span class="muted small">control plane</span>
+        <span class="spacer" />
+        {token.current !== undefined && (
+          <button class="link" type="button" onClick={signOut} data-testid="forget-token">
+            forget token
+          </button>
+        )}
+      </header>
+      {authProblem !== undefined && (
+        <div class="page">
+          <TokenForm code={authProblem} onToken={applyToken} />
+        </div>
+      )}
+      <div class="page" hidden={authProblem !== undefined}>
+        <View route={route} />
+      </div>
+    </AppContext.Provider>
+  );
+}

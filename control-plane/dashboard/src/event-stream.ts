@@ -1,0 +1,145 @@
+// The live feed: `GET /api/events` read with fetch + ReadableStream (EventSource cannot send
+// an Authorization header), parsed by ./sse-parser.ts, reconnected with jittered exponential
+// backoff whenever it drops. A 401 stops it until the operator gives another token.
+import { responseError } from './api-client.js';
+import type { ServerEvent, ServerEventType } from './api-types.js';
+import { createSseParser } from './sse-parser.js';
+
+/** First reconnect delay; doubles per failed attempt. */
+export const DEFAULT_RECONNECT_MIN_MS = 500;
+/** Longest reconnect delay. */
+export const DEFAULT_RECONNECT_MAX_MS = 15_000;
+/**
+ * A stream silent this long is taken for dead (a proxy or NAT dropped it without a FIN) and
+ * reopened: three keep-alives of the control plane's default 15 s.
+ */
+export const DEFAULT_STREAM_IDLE_MS = 45_000;
+
+export type StreamStatus =
+  | { state: 'connecting' }
+  | { state: 'live' }
+  | { state: 'reconnecting'; inMs: number; reason: string }
+  | { state: 'unauthorized'; code: string }
+  | { state: 'closed' };
+
+export interface EventStreamOptions {
+  /** `/api/events?...`. */
+  url: string;
+  headers(): Record<string, string>;
+  onEvent(event: ServerEvent): void;
+  onStatus(status: StreamStatus): void;
+  onAuthFailed(code: string): void;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  idleMs?: number;
+}
+
+export interface EventStream {
+  close(): void;
+}
+
+const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEventType>(['agents', 'telemetry', 'inference', 'anomaly']);
+
+/** Delay before reconnect attempt `attempt` (0-based): exponential, 50..100 % jitter so a fleet of tabs does not reconnect in step. */
+export function reconnectDelayMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20));
+  return Math.round(ceiling * (0.5 + random() / 2));
+}
+
+/** Opens the stream now; it keeps itself open until `close()`. */
+export function openEventStream(options: EventStreamOptions): EventStream {
+  const minMs = options.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
+  const maxMs = options.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS;
+  const idleMs = options.idleMs ?? DEFAULT_STREAM_IDLE_MS;
+  let closed = false;
+  let attempt = 0;
+  let controller: AbortController | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  const status = (s: StreamStatus): void => {
+    if (!closed) options.onStatus(s);
+  };
+
+  const dispatch = (event: string, data: string): void => {
+    if (!EVENT_TYPES.has(event)) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      return; // one bad frame must not end the feed
+    }
+    if (typeof parsed !== 'object' || parsed === null) return;
+    options.onEvent({ type: event, data: parsed } as ServerEvent);
+  };
+
+  const scheduleReconnect = (reason: string, serverRetryMs: number | undefined): void => {
+    if (closed) return;
+    const inMs = Math.max(serverRetryMs ?? 0, reconnectDelayMs(attempt, minMs, maxMs));
+    attempt++;
+    status({ state: 'reconnecting', inMs, reason });
+    timer = setTimeout(() => void connect(), inMs);
+  };
+
+  const connect = async (): Promise<void> => {
+    if (closed) return;
+    status({ state: 'connecting' });
+    controller = new AbortController();
+    const parser = createSseParser();
+    let response: Response;
+    try {
+      response = await fetch(options.url, { headers: { ...options.headers(), accept: 'text/event-stream' }, signal: controller.signal, cache: 'no-store' });
+    } catch (error) {
+      return scheduleReconnect(`control plane unreachable (${(error as Error).message})`, undefined);
+    }
+    if (response.status === 401) {
+      const error = await responseError(response);
+      options.onAuthFailed(error.code);
+      status({ state: 'unauthorized', code: error.code });
+      return;
+    }
+    if (!response.ok || response.body === null) {
+      const error = await responseError(response);
+      return scheduleReconnect(`${error.code}: ${error.message}`, undefined);
+    }
+    attempt = 0;
+    status({ state: 'live' });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const request = controller;
+    let idle = false;
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
+    const arm = (): void => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => {
+        idle = true;
+        request.abort();
+      }, idleMs);
+    };
+    try {
+      arm();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        arm();
+        for (const message of parser.push(value)) dispatch(message.event, message.data);
+        if (closed) return;
+      }
+      scheduleReconnect('the control plane ended the stream', parser.retryMs);
+    } catch (error) {
+      const reason = idle ? `no data for ${Math.round(idleMs / 1000)} s` : `stream broke (${(error as Error).message})`;
+      if (!closed) scheduleReconnect(reason, parser.retryMs);
+    } finally {
+      clearTimeout(watchdog);
+    }
+  };
+
+  void connect();
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      controller?.abort();
+      options.onStatus({ state: 'closed' });
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// The device view's data: telemetry points and inference results of the last minutes, from
+// the /series answer and then from live events, in time order, each record once (the two
+// sources overlap while the view opens), bounded in time and in count.
+import type { InferencePoint, SeriesPoint } from './api-types.js';
+
+/** How far back the device view looks: 5 minutes. */
+export const DEFAULT_WINDOW_MS = 5 * 60_000;
+/** At most this many points (and as many inference results) are kept per device. */
+export const DEFAULT_MAX_POINTS = 20_000;
+/** At most this many metrics get a chart; the rest are listed. */
+export const MAX_CHARTED_METRICS = 12;
+
+/** Records past the horizon are dropped once this many have gathered. */
+const TRIM_STEP = 256;
+
+/** uPlot's data: x values (seconds) then one array per series; null is a hole. */
+export type AlignedData = [number[], ...(number | null)[][]];
+
+interface Keyed {
+  ts: number;
+}
+
+/** Inserts in ts order (appending in the common case); false when `same` finds it already there. */
+function insertSorted<T extends Keyed>(list: T[], item: T, same: (a: T, b: T) => boolean): boolean {
+  let i = list.length;
+  while (i > 0 && list[i - 1]!.ts > item.ts) i--;
+  for (let j = i - 1; j >= 0 && list[j]!.ts === item.ts; j--) if (same(list[j]!, item)) return false;
+  list.splice(i, 0, item);
+  return true;
+}
+
+const samePoint = (a: SeriesPoint, b: SeriesPoint): boolean => a.receivedAtMs === b.receivedAtMs;
+const sameInference = (a: InferencePoint, b: InferencePoint): boolean => a.model.name === b.model.name && a.model.version === b.model.version;
+
+export class SeriesStore {
+  readonly windowMs: number;
+  readonly maxPoints: number;
+  readonly points: SeriesPoint[] = [];
+  readonly inference: InferencePoint[] = [];
+  /** Anomalies by time, from inference results and anomaly events alike. */
+  readonly anomalies: InferencePoint[] = [];
+  readonly #metrics = new Set<string>();
+
+  constructor(windowMs = DEFAULT_WINDOW_MS, maxPoints = DEFAULT_MAX_POINTS) {
+    this.windowMs = windowMs;
+    this.maxPoints = maxPoints;
+  }
+
+  /** Adds a reading; false when it was already there or is older than the window. */
+  addPoint(point: SeriesPoint): boolean {
+    if (point.ts < this.horizonMs()) return false;
+    if (!insertSorted(this.points, point, samePoint)) return false;
+    for (const name of Object.keys(point.metrics)) this.#metrics.add(name);
+    this.#trim();
+    return true;
+  }
+
+  addInference(result: InferencePoint): boolean {
+    if (result.ts < this.horizonMs()) return false;
+    const added = insertSorted(this.inference, result, sameInference);
+    if (result.anomaly) this.addAnomaly(result);
+    if (added) this.#trim();
+    return added;
+  }
+
+  addAnomaly(result: InferencePoint): boolean {
+    return insertSorted(this.anomalies, { ...result, anomaly: true }, sameInference);
+  }
+
+  /** The newest time seen (device clock, which may differ from the browser's), epoch ms. */
+  latestMs(): number | undefined {
+    const last = Math.max(this.points.at(-1)?.ts ?? -Infinity, this.inference.at(-1)?.ts ?? -Infinity);
+    return Number.isFinite(last) ? last : undefined;
+  }
+
+  /** Records older than this fall out of the window. */
+  horizonMs(): number {
+    const latest = this.latestMs();
+    return latest === undefined ? -Infinity : latest - this.windowMs;
+  }
+
+  metricNames(): string[] {
+    return [...this.#metrics].sort();
+  }
+
+  /** `[seconds, values]` of one metric, holes where a reading lacks it. */
+  metricData(metric: string): AlignedData {
+    const xs = this.points.map((p) => p.ts / 1000);
+    const ys = this.points.map((p) => p.metrics[metric] ?? null);
+    return [xs, ys];
+  }
+
+  /** `[seconds, score, anomaly score, threshold]` over inference results and anomalies. */
+  scoreData(): AlignedData {
+    const merged = new Map<number, { score: number | null; anomaly: number | null; threshold: number | null }>();
+    for (const r of this.inference) merged.set(r.ts, { score: r.score, anomaly: r.anomaly ? r.score : null, threshold: r.threshold ?? null });
+    for (const a of this.anomalies) {
+      if (a.ts < this.horizonMs()) continue;
+      const entry = merged.get(a.ts);
+      if (entry === undefined) merged.set(a.ts, { score: null, anomaly: a.score, threshold: a.threshold ?? null });
+      else entry.anomaly = a.score;
+    }
+    const rows = [...merged].sort((a, b) => a[0] - b[0]);
+    return [rows.map(([ts]) => ts / 1000), rows.map(([, r]) => r.score), rows.map(([, r]) => r.anomaly), rows.map(([, r]) => r.threshold)];
+  }
+
+  /** Anomalies inside the window, oldest first. */
+  anomaliesInWindow(): InferencePoint[] {
+    const horizon = this.horizonMs();
+    return this.anomalies.filter((a) => a.ts >= horizon);
+  }
+
+  #trim(): void {
+    const horizon = this.horizonMs();
+    const drop = (list: Keyed[]): void => {
+      let n = 0;
+      while (n < list.length && list[n]!.ts < horizon) n++;
+      n = Math.max(n, list.length - this.maxPoints);
+      // Splicing the front is O(length): do it in steps, not once per record.
+      if (n >= TRIM_STEP || (n > 0 && list.length > this.maxPoints)) list.splice(0, n);
+    };
+    drop(this.points);
+    drop(this.inference);
+    // Anomalies stay listed after they leave the chart, within the same bound.
+    if (this.anomalies.length > this.maxPoints) this.anomalies.splice(0, this.anomalies.length - this.maxPoints);
+  }
+}
