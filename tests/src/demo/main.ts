@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+// Composition root of `npm run demo`: the only demo file that reads argv, prints, handles
+// signals and calls process.exit. It starts nats-server, the control plane, the agents and the
+// device simulators (demo-stack.ts), prints where everything is, and stops it all on Ctrl-C.
+import { relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DemoSetupError, startDemoStack, type DemoEndpoints, type DemoStack } from './demo-stack.js';
+import { describeExit } from './processes.js';
+import { DEFAULT_DEMO_AGENTS, DEFAULT_DEMO_DATA_DIR, DEFAULT_DEMO_DEVICES, DEFAULT_DEMO_HTTP_PORT, type DemoOptions } from './stack-config.js';
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+const USAGE = `Usage: npm run demo -- [options]   (or: node tests/dist/demo/main.js [options])
+
+Starts nats-server, the Outpost control plane, agents with embedded MQTT brokers and simulated
+devices on this machine; prints the dashboard URL and the endpoints; Ctrl-C stops everything.
+
+Options:
+  --agents <n>       agents to start (default ${DEFAULT_DEMO_AGENTS})
+  --devices <n>      simulated devices over all agents (default ${DEFAULT_DEMO_DEVICES})
+  --rate <msgPerS>   messages per second of each simulated device (default: the demo scenario's, 1)
+  --no-sim           start no device simulator (publish yourself with the printed credential)
+  --http-port <p>    control-plane HTTP port: dashboard and API (default ${DEFAULT_DEMO_HTTP_PORT}; 0 = any free port)
+  --data-dir <dir>   where configs, data and logs go; emptied on every start (default .data/demo)
+  -h, --help         this text`;
+
+class UsageError extends Error {}
+
+function integer(name: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+function parseOptions(argv: string[]): DemoOptions | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        agents: { type: 'string' },
+        devices: { type: 'string' },
+        rate: { type: 'string' },
+        'no-sim': { type: 'boolean' },
+        'http-port': { type: 'string' },
+        'data-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help === true) return 'help';
+  const rate = values.rate === undefined ? undefined : Number(values.rate);
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0 && rate <= 10_000)) throw new UsageError(`--rate must be a number above 0 and at most 10000, got ${JSON.stringify(values.rate)}`);
+  return {
+    agents: integer('--agents', values.agents, 1, 50) ?? DEFAULT_DEMO_AGENTS,
+    devices: integer('--devices', values.devices, 0, 100_000) ?? DEFAULT_DEMO_DEVICES,
+    ratePerS: rate,
+    sim: values['no-sim'] !== true,
+    httpPort: integer('--http-port', values['http-port'], 0, 65_535) ?? DEFAULT_DEMO_HTTP_PORT,
+    dataDir: resolve(values['data-dir'] ?? DEFAULT_DEMO_DATA_DIR),
+  };
+}
+
+const shown = (path: string): string => {
+  const rel = relative(process.cwd(), path);
+  return rel === '' ? '.' : rel.startsWith('..') ? path : rel;
+};
+
+function deviceRange(devices: string[]): string {
+  if (devices.length === 0) return '-';
+  return devices.length === 1 ? devices[0]! : `${devices[0]}..${devices[devices.length - 1]} (${devices.length})`;
+}
+
+function printReady(e: DemoEndpoints): void {
+  const manual = e.device;
+  const port = new URL(manual.mqttUrl).port;
+  const rows = e.agents.map((a) => [a.agentId, a.mqttUrl, Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(' '), deviceRange(a.devices)]);
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['agent', 'MQTT', 'labels'][i]!.length));
+  const row = (cells: string[]): string => `    ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('   ')}`;
+  const lines = [
+    '',
+    `Outpost demo is running: ${e.agents.length} agent(s), ${e.simulatedDevices} simulated device(s). Ctrl-C stops everything.`,
+    '',
+    `  dashboard   ${e.dashboardUrl}`,
+    `  HTTP API    ${e.apiUrl}/agents`,
+    `  NATS        ${e.natsUrl}`,
+    '',
+    row(['agent', 'MQTT', 'labels', 'simulated devices']),
+    ...rows.map(row),
+    '',
+    `  your device (not simulated, on ${manual.agentId}): user ${manual.username}, password ${manual.password}`,
+    `    mosquitto_pub -h 127.0.0.1 -p ${port} -i ${manual.username} -u ${manual.username} -P ${manual.password} -q 1 -t devices/${manual.username}/telemetry \\`,
+    `      -m "{\\"ts\\": $(date +%s000), \\"seq\\": 1, \\"metrics\\": {\\"temperature\\": 21.5}}"`,
+    `    curl ${e.apiUrl}/agents/${manual.agentId}/devices/${manual.username}`,
+    '',
+    `  configs, data and logs: ${shown(e.dataDir)} (simulated devices' passwords: ${shown(e.dataDir)}/device-credentials.json)`,
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  // The machine-readable line, for scripts and tests: same endpoints.
+  const ready = {
+    event: 'demo-ready',
+    dashboardUrl: e.dashboardUrl,
+    apiUrl: e.apiUrl,
+    natsUrl: e.natsUrl,
+    dataDir: e.dataDir,
+    agents: e.agents.map((a) => ({ agentId: a.agentId, mqttUrl: a.mqttUrl, labels: a.labels, devices: a.devices })),
+    device: e.device,
+    simulatedDevices: e.simulatedDevices,
+    pid: process.pid,
+  };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+async function main(): Promise<number> {
+  let options: DemoOptions | 'help';
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`demo: ${(error as Error).message}\n\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT_OK;
+  }
+
+  // Signals are handled from the start: a Ctrl-C during start-up stops the demo once the
+  // stack is up (or has failed), a second one kills every child at once.
+  let stack: DemoStack | undefined;
+  let signalled: NodeJS.Signals | undefined;
+  let onSignal: (() => void) | undefined;
+  const handleSignal = (signal: NodeJS.Signals): void => {
+    if (signalled !== undefined) {
+      process.stderr.write('demo: second signal, killing every process now\n');
+      stack?.kill();
+      process.exit(EXIT_FAILED);
+    }
+    signalled = signal;
+    onSignal?.();
+  };
+  process.on('SIGINT', handleSignal);
+  process.on('SIGTERM', handleSignal);
+
+  process.stderr.write(`demo: starting nats-server, the control plane and ${options.agents} agent(s) (data in ${shown(options.dataDir)})...\n`);
+  try {
+    stack = await startDemoStack(options);
+  } catch (error) {
+    if (signalled !== undefined) return EXIT_OK;
+    process.stderr.write(`demo: ${error instanceof DemoSetupError ? error.message : (error as Error).message}\n`);
+    return EXIT_FAILED;
+  }
+  const running = stack;
+
+  const outcome = await new Promise<{ type: 'signal' } | { type: 'child-exit'; name: string; how: string; tail: string }>((resolveOutcome) => {
+    onSignal = () => resolveOutcome({ type: 'signal' });
+    if (signalled !== undefined) onSignal();
+    void running.unexpectedExit.then((u) => resolveOutcome({ type: 'child-exit', name: u.name, how: describeExit(u.exit), tail: u.tail }));
+    if (signalled === undefined) printReady(running.endpoints);
+  });
+
+  if (outcome.type === 'child-exit') {
+    process.stderr.write(`demo: ${outcome.name} exited unexpectedly (${outcome.how}); its last output:\n${outcome.tail || '(none)'}\ndemo: stopping the rest (logs in ${shown(running.endpoints.logsDir)})\n`);
+  } else {
+    process.stderr.write('demo: stopping simulators, agents, control plane, nats-server...\n');
+  }
+  await running.close();
+  process.stderr.write('demo: stopped\n');
+  return outcome.type === 'signal' ? EXIT_OK : EXIT_FAILED;
+}
+
+process.exit(await main());
