@@ -12,6 +12,7 @@ const ADAPTERS = [
   { sdk: 'onnx-proto', files: ['models/src/onnx/onnx-writer.ts', 'agent/src/inference/onnx-model-check.ts'] },
   { sdk: '@nats-io/*', files: ['agent/src/uplink/nats-transport.ts', 'control-plane/src/nats/nats-client.ts'] },
   { sdk: 'fastify', files: ['agent/src/http/http-server.ts', 'control-plane/src/api/http-server.ts'] },
+  { sdk: '@fastify/*', files: ['control-plane/src/api/http-server.ts'] },
 ];
 
 function sdkRestrictions(exceptFile) {

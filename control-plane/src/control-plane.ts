@@ -1,19 +1,31 @@
+import { fileURLToPath } from 'node:url';
 import { Gauge } from 'prom-client';
 import { AgentStatus, createCloseStack, createLogger, type ControlPlaneConfig, type Logger } from '@outpost/shared';
-import { createApiRoutes, requestFailed, routeNotFound } from './api/routes.js';
+import { createAuthenticator } from './api/auth.js';
+import { requestFailed, routeNotFound } from './api/errors.js';
+import { createApiRoutes } from './api/routes.js';
 import { startHttpServer } from './api/http-server.js';
-import { agentStatus } from './fleet/fleet-record.js';
+import { agentStatus, toAgentSummary } from './fleet/fleet-record.js';
 import { createFleetRegistry, type FleetRegistry } from './fleet/fleet-registry.js';
 import { createAccountingIngest, readAgentAccounting, type AccountingIngest } from './ingest/accounting-ingest.js';
 import { BadMessageReason, decodeAgentEvent } from './ingest/decode.js';
+import { createEventHub } from './live/event-hub.js';
+import { startLiveView } from './live/live-view.js';
 import { createControlPlaneMetrics, type ControlPlaneMetrics } from './metrics.js';
 import { connectNats } from './nats/nats-client.js';
 import { AGENT_EVENTS_CONSUMER, declareStreams, topologyFor, UPLINK_CONSUMER, type Topology } from './nats/topology.js';
 import type { MessageHandler, NatsClient } from './nats/types.js';
 
+/** The dashboard's build output (`npm run build`): control-plane/dist/dashboard, from src/ (tests) and dist/ alike. */
+export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../dist/dashboard/', import.meta.url));
+
 export interface ControlPlane {
   readonly httpPort: number;
   readonly metrics: ControlPlaneMetrics;
+  /** Every HTTP route registered, `{ method, path }` in fastify path syntax. */
+  httpRoutes(): { method: string; path: string }[];
+  /** Whether the dashboard's files were found at start. */
+  readonly dashboardServed: boolean;
   /** Closes in reverse order of start: HTTP, consumers, writers (in-flight writes finish), NATS. Idempotent. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -30,7 +42,9 @@ export interface StartControlPlaneOptions {
  *   3. the fleet registry (and its view of the bucket),
  *   4. the accounting ingest,
  *   5. consume OUTPOST_UPLINK and OUTPOST_AGENT_EVENTS,
- *   6. the HTTP API.
+ *   6. the live view (recent window, anomalies, event streams), read back from OUTPOST_UPLINK,
+ *   7. the consumer-lag poll for /metrics,
+ *   8. the HTTP API and the dashboard.
  * No state lives in the process: any number of replicas may run on the same NATS. If a step
  * fails, what already started is closed again before the error is thrown.
  *
@@ -80,8 +94,32 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
     });
     closers.push(() => agentEvents.stop());
 
-    registerGauges(metrics, nats, fleet, config, topology);
+    registerGauges(metrics, fleet, config);
 
+    const agentList = () => {
+      const nowMs = Date.now();
+      return { agents: fleet.list().map((r) => toAgentSummary(r.agentId, r, nowMs, config.fleet)) };
+    };
+    const events = createEventHub({
+      agents: agentList,
+      keepaliveMs: config.http.sse.keepaliveMs,
+      maxQueuedEvents: config.http.sse.maxQueuedEvents,
+      maxClients: config.http.sse.maxClients,
+      metrics: {
+        clientsChanged: (clients) => metrics.sseClients.set(clients),
+        clientDropped: (reason) => metrics.sseDroppedClients.inc({ reason }),
+      },
+    });
+    metrics.sseDroppedClients.inc({ reason: 'slow' }, 0);
+    closers.push(async () => events.close());
+    const live = startLiveView({ nats, config: config.live, maxBatchBytes: config.ingest.maxBatchBytes, hub: events, metrics, logger });
+    closers.push(() => live.close());
+
+    const stopLagPoll = pollConsumerLag(metrics, nats, topology, config.ingest.lagPollIntervalMs);
+    closers.push(async () => stopLagPoll());
+
+    const auth = createAuthenticator(config.http.auth);
+    if (!auth.enabled) logger.warn('no operator tokens configured (http.auth.tokens): the HTTP API answers anyone who can reach it');
     const http = await startHttpServer({
       host: config.http.host,
       port: config.http.port,
@@ -91,18 +129,28 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
         thresholds: config.fleet,
         registry: metrics.registry,
         health: () => [{ name: 'nats', ok: nats.isConnected(), detail: nats.isConnected() ? 'connected' : 'disconnected; reconnecting' }],
+        window: live.window,
+        recentWindowMs: config.live.recentWindowMs,
+        anomalies: live.anomalies,
+        events,
         now: Date.now,
-        logger,
       }),
+      authorize: (access, request) => {
+        const result = auth.check(access, request);
+        return result.ok ? undefined : result.response;
+      },
+      dashboardDir: config.http.dashboardDir ?? DEFAULT_DASHBOARD_DIR,
       notFound: routeNotFound,
       failed: requestFailed(logger),
+      observe: ({ method, route, status, durationMs }) => metrics.httpRequestDuration.observe({ method, route, status: String(status) }, durationMs / 1000),
     });
     closers.push(() => http.close());
-    logger.info({ httpPort: http.port }, 'control plane started');
+    if (!http.dashboardServed) logger.warn({ dashboardDir: config.http.dashboardDir ?? DEFAULT_DASHBOARD_DIR }, 'dashboard not built: / answers a note instead');
+    logger.info({ httpPort: http.port, auth: auth.enabled ? `${config.http.auth.tokens.length} token(s)` : 'off' }, 'control plane started');
 
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> => (closing ??= closeAll().then(() => logger.info('control plane stopped')));
-    return { httpPort: http.port, metrics, close, [Symbol.asyncDispose]: close };
+    return { httpPort: http.port, metrics, httpRoutes: http.registeredRoutes, dashboardServed: http.dashboardServed, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await closeAll();
     throw error;
@@ -125,7 +173,7 @@ function agentEventHandler(fleet: FleetRegistry, accounting: AccountingIngest, m
   };
 }
 
-function registerGauges(metrics: ControlPlaneMetrics, nats: NatsClient, fleet: FleetRegistry, config: ControlPlaneConfig, topology: Topology): void {
+function registerGauges(metrics: ControlPlaneMetrics, fleet: FleetRegistry, config: ControlPlaneConfig): void {
   new Gauge({
     name: 'outpost_cp_agents',
     help: 'Agents in the fleet registry by status (as this replica sees it)',
@@ -141,28 +189,37 @@ function registerGauges(metrics: ControlPlaneMetrics, nats: NatsClient, fleet: F
       for (const [status, count] of Object.entries(counts)) this.set({ status }, count);
     },
   });
-  new Gauge({
-    name: 'outpost_cp_consumer_pending_messages',
-    help: 'Messages not yet delivered (pending) or delivered and not yet acked (ack_pending), per consumer',
-    labelNames: ['consumer', 'state'] as const,
-    registers: [metrics.registry],
-    async collect() {
-      for (const [stream, consumer] of [
-        [topology.uplinkStream.name, UPLINK_CONSUMER],
-        [topology.agentEventsStream.name, AGENT_EVENTS_CONSUMER],
-      ] as const) {
-        try {
-          const lag = await nats.consumerLag(stream, consumer);
-          this.set({ consumer, state: 'pending' }, lag.pending);
-          this.set({ consumer, state: 'ack_pending' }, lag.ackPending);
-        } catch {
-          // NATS away: keep the last figures rather than fail the scrape.
-        }
-      }
-    },
-  });
   // Every reason label exists from the start, so a dashboard shows 0 rather than nothing.
   for (const stream of ['uplink', 'agent-events']) {
     for (const reason of Object.values(BadMessageReason)) metrics.badMessages.inc({ stream, reason }, 0);
   }
+}
+
+/**
+ * Reads the lag of both durable consumers every `intervalMs` into /metrics (a scrape then never
+ * waits on NATS); while NATS is away the last figures stay. Returns the stop function.
+ */
+function pollConsumerLag(metrics: ControlPlaneMetrics, nats: NatsClient, topology: Topology, intervalMs: number): () => void {
+  let inFlight = false;
+  const poll = async (): Promise<void> => {
+    if (inFlight) return;
+    inFlight = true;
+    try {
+      for (const [stream, consumer] of [
+        [topology.uplinkStream.name, UPLINK_CONSUMER],
+        [topology.agentEventsStream.name, AGENT_EVENTS_CONSUMER],
+      ] as const) {
+        const lag = await nats.consumerLag(stream, consumer).catch(() => undefined);
+        if (lag === undefined) continue;
+        metrics.consumerPending.set({ consumer, state: 'pending' }, lag.pending);
+        metrics.consumerPending.set({ consumer, state: 'ack_pending' }, lag.ackPending);
+      }
+    } finally {
+      inFlight = false;
+    }
+  };
+  void poll();
+  const timer = setInterval(() => void poll(), intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

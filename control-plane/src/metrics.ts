@@ -1,4 +1,7 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Seconds; API answers are expected in milliseconds, a scrape of a big fleet in about a second. */
+const HTTP_DURATION_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /**
  * The control plane's Prometheus metrics, on a registry of its own (not prom-client's global
@@ -62,6 +65,52 @@ export function createControlPlaneMetrics() {
       name: 'outpost_cp_kv_write_errors_total',
       help: 'KV reads or writes that failed for another reason than a conflict (retried)',
       labelNames: ['bucket'] as const,
+      registers: [registry],
+    }),
+    consumerPending: new Gauge({
+      name: 'outpost_cp_consumer_pending_messages',
+      help: 'Messages of a durable consumer not yet delivered (pending) or delivered and not yet acked (ack_pending), polled',
+      labelNames: ['consumer', 'state'] as const,
+      registers: [registry],
+    }),
+    httpRequestDuration: new Histogram({
+      name: 'outpost_cp_http_request_duration_seconds',
+      help: 'HTTP API requests by method, route pattern (unmatched: no route) and status code; an event stream counts until its headers are sent',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: HTTP_DURATION_BUCKETS_S,
+      registers: [registry],
+    }),
+    sseClients: new Gauge({
+      name: 'outpost_cp_sse_clients',
+      help: 'Open GET /api/events streams on this replica',
+      registers: [registry],
+    }),
+    sseDroppedClients: new Counter({
+      name: 'outpost_cp_sse_dropped_clients_total',
+      help: 'Event-stream clients disconnected because they did not keep up (their queue was full)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    liveRecords: new Counter({
+      name: 'outpost_cp_live_records_total',
+      help: 'Uplink records read into the live view of this replica (every replica reads all), by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    liveTailPending: new Gauge({
+      name: 'outpost_cp_live_tail_pending_messages',
+      help: 'Uplink messages the live view of a lane has still to read (0: caught up)',
+      labelNames: ['lane'] as const,
+      registers: [registry],
+    }),
+    liveDevices: new Gauge({
+      name: 'outpost_cp_live_devices',
+      help: 'Devices with data in the recent window of this replica',
+      registers: [registry],
+    }),
+    liveAnomalies: new Gauge({
+      name: 'outpost_cp_live_anomalies',
+      help: 'Anomalies kept for GET /api/anomalies on this replica',
       registers: [registry],
     }),
     natsConnected: new Gauge({

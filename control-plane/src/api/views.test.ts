@@ -26,7 +26,15 @@ describe('device views', () => {
     const devices = deviceSummaries(lanes);
     for (const d of devices) expect(DeviceSummarySchema.safeParse(d).success).toBe(true);
     expect(devices.map((d) => d.deviceId)).toEqual(['d1', 'd2', 'd3']);
-    expect(devices[0]).toEqual({ deviceId: 'd1', received: 4, duplicates: 1, gaps: 2, evicted: 1, latest: { ts: T0 + 100, receivedAtMs: T0, metrics: { t: 42 } } });
+    expect(devices[0]).toEqual({
+      deviceId: 'd1',
+      received: 4,
+      kinds: { anomaly: 1, telemetry: 3 },
+      duplicates: 1,
+      gaps: 2,
+      evicted: 1,
+      latest: { ts: T0 + 100, receivedAtMs: T0, metrics: { t: 42 } },
+    });
     expect(devices[2]).toMatchObject({ deviceId: 'd3', received: 0, evicted: 1, latest: null });
 
     const detail = deviceDetail('gw-1', lanes, 'd1')!;
@@ -37,5 +45,43 @@ describe('device views', () => {
 
     const totals = accountingTotals(lanes.map(summarizeLane));
     expect(totals).toEqual({ received: 5, duplicates: 1, gaps: 0, explainedByEviction: 0, unexplainedGaps: 0, evicted: 2 });
+  });
+
+  it('count inference results per kind, and never let them move the latest reading or the device seqs', () => {
+    const lane = createLaneAccounting('gw-1', 'epochaaaa', 'telemetry');
+    const result = (ts: number, anomaly: boolean) => ({ ts, model: { name: 'm', version: '1' }, score: 0.5, anomaly });
+    applyBatch(
+      lane,
+      batch(
+        'epochaaaa',
+        'telemetry',
+        [
+          { deviceSeq: 1 },
+          { deviceSeq: 2 },
+          // Newer than the telemetry and carrying a device seq of its own: neither may count as a reading.
+          { kind: 'inference', deviceSeq: 9, ts: T0 + 500, body: result(T0 + 500, false) },
+          { kind: 'inference', ts: T0 + 501, body: result(T0 + 501, true) },
+        ],
+        1,
+      ),
+      1,
+      T0,
+    );
+    const [d1] = deviceSummaries([lane]);
+    expect(d1).toMatchObject({ received: 4, kinds: { telemetry: 2, inference: 2 }, gaps: 0, latest: { ts: T0 + 1, metrics: { t: 1 } } });
+    expect(deviceDetail('gw-1', [lane], 'd1')!.deviceSeq).toEqual({ min: 1, max: 2, gapRanges: [] });
+  });
+
+  it('keep sparse anomaly records (events lane, with the device seq of their telemetry) from adding phantom gaps', () => {
+    // As the agent sends them: every 10th reading is anomalous and comes again in the events lane.
+    const telemetry = createLaneAccounting('gw-1', 'epochaaaa', 'telemetry');
+    const events = createLaneAccounting('gw-1', 'epochaaaa', 'events');
+    const READINGS = 3_000;
+    applyBatch(telemetry, batch('epochaaaa', 'telemetry', Array.from({ length: READINGS }, (_, k) => ({ deviceSeq: k + 1 })), 1), 1, T0);
+    const anomalies = Array.from({ length: READINGS / 10 }, (_, k) => ({ kind: 'anomaly', deviceSeq: 10 * (k + 1), body: { ts: T0, model: { name: 'm', version: '1' }, score: 1, anomaly: true } }));
+    applyBatch(events, batch('epochaaaa', 'events', anomalies, 1), 1, T0);
+    const [d1] = deviceSummaries([telemetry, events]);
+    // 300 sparse seqs in one lane would exceed MAX_DEVICE_SEQ_RANGES and be counted as forgotten gaps.
+    expect(d1).toMatchObject({ received: READINGS + READINGS / 10, kinds: { telemetry: READINGS, anomaly: READINGS / 10 }, gaps: 0 });
   });
 });

@@ -12,6 +12,7 @@ import { IntervalSet } from '../ingest/interval-set.js';
 interface MergedDevice {
   received: number;
   duplicates: number;
+  byKind: Map<string, number>;
   evicted: number;
   latest: LatestReading | undefined;
   deviceSeqs: IntervalSet;
@@ -30,7 +31,7 @@ function mergeDevices(lanes: readonly LaneAccounting[]): Map<string, MergedDevic
   const entry = (deviceId: string): MergedDevice => {
     let m = merged.get(deviceId);
     if (m === undefined) {
-      m = { received: 0, duplicates: 0, evicted: 0, latest: undefined, deviceSeqs: new IntervalSet(), forgotten: 0, byEpochLane: [] };
+      m = { received: 0, duplicates: 0, byKind: new Map(), evicted: 0, latest: undefined, deviceSeqs: new IntervalSet(), forgotten: 0, byEpochLane: [] };
       merged.set(deviceId, m);
     }
     return m;
@@ -46,6 +47,7 @@ function mergeDevices(lanes: readonly LaneAccounting[]): Map<string, MergedDevic
       if (tally === undefined) continue;
       m.received += tally.received;
       m.duplicates += tally.duplicates;
+      for (const [kind, count] of tally.byKind) m.byKind.set(kind, (m.byKind.get(kind) ?? 0) + count);
       m.latest = newer(m.latest, tally.latest);
       m.deviceSeqs.addAll(tally.deviceSeqs);
       m.forgotten += tally.deviceSeqGapsForgotten;
@@ -58,6 +60,8 @@ function toSummary(deviceId: string, m: MergedDevice): DeviceSummary {
   return {
     deviceId,
     received: m.received,
+    // Object.fromEntries defines own properties, so even a kind named `__proto__` stays a plain key.
+    kinds: Object.fromEntries([...m.byKind].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
     duplicates: m.duplicates,
     gaps: m.deviceSeqs.countGaps() + m.forgotten,
     evicted: m.evicted,

@@ -17,6 +17,8 @@ import { IntervalSet } from './interval-set.js';
 export const MAX_DEVICE_SEQ_RANGES = 256;
 /** Stream seqs of applied uplink messages remembered per lane, to recognise a redelivery. */
 export const RECENT_STREAM_SEQS = 256;
+/** The record kind of a device's own readings (the others are the agent's results about it). */
+const TELEMETRY_KIND = 'telemetry';
 
 export interface LatestReading {
   seq: number;
@@ -28,6 +30,8 @@ export interface LatestReading {
 export interface DeviceTally {
   received: number;
   duplicates: number;
+  /** `received` by record kind: the agent's inference results carry the device id too. */
+  byKind: Map<string, number>;
   latest: LatestReading | undefined;
   deviceSeqs: IntervalSet;
   deviceSeqGapsForgotten: number;
@@ -81,7 +85,7 @@ export function createLaneAccounting(agentId: string, epoch: string, lane: Lane)
 function deviceTally(acc: LaneAccounting, deviceId: string): DeviceTally {
   let tally = acc.devices.get(deviceId);
   if (tally === undefined) {
-    tally = { received: 0, duplicates: 0, latest: undefined, deviceSeqs: new IntervalSet(), deviceSeqGapsForgotten: 0 };
+    tally = { received: 0, duplicates: 0, byKind: new Map(), latest: undefined, deviceSeqs: new IntervalSet(), deviceSeqGapsForgotten: 0 };
     acc.devices.set(deviceId, tally);
   }
   return tally;
@@ -132,13 +136,16 @@ export function applyBatch(acc: LaneAccounting, batch: UplinkBatch, streamSeq: n
     }
     records++;
     tally.received++;
+    tally.byKind.set(record.kind, (tally.byKind.get(record.kind) ?? 0) + 1);
+    // Only telemetry is the device's own seq. Inference and anomaly records carry the seq of the
+    // reading they scored: sparse in the events lane, they would pass MAX_DEVICE_SEQ_RANGES and
+    // count their holes as forgotten gaps, and an anomaly whose reading was evicted would fill its hole.
+    if (record.kind !== TELEMETRY_KIND) continue;
     if (record.deviceSeq !== undefined && tally.deviceSeqs.add(record.deviceSeq) > 0 && tally.deviceSeqs.rangeCount() > MAX_DEVICE_SEQ_RANGES) {
       tally.deviceSeqGapsForgotten += tally.deviceSeqs.fillLowestGap();
     }
-    if (record.kind === 'telemetry') {
-      const best = newest.get(record.deviceId);
-      if (best === undefined || record.ts > best.ts || (record.ts === best.ts && record.seq > best.seq)) newest.set(record.deviceId, record);
-    }
+    const best = newest.get(record.deviceId);
+    if (best === undefined || record.ts > best.ts || (record.ts === best.ts && record.seq > best.seq)) newest.set(record.deviceId, record);
   }
   for (const [deviceId, record] of newest) {
     const tally = deviceTally(acc, deviceId);
@@ -209,6 +216,7 @@ export function toAccountingValue(acc: LaneAccounting): AccountingValue {
       deviceId,
       received: t.received,
       duplicates: t.duplicates,
+      byKind: [...t.byKind],
       ...(t.latest === undefined ? {} : { latest: { seq: t.latest.seq, ts: t.latest.ts, receivedAtMs: t.latest.receivedAtMs, metrics: Object.entries(t.latest.metrics) } }),
       deviceSeqs: t.deviceSeqs.toJSON(),
       deviceSeqGapsForgotten: t.deviceSeqGapsForgotten,
@@ -244,6 +252,7 @@ export function fromAccountingValue(value: unknown): LaneAccounting {
         {
           received: d.received,
           duplicates: d.duplicates,
+          byKind: new Map(d.byKind ?? []),
           latest: d.latest === undefined ? undefined : { seq: d.latest.seq, ts: d.latest.ts, receivedAtMs: d.latest.receivedAtMs, metrics: Object.fromEntries(d.latest.metrics) },
           deviceSeqs: IntervalSet.from(d.deviceSeqs),
           deviceSeqGapsForgotten: d.deviceSeqGapsForgotten,

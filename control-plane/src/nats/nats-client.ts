@@ -19,6 +19,8 @@ import type {
   NatsStatus,
   StreamMessage,
   StreamSpec,
+  TailMessage,
+  TailOptions,
 } from './types.js';
 
 const NS_PER_MS = 1_000_000;
@@ -303,6 +305,66 @@ class Client implements NatsClient {
       async stop() {
         stopped = true;
         // Ends the for-await in runOnce (or runOnce sees `stopped` once its iterator exists).
+        messages?.stop();
+        await loop;
+      },
+    };
+  }
+
+  tail(stream: string, options: TailOptions, handler: (message: TailMessage) => void): Consumption {
+    let stopped = false;
+    let messages: ConsumerMessages | undefined;
+    let lastSeq = 0;
+    const stopSignal = new AbortController();
+    const log = this.#logger.child({ stream, tail: options.filterSubject });
+
+    const runOnce = async (): Promise<void> => {
+      // nats.js resets an ordered consumer by itself after a missed heartbeat, but a consumer
+      // created with a start time fails every reset (it keeps the start time next to the start
+      // sequence) and its iterator ends; it also ends when the consumer is deleted. Each new
+      // consumer therefore starts after the last message read, by sequence.
+      const start = lastSeq > 0 ? { opt_start_seq: lastSeq + 1 } : { opt_start_time: new Date(options.startTimeMs()).toISOString() };
+      const consumer = await this.#js.consumers.get(stream, { filter_subjects: options.filterSubject, ...start });
+      const iter = await consumer.consume();
+      messages = iter;
+      if (stopped) {
+        iter.stop();
+        return;
+      }
+      for await (const msg of iter) {
+        lastSeq = msg.seq;
+        try {
+          handler({
+            subject: msg.subject,
+            data: msg.data,
+            header: (name) => (msg.headers?.has(name) ? msg.headers.get(name) : undefined),
+            streamSeq: msg.seq,
+            storedAtMs: Number(msg.timestampNanos / 1_000_000n),
+            pending: msg.info.pending,
+          });
+        } catch (err) {
+          log.error({ err, subject: msg.subject, streamSeq: msg.seq }, 'tail handler failed');
+        }
+      }
+    };
+
+    const loop = (async () => {
+      while (!stopped) {
+        try {
+          await runOnce();
+        } catch (err) {
+          if (!stopped) log.warn({ err }, 'tail stopped; starting again');
+        }
+        if (stopped || this.#nc.isClosed()) break;
+        log.debug({ lastSeq }, 'tail ended; starting again after the last message read');
+        await delay(CONSUME_RESTART_WAIT_MS, undefined, { signal: stopSignal.signal }).catch(() => undefined);
+      }
+    })();
+
+    return {
+      async stop() {
+        stopped = true;
+        stopSignal.abort();
         messages?.stop();
         await loop;
       },

@@ -8,6 +8,7 @@ import {
   UPLINK_STREAM,
   UPLINK_SUBJECTS,
   type ControlPlaneConfig,
+  type Lane,
 } from '@outpost/shared';
 import type { ConsumerSpec, KvSpec, NatsClient, StreamSpec } from './types.js';
 
@@ -61,4 +62,12 @@ export function topologyFor(config: ControlPlaneConfig): Topology {
 export async function declareStreams(nats: NatsClient, topology: Topology): Promise<void> {
   await Promise.all([nats.ensureStream(topology.uplinkStream), nats.ensureStream(topology.agentEventsStream)]);
   await Promise.all([nats.ensureConsumer(topology.uplinkConsumer), nats.ensureConsumer(topology.agentEventsConsumer)]);
+}
+
+/**
+ * Subject filter of one lane of every agent's uplink: `outpost.uplink.*.events`. Built from
+ * the shared UPLINK_SUBJECTS (`outpost.uplink.>`), so it follows the contract.
+ */
+export function uplinkLaneFilter(lane: Lane): string {
+  return `${UPLINK_SUBJECTS.slice(0, -'>'.length)}*.${lane}`;
 }

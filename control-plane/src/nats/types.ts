@@ -95,6 +95,25 @@ export interface Consumption {
   stop(): Promise<void>;
 }
 
+/** One message read by a tail (no ack: an ordered consumer only reads). */
+export interface TailMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  header(name: string): string | undefined;
+  readonly streamSeq: number;
+  /** When the server stored it (server clock), epoch ms. */
+  readonly storedAtMs: number;
+  /** Messages matching the filter still behind this one: 0 once the tail has caught up. */
+  readonly pending: number;
+}
+
+export interface TailOptions {
+  /** One subject filter (nats-server 2.9 takes only one per consumer), e.g. `outpost.uplink.*.events`. */
+  filterSubject: string;
+  /** Where reading starts (server clock), epoch ms; called again when no message was read before a restart. */
+  startTimeMs: () => number;
+}
+
 export type NatsStatus =
   | { type: 'disconnected'; server: string }
   | { type: 'reconnecting' }
@@ -123,6 +142,13 @@ export interface NatsClient {
   /** Pulls from a durable consumer until stopped; keeps going across disconnects and server restarts. */
   consume(stream: string, durable: string, handler: MessageHandler, options: ConsumeOptions): Consumption;
   consumerLag(stream: string, durable: string): Promise<ConsumerLag>;
+  /**
+   * Reads a stream from a point in time on with an ephemeral ordered consumer (server-side
+   * state dies with it), until stopped. Keeps going across disconnects, server restarts and a
+   * deleted consumer, resuming after the last message read: no message twice, none skipped
+   * unless the stream's retention dropped it meanwhile. `handler` runs for each message in order.
+   */
+  tail(stream: string, options: TailOptions, handler: (message: TailMessage) => void): Consumption;
   /** Drains and closes the connection. Idempotent. */
   close(): Promise<void>;
 }

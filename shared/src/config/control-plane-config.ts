@@ -27,6 +27,29 @@ export const DEFAULT_NATS_MAX_PING_OUT = 2;
 export const DEFAULT_NATS_RECONNECT_WAIT_MS = 1_000;
 export const DEFAULT_NATS_RECONNECT_JITTER_MS = 1_000;
 export const DEFAULT_NATS_CONNECT_TIMEOUT_MS = 5_000;
+/** The recent window of telemetry and inference results each replica keeps per device. */
+export const DEFAULT_LIVE_RECENT_WINDOW_MS = 10 * 60 * 1000;
+/** 10 minutes of one reading every 200 ms. */
+export const DEFAULT_LIVE_MAX_POINTS_PER_DEVICE = 3_000;
+/**
+ * Devices in the recent window; beyond it the least recently updated device is forgotten. A
+ * point with two metrics costs about 300 bytes of heap (measured), so the window's worst case
+ * is about maxDevices x maxPointsPerDevice x 300 B: 1000 x 3000 -> 0.9 GB.
+ */
+export const DEFAULT_LIVE_MAX_DEVICES = 1_000;
+/** How long anomalies stay listed by `GET /api/anomalies`. */
+export const DEFAULT_LIVE_ANOMALY_RETENTION_MS = 24 * 60 * 60 * 1000;
+export const DEFAULT_LIVE_MAX_ANOMALIES = 10_000;
+/** A comment line on every event stream this often keeps proxies from closing an idle one. */
+export const DEFAULT_SSE_KEEPALIVE_MS = 15_000;
+/** Events queued for one event-stream client that does not read; beyond it the client is disconnected. */
+export const DEFAULT_SSE_MAX_QUEUED_EVENTS = 1_000;
+export const DEFAULT_SSE_MAX_CLIENTS = 100;
+/** How often the lag of the durable consumers is read for /metrics. */
+export const DEFAULT_CONSUMER_LAG_POLL_INTERVAL_MS = 5_000;
+
+/** Hex SHA-256 of an operator token, as `outpostctl token hash` prints it. */
+export const TOKEN_SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
 const PortSchema = z.number().int().min(0).max(65535);
 const PositiveMs = z.number().int().positive();
@@ -78,11 +101,74 @@ const StreamsSchema = z
     }
   });
 
+const OperatorTokenSchema = z.strictObject({
+  /** Who holds the token, so a token can be found and removed; the token itself is never stored. */
+  name: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1 to 64 letters, digits or _.@-'),
+  /** Hex SHA-256 of the token (`outpostctl token hash` reads a token on stdin and prints it). */
+  sha256: z
+    .string()
+    .transform((s) => s.toLowerCase())
+    .pipe(z.string().regex(TOKEN_SHA256_PATTERN, 'must be the 64 hex digits of a SHA-256 (outpostctl token hash)')),
+});
+
+const AuthSchema = z
+  .strictObject({
+    /** Operator bearer tokens, by hash. None: every route is open (logged as a warning at start). */
+    tokens: z.array(OperatorTokenSchema).default([]),
+    /** Which routes answer without a token. */
+    public: z
+      .strictObject({
+        healthz: z.boolean().default(true),
+        metrics: z.boolean().default(true),
+        /** The dashboard's files (its API calls still carry the token). */
+        dashboard: z.boolean().default(true),
+        /** GET /api/openapi.json */
+        openapi: z.boolean().default(true),
+      })
+      .prefault({}),
+  })
+  .superRefine((auth, ctx) => {
+    const seen = new Map<string, number>();
+    auth.tokens.forEach((token, index) => {
+      for (const [key, value] of [['name', token.name], ['sha256', token.sha256]] as const) {
+        const id = `${key}:${value}`;
+        if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['tokens', index, key], message: `same ${key} as tokens.${seen.get(id)}` });
+        else seen.set(id, index);
+      }
+    });
+  });
+
+const SseSchema = z.strictObject({
+  keepaliveMs: z.number().int().min(1_000).default(DEFAULT_SSE_KEEPALIVE_MS),
+  /** Events waiting for one slow client; more and it is disconnected (and counted). */
+  maxQueuedEvents: z.number().int().min(10).max(1_000_000).default(DEFAULT_SSE_MAX_QUEUED_EVENTS),
+  /** Open event streams per replica; one more is refused with 429. */
+  maxClients: z.number().int().min(1).max(100_000).default(DEFAULT_SSE_MAX_CLIENTS),
+});
+
+const LiveSchema = z.strictObject({
+  /** Telemetry and inference results kept per device for /series, rebuilt from the uplink stream at start. */
+  recentWindowMs: z.number().int().min(1_000).max(24 * 60 * 60 * 1000).default(DEFAULT_LIVE_RECENT_WINDOW_MS),
+  maxPointsPerDevice: z.number().int().min(10).max(1_000_000).default(DEFAULT_LIVE_MAX_POINTS_PER_DEVICE),
+  maxDevices: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIVE_MAX_DEVICES),
+  /** Anomalies (events lane) kept for /api/anomalies, rebuilt from the uplink stream at start. */
+  anomalyRetentionMs: z.number().int().min(1_000).default(DEFAULT_LIVE_ANOMALY_RETENTION_MS),
+  maxAnomalies: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIVE_MAX_ANOMALIES),
+});
+
 export const ControlPlaneConfigSchema = z.strictObject({
   nats: NatsSchema.prefault({}),
   http: z
-    .strictObject({ host: z.string().min(1).default('127.0.0.1'), port: PortSchema.default(DEFAULT_CONTROL_PLANE_HTTP_PORT) })
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: PortSchema.default(DEFAULT_CONTROL_PLANE_HTTP_PORT),
+      auth: AuthSchema.prefault({}),
+      /** The dashboard's built files; default control-plane/dist/dashboard (made by `npm run build`). */
+      dashboardDir: z.string().min(1).optional(),
+      sse: SseSchema.prefault({}),
+    })
     .prefault({}),
+  live: LiveSchema.prefault({}),
   streams: StreamsSchema.prefault({}),
   fleet: z
     .strictObject({
@@ -98,6 +184,8 @@ export const ControlPlaneConfigSchema = z.strictObject({
       ackWaitMs: z.number().int().min(1_000).default(DEFAULT_INGEST_ACK_WAIT_MS),
       maxAckPending: z.number().int().min(1).default(DEFAULT_INGEST_MAX_ACK_PENDING),
       maxBatchBytes: z.number().int().min(1024).default(DEFAULT_INGEST_MAX_BATCH_BYTES),
+      /** How often the lag of the durable consumers is read for /metrics. */
+      lagPollIntervalMs: z.number().int().min(100).default(DEFAULT_CONSUMER_LAG_POLL_INTERVAL_MS),
     })
     .prefault({}),
   log: z
@@ -113,3 +201,6 @@ export type ControlPlaneNatsConfig = ControlPlaneConfig['nats'];
 export type ControlPlaneStreamsConfig = ControlPlaneConfig['streams'];
 export type ControlPlaneFleetConfig = ControlPlaneConfig['fleet'];
 export type ControlPlaneIngestConfig = ControlPlaneConfig['ingest'];
+export type ControlPlaneHttpConfig = ControlPlaneConfig['http'];
+export type ControlPlaneAuthConfig = ControlPlaneHttpConfig['auth'];
+export type ControlPlaneLiveConfig = ControlPlaneConfig['live'];

@@ -35,6 +35,8 @@ export const DeviceAccountingValueSchema = z.object({
   received: Count,
   /** Records of this device whose agent seq had already been counted. */
   duplicates: Count,
+  /** `received` by record kind (telemetry, inference, anomaly, ...); absent in values written before kinds were counted. */
+  byKind: z.array(z.tuple([z.string().min(1).max(64), Count])).optional(),
   latest: LatestReadingSchema.optional(),
   /** The device's own seqs seen (holes are device-side gaps). */
   deviceSeqs: SeqRangesSchema,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
-import { DeviceIdSchema } from './device.js';
+import { DeviceIdSchema, ModelRefSchema } from './device.js';
 import { AgentIdSchema, EpochSchema, HeartbeatSchema, LaneSchema } from './uplink.js';
 
 /**
@@ -110,7 +110,13 @@ export type LatestReadingView = z.infer<typeof LatestReadingViewSchema>;
 /** One device of an agent, merged over all its epochs and lanes. */
 export const DeviceSummarySchema = z.object({
   deviceId: DeviceIdSchema,
+  /** Records of this device counted once, of every kind (telemetry, inference results, anomalies, ...). */
   received: Count,
+  /**
+   * `received` by record kind (`telemetry`, `inference`, `anomaly`, ...). Compare `telemetry`
+   * with `gaps` for how complete a device's own data is: only telemetry carries device seqs.
+   */
+  kinds: z.record(z.string(), Count),
   duplicates: Count,
   /** Holes in the device's own seq between the lowest and highest seen. */
   gaps: Count,
@@ -146,10 +152,13 @@ export type HealthResponse = z.infer<typeof HealthResponseSchema>;
 
 /** Error codes the HTTP API answers with; clients branch on them. */
 export const ApiErrorCodeSchema = z.enum([
+  ErrorCode.AUTH_REQUIRED,
+  ErrorCode.AUTH_INVALID,
   ErrorCode.AGENT_NOT_FOUND,
   ErrorCode.DEVICE_NOT_FOUND,
   ErrorCode.REQUEST_INVALID,
   ErrorCode.ROUTE_NOT_FOUND,
+  ErrorCode.RATE_LIMITED,
   ErrorCode.INTERNAL_ERROR,
 ]);
 export type ApiErrorCode = z.infer<typeof ApiErrorCodeSchema>;
@@ -159,3 +168,230 @@ export const ApiErrorResponseSchema = z.object({
   error: z.object({ code: ApiErrorCodeSchema, message: z.string(), details: z.record(z.string(), z.unknown()).optional() }),
 });
 export type ApiErrorResponse = z.infer<typeof ApiErrorResponseSchema>;
+
+// ---------------------------------------------------------------------------------------
+// Live data: the recent window per device, anomalies, and the server-sent event stream.
+// ---------------------------------------------------------------------------------------
+
+/** Kinds of uplink records the control plane reads (UplinkRecord.kind). */
+export const RecordKind = {
+  /** Telemetry lane; body: Telemetry `{ ts, seq?, metrics }`. */
+  telemetry: 'telemetry',
+  /** Telemetry lane; body: InferenceResult `{ ts, model, score, anomaly }`. */
+  inference: 'inference',
+  /** Events lane; body: InferenceResult with `anomaly: true`. */
+  anomaly: 'anomaly',
+} as const;
+export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
+
+const EpochMs = z.number().int();
+const MetricValuesSchema = z.record(z.string(), z.number());
+
+export const SeriesPointSchema = z.object({
+  /** Device time, epoch ms. */
+  ts: EpochMs,
+  /** Agent time when the record was committed, epoch ms. */
+  receivedAtMs: EpochMs,
+  metrics: MetricValuesSchema,
+});
+export type SeriesPoint = z.infer<typeof SeriesPointSchema>;
+
+/** One inference result of a device (an `inference` or `anomaly` record). */
+export const InferencePointSchema = z.object({
+  ts: EpochMs,
+  score: z.number(),
+  anomaly: z.boolean(),
+  /** The model's threshold, when the agent sent it with the result. */
+  threshold: z.number().optional(),
+  model: ModelRefSchema,
+});
+export type InferencePoint = z.infer<typeof InferencePointSchema>;
+
+/** `GET /api/agents/{agentId}/devices/{deviceId}/series`: the device's recent window. */
+export const SeriesResponseSchema = z.object({
+  agentId: AgentIdSchema,
+  deviceId: DeviceIdSchema,
+  /**
+   * What the answer covers, epoch ms: the recent window (`toMs` is now) or from `sinceMs` when
+   * given. The window is kept by arrival time, so a point's device time may lie outside it.
+   */
+  fromMs: EpochMs,
+  toMs: EpochMs,
+  /** Telemetry, by `ts` ascending. */
+  points: z.array(SeriesPointSchema),
+  /** Inference results, by `ts` ascending. */
+  inference: z.array(InferencePointSchema),
+});
+export type SeriesResponse = z.infer<typeof SeriesResponseSchema>;
+
+export const AnomalySchema = z.object({
+  agentId: AgentIdSchema,
+  deviceId: DeviceIdSchema,
+  /** Device time of the scored data, epoch ms. */
+  ts: EpochMs,
+  score: z.number(),
+  threshold: z.number().optional(),
+  model: ModelRefSchema,
+  /** Agent time when the record was committed, epoch ms. */
+  receivedAtMs: EpochMs,
+});
+export type Anomaly = z.infer<typeof AnomalySchema>;
+
+/** `GET /api/anomalies`: newest first. */
+export const AnomalyListResponseSchema = z.object({ anomalies: z.array(AnomalySchema) });
+export type AnomalyListResponse = z.infer<typeof AnomalyListResponseSchema>;
+
+/** Event names of `GET /api/events` (text/event-stream). */
+export const ServerEventType = {
+  /** Data: AgentListResponse. On connect and whenever the fleet view changes (at most once per second). */
+  agents: 'agents',
+  telemetry: 'telemetry',
+  inference: 'inference',
+  anomaly: 'anomaly',
+} as const;
+export type ServerEventType = (typeof ServerEventType)[keyof typeof ServerEventType];
+
+export const TelemetryEventSchema = z.object({
+  agentId: AgentIdSchema,
+  deviceId: DeviceIdSchema,
+  ts: EpochMs,
+  receivedAtMs: EpochMs,
+  metrics: MetricValuesSchema,
+});
+export type TelemetryEvent = z.infer<typeof TelemetryEventSchema>;
+
+/** Data of `inference` and `anomaly` events. */
+export const InferenceEventSchema = z.object({
+  agentId: AgentIdSchema,
+  deviceId: DeviceIdSchema,
+  ts: EpochMs,
+  score: z.number(),
+  anomaly: z.boolean(),
+  threshold: z.number().optional(),
+  model: ModelRefSchema,
+});
+export type InferenceEvent = z.infer<typeof InferenceEventSchema>;
+
+/** One server-sent event as a client reads it. */
+export type ServerEvent =
+  | { type: typeof ServerEventType.agents; data: AgentListResponse }
+  | { type: typeof ServerEventType.telemetry; data: TelemetryEvent }
+  | { type: typeof ServerEventType.inference; data: InferenceEvent }
+  | { type: typeof ServerEventType.anomaly; data: InferenceEvent };
+
+// ---------------------------------------------------------------------------------------
+// Request parameters. Query strings arrive as text: these schemas take the text and give the
+// typed value (the OpenAPI document shows their input side).
+// ---------------------------------------------------------------------------------------
+
+/** Largest `limit` of `GET /api/anomalies`. */
+export const MAX_ANOMALIES_LIMIT = 1_000;
+export const DEFAULT_ANOMALIES_LIMIT = 100;
+/** Default look-back of `GET /api/anomalies` without `since`. */
+export const DEFAULT_ANOMALIES_SINCE_MS = 60 * 60 * 1000;
+/** Latest time a query accepts (the year 275760, the end of JavaScript time). */
+const MAX_EPOCH_MS = 8.64e15;
+
+/** `123` -> 123: epoch milliseconds as decimal digits. */
+export const EpochMsParamSchema = z
+  .string()
+  .regex(/^\d{1,16}$/, 'must be epoch milliseconds (decimal digits)')
+  .transform(Number)
+  .refine((ms) => ms <= MAX_EPOCH_MS, 'is not a valid time');
+
+/**
+ * A point in time: epoch milliseconds, or an ISO 8601 date-time (`2026-11-24T10:00:00Z`,
+ * `2026-11-24`). Parsed to epoch ms.
+ */
+export const TimeParamSchema = z.string().transform((text, ctx) => {
+  if (/^\d{1,16}$/.test(text) && Number(text) <= MAX_EPOCH_MS) return Number(text);
+  const ms = /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(ms)) {
+    ctx.addIssue({ code: 'custom', message: 'must be epoch milliseconds or an ISO 8601 time (2026-11-24T10:00:00Z)' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+export const LimitParamSchema = z
+  .string()
+  .regex(/^\d{1,7}$/, `must be an integer from 1 to ${MAX_ANOMALIES_LIMIT}`)
+  .transform(Number)
+  .refine((n) => n >= 1 && n <= MAX_ANOMALIES_LIMIT, `must be an integer from 1 to ${MAX_ANOMALIES_LIMIT}`);
+
+export const AgentParamsSchema = z.object({ agentId: AgentIdSchema.describe('Agent id') });
+export const DeviceParamsSchema = z.object({
+  agentId: AgentIdSchema.describe('Agent id'),
+  deviceId: DeviceIdSchema.describe('Device id (unique within its agent only)'),
+});
+
+export const SeriesQuerySchema = z.object({
+  /** Only points with `ts >= sinceMs` (device time); default the whole recent window. */
+  sinceMs: EpochMsParamSchema.optional().describe('Only entries with ts >= sinceMs (device time, epoch ms); default the whole recent window'),
+});
+export type SeriesQuery = z.output<typeof SeriesQuerySchema>;
+
+export const AnomaliesQuerySchema = z.object({
+  /** Only anomalies with `ts >= since`; default one hour ago. */
+  since: TimeParamSchema.optional().describe('Only anomalies with ts >= since: epoch ms or an ISO 8601 time; default one hour ago'),
+  agentId: AgentIdSchema.optional().describe('Only anomalies of this agent'),
+  deviceId: DeviceIdSchema.optional().describe('Only anomalies of this device (of any agent, unless agentId is given)'),
+  /** At most this many, newest first; default 100. */
+  limit: LimitParamSchema.optional().describe(`At most this many, newest first: 1 to ${MAX_ANOMALIES_LIMIT}, default ${DEFAULT_ANOMALIES_LIMIT}`),
+});
+export type AnomaliesQuery = z.output<typeof AnomaliesQuerySchema>;
+
+export const EventsQuerySchema = z.object({
+  /** Telemetry and inference events of this agent only (agents and anomaly events always flow). */
+  agentId: AgentIdSchema.optional().describe('Telemetry and inference events of this agent only (agents and anomaly events always flow)'),
+  /** Telemetry and inference events of this device only. */
+  deviceId: DeviceIdSchema.optional().describe('Telemetry and inference events of this device only'),
+});
+export type EventsQuery = z.output<typeof EventsQuerySchema>;
+
+// ---------------------------------------------------------------------------------------
+// JSON Schema of the API's zod schemas, for the OpenAPI document (zod 4 converts natively), so
+// packages that describe the API need no zod import of their own.
+// ---------------------------------------------------------------------------------------
+
+/** A zod schema of the API: output (what a parse gives) `O`, input (what arrives) `I`. */
+export type ApiSchema<O = unknown, I = unknown> = z.ZodType<O, I>;
+
+/** JSON Schema as a plain object. */
+export type JsonSchemaObject = Record<string, unknown>;
+
+/** Which side of a schema to describe: a request parameter arrives as its input, a response goes out as its output. */
+export type SchemaSide = 'input' | 'output';
+
+function withoutDialect(schema: JsonSchemaObject): JsonSchemaObject {
+  const rest = { ...schema };
+  delete rest['$schema'];
+  delete rest['$id'];
+  return rest;
+}
+
+/**
+ * zod marks the output of a plain object closed (`additionalProperties: false`) because a parse
+ * strips unknown keys; the API promises the opposite (fields may be added, never renamed), so
+ * the document leaves objects open.
+ */
+const leaveObjectsOpen = ({ jsonSchema }: { jsonSchema: { additionalProperties?: unknown } }): void => {
+  if (jsonSchema.additionalProperties === false) delete jsonSchema.additionalProperties;
+};
+
+/**
+ * JSON Schema (draft 2020-12, the dialect of OpenAPI 3.1) of named schemas, as OpenAPI
+ * `components.schemas`: a named schema used inside another becomes a
+ * `$ref: '#/components/schemas/<name>'`.
+ */
+export function toSchemaComponents(named: Readonly<Record<string, z.ZodType>>, side: SchemaSide = 'output'): Record<string, JsonSchemaObject> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(named)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: side, unrepresentable: 'any', override: leaveObjectsOpen });
+  return Object.fromEntries(Object.entries(schemas).map(([id, schema]) => [id, withoutDialect(schema as JsonSchemaObject)]));
+}
+
+/** JSON Schema (draft 2020-12) of one schema, inline. */
+export function toJsonSchema(schema: z.ZodType, side: SchemaSide = 'output'): JsonSchemaObject {
+  return withoutDialect(z.toJSONSchema(schema, { io: side, unrepresentable: 'any', override: leaveObjectsOpen }) as JsonSchemaObject);
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { toLiveRecord } from './live-record.js';
+
+const batch = { agentId: 'gw-1', epoch: 'epoch0001', lane: 'telemetry' as const };
+const record = (kind: string, body: unknown) => ({ seq: 7, deviceId: 'd1', ts: 100, receivedAtMs: 101, kind, body });
+const MODEL = { name: 'm', version: '1' };
+
+describe('toLiveRecord', () => {
+  it('reads telemetry, inference and anomaly records', () => {
+    expect(toLiveRecord(batch, record('telemetry', { ts: 100, metrics: { t: 1 } }))).toEqual({
+      type: 'telemetry',
+      agentId: 'gw-1',
+      deviceId: 'd1',
+      ts: 100,
+      receivedAtMs: 101,
+      key: 'epoch0001:telemetry:7',
+      metrics: { t: 1 },
+    });
+    expect(toLiveRecord(batch, record('inference', { ts: 90, model: MODEL, score: 0.2, anomaly: false, threshold: 0.5 }))).toMatchObject({
+      type: 'inference',
+      ts: 90,
+      result: { ts: 90, score: 0.2, anomaly: false, threshold: 0.5, model: MODEL },
+    });
+    const anomaly = toLiveRecord({ ...batch, lane: 'events' }, record('anomaly', { ts: 90, model: MODEL, score: 0.9, anomaly: true }));
+    expect(anomaly).toMatchObject({ type: 'anomaly', key: 'epoch0001:events:7', result: { score: 0.9, anomaly: true } });
+    expect(anomaly?.type === 'anomaly' && 'threshold' in anomaly.result).toBe(false);
+  });
+
+  it('skips other kinds and malformed bodies', () => {
+    expect(toLiveRecord(batch, record('rollout-result', {}))).toBeUndefined();
+    expect(toLiveRecord(batch, record('telemetry', { ts: 1, metrics: JSON.parse('{"__proto__": 1}') as unknown }))).toBeUndefined();
+    expect(toLiveRecord(batch, record('telemetry', { ts: 1, metrics: { t: 'x' } }))).toBeUndefined();
+    expect(toLiveRecord(batch, record('inference', { ts: 1, model: MODEL, score: 'high', anomaly: true }))).toBeUndefined();
+    expect(toLiveRecord(batch, record('inference', { ts: 1, model: MODEL, score: 0.1, anomaly: false, threshold: 'x' }))).toMatchObject({ result: { score: 0.1 } });
+    expect(toLiveRecord(batch, record('anomaly', null))).toBeUndefined();
+  });
+});

@@ -1,0 +1,47 @@
+// What the live view reads from an uplink record: a device's telemetry or one inference result.
+// The agent validated every body before it went into its outbox; this is the control plane's
+// own check, so a malformed record is skipped here instead of reaching a chart.
+import { InferenceResultSchema, RecordKind, type InferencePoint, type UplinkBatch, type UplinkRecord } from '@outpost/shared';
+import { telemetryMetrics } from '../ingest/accounting.js';
+
+interface LiveRecordBase {
+  agentId: string;
+  deviceId: string;
+  /** Device time, epoch ms. */
+  ts: number;
+  /** Agent time when the record was committed, epoch ms. */
+  receivedAtMs: number;
+  /** `{epoch}:{lane}:{seq}`: the same record resent in another batch has the same key. */
+  key: string;
+}
+
+export type LiveRecord =
+  | (LiveRecordBase & { type: typeof RecordKind.telemetry; metrics: Readonly<Record<string, number>> })
+  | (LiveRecordBase & { type: typeof RecordKind.inference | typeof RecordKind.anomaly; result: InferencePoint });
+
+/** The inference result of a record body, with `threshold` when the agent sent one; undefined when the body is not one. */
+export function parseInferenceBody(body: unknown): InferencePoint | undefined {
+  const parsed = InferenceResultSchema.safeParse(body);
+  if (!parsed.success) return undefined;
+  const threshold = (body as { threshold?: unknown }).threshold;
+  const { ts, score, anomaly, model } = parsed.data;
+  return typeof threshold === 'number' && Number.isFinite(threshold) ? { ts, score, anomaly, threshold, model } : { ts, score, anomaly, model };
+}
+
+/** The live form of one record of `batch`; undefined for another kind or a malformed body. */
+export function toLiveRecord(batch: Pick<UplinkBatch, 'agentId' | 'epoch' | 'lane'>, record: UplinkRecord): LiveRecord | undefined {
+  const base = { agentId: batch.agentId, deviceId: record.deviceId, ts: record.ts, receivedAtMs: record.receivedAtMs, key: `${batch.epoch}:${batch.lane}:${record.seq}` };
+  switch (record.kind) {
+    case RecordKind.telemetry: {
+      const metrics = telemetryMetrics(record.body);
+      return metrics === undefined ? undefined : { ...base, type: RecordKind.telemetry, metrics };
+    }
+    case RecordKind.inference:
+    case RecordKind.anomaly: {
+      const result = parseInferenceBody(record.body);
+      return result === undefined ? undefined : { ...base, type: record.kind, ts: result.ts, result };
+    }
+    default:
+      return undefined;
+  }
+}
