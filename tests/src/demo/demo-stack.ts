@@ -7,6 +7,7 @@ import {
   agentConfig,
   BINARIES,
   controlPlaneConfig,
+  generateOperatorToken,
   demoPaths,
   generateDevicePasswords,
   MANUAL_DEVICE_ID,
@@ -23,8 +24,11 @@ export class DemoSetupError extends Error {
 
 /** Where everything runs, as printed for the user and in the JSON ready line. */
 export interface DemoEndpoints {
+  /** The dashboard with the operator token in its fragment. */
   dashboardUrl: string;
   apiUrl: string;
+  /** The operator's bearer token for the API (also in `<dataDir>/operator-token`). */
+  token: string;
   natsUrl: string;
   dataDir: string;
   logsDir: string;
@@ -136,7 +140,9 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
     const nats = await startDemoNats(natsBinary, paths.nats, paths.log('nats-server'));
     started([nats]);
 
-    await writeFile(paths.controlPlaneConfig, JSON.stringify(controlPlaneConfig(nats.url, options.httpPort), null, 2));
+    const operatorToken = generateOperatorToken();
+    await writeFile(paths.operatorToken, `${operatorToken}\n`, { mode: 0o600 });
+    await writeFile(paths.controlPlaneConfig, JSON.stringify(controlPlaneConfig(nats.url, options.httpPort, operatorToken), null, 2));
     const controlPlane = await startDemoProcess({
       name: 'control-plane',
       file: process.execPath,
@@ -189,8 +195,10 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
     const base = `http://127.0.0.1:${httpPort}`;
     const manualAgent = plans.findIndex((p) => p.hasManualDevice);
     const endpoints: DemoEndpoints = {
-      dashboardUrl: `${base}/`,
+      // The dashboard takes the token from the fragment (never sent to a server) and forgets the URL's copy.
+      dashboardUrl: `${base}/#token=${operatorToken}`,
       apiUrl: `${base}/api`,
+      token: operatorToken,
       natsUrl: nats.url,
       dataDir: options.dataDir,
       logsDir: paths.logs,

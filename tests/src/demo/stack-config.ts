@@ -1,7 +1,7 @@
 // Everything the demo configures, in one place: which agents with which labels, which devices
 // on which agent with which passwords, and the config files of nats-server's clients. Later
 // capabilities (inference models, API tokens) add their settings here.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -69,6 +69,7 @@ export function demoPaths(dataDir: string) {
     agentConfig: (agentId: string) => join(dataDir, 'agents', `${agentId}.json`),
     agentData: (agentId: string) => join(dataDir, 'agents', agentId),
     credentials: join(dataDir, 'device-credentials.json'),
+    operatorToken: join(dataDir, 'operator-token'),
     log: (name: string) => join(dataDir, 'logs', `${name}.log`),
   };
 }
@@ -104,11 +105,23 @@ export function generateDevicePasswords(deviceIds: readonly string[]): Record<st
   return Object.fromEntries(deviceIds.map((id) => [id, randomBytes(12).toString('base64url')]));
 }
 
-/** The control plane's config: the demo's NATS, the chosen HTTP port, quiet logs. */
-export function controlPlaneConfig(natsUrl: string, httpPort: number): ControlPlaneConfigInput {
+/** Name of the demo's operator token in the control plane's config. */
+export const DEMO_OPERATOR_TOKEN_NAME = 'demo-operator';
+
+/** A fresh operator token for the API and dashboard (URL-safe, so it fits a URL fragment). */
+export function generateOperatorToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/**
+ * The control plane's config: the demo's NATS, the chosen HTTP port, quiet logs, and the API
+ * closed to all but the demo's operator token (stored as its SHA-256, as an operator would).
+ */
+export function controlPlaneConfig(natsUrl: string, httpPort: number, operatorToken: string): ControlPlaneConfigInput {
+  const sha256 = createHash('sha256').update(operatorToken).digest('hex');
   const config: ControlPlaneConfigInput = {
     nats: { servers: [natsUrl], name: 'outpost-demo-control-plane' },
-    http: { host: '127.0.0.1', port: httpPort },
+    http: { host: '127.0.0.1', port: httpPort, auth: { tokens: [{ name: DEMO_OPERATOR_TOKEN_NAME, sha256 }] } },
     log: { level: 'warn' },
   };
   parseConfig(ControlPlaneConfigSchema, config, 'demo control-plane config');

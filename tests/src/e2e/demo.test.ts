@@ -15,6 +15,7 @@ interface DemoReady {
   event: 'demo-ready';
   dashboardUrl: string;
   apiUrl: string;
+  token: string;
   natsUrl: string;
   agents: { agentId: string; mqttUrl: string; labels: Record<string, string>; devices: string[] }[];
   device: { username: string; password: string };
@@ -29,10 +30,9 @@ afterEach(async () => {
   await dir?.remove();
 });
 
-/** GET a JSON API path; a 401 means the API got a token requirement the demo does not know yet. */
-async function getJson(url: string): Promise<unknown> {
-  const response = await fetch(url);
-  if (response.status === 401) throw new Error(`${url} answered 401: the control-plane API now requires a token; the demo must configure one and print it`);
+/** GET a JSON API path with the operator token the demo printed. */
+async function getJson(url: string, token: string): Promise<unknown> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
   if (!response.ok) throw new Error(`${url} answered ${response.status}: ${await response.text()}`);
   return response.json();
 }
@@ -71,15 +71,18 @@ describe('npm run demo', () => {
     expect(ready.natsUrl).not.toMatch(/:4222$/);
     expect(ready.device.password.length).toBeGreaterThan(8);
     expect((await fetch(ready.dashboardUrl)).status).toBe(200);
+    // The API is closed to anyone without the demo's operator token.
+    expect((await fetch(`${ready.apiUrl}/agents`)).status).toBe(401);
+    expect(new URL(ready.dashboardUrl).hash).toBe(`#token=${ready.token}`);
 
     // Where the operator looks: every device of every agent, with telemetry received.
     const expected = Array.from({ length: DEVICES }, (_, i) => `dev-${String(i + 1).padStart(4, '0')}`);
     const seen = await waitFor(
       async () => {
-        const { agents } = AgentListResponseSchema.parse(await getJson(`${ready.apiUrl}/agents`));
+        const { agents } = AgentListResponseSchema.parse(await getJson(`${ready.apiUrl}/agents`, ready.token));
         const received = new Set<string>();
         for (const agent of agents) {
-          const { devices } = DeviceListResponseSchema.parse(await getJson(`${ready.apiUrl}/agents/${agent.agentId}/devices`));
+          const { devices } = DeviceListResponseSchema.parse(await getJson(`${ready.apiUrl}/agents/${agent.agentId}/devices`, ready.token));
           for (const d of devices) if (d.received > 0) received.add(d.deviceId);
         }
         return expected.every((id) => received.has(id)) ? received : undefined;
