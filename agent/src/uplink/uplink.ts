@@ -23,8 +23,12 @@ const gzip = promisify(gzipCallback);
 
 /** When nothing wakes the uplink, it looks at the outbox again after this long anyway. */
 export const IDLE_RECHECK_MS = 1_000;
-/** Pause after a failed publish before the next attempt while still connected. */
-export const RETRY_PAUSE_MS = 500;
+/**
+ * Pauses after failed publishes while still connected: the first short (a restarted server
+ * answers on the socket a moment before its JetStream does), then doubling up to the max.
+ */
+export const RETRY_PAUSE_FIRST_MS = 25;
+export const RETRY_PAUSE_MAX_MS = 500;
 
 export interface UplinkOptions {
   agentId: string;
@@ -72,6 +76,7 @@ export function startUplink(options: UplinkOptions): Uplink {
   let evictionsReportedThrough = 0;
   let evictionsPending = true;
   let batchesPublished = 0;
+  let batchesAcknowledged = 0;
   const ackListeners: ((records: number) => void)[] = [];
 
   const kick = (): void => {
@@ -145,10 +150,20 @@ export function startUplink(options: UplinkOptions): Uplink {
     const throughSeq = new Map<Lane, number>();
     for (const batch of acknowledged) throughSeq.set(batch.lane, Math.max(throughSeq.get(batch.lane) ?? 0, batch.lastSeq));
     for (const [lane, seq] of throughSeq) await outbox.deleteThrough(lane, seq);
+    batchesAcknowledged += acknowledged.length;
     for (const batch of acknowledged) {
       metrics.uplinkRecords.inc({ lane: batch.lane }, batch.records);
       for (const listener of ackListeners) listener(batch.records);
     }
+  }
+
+  /** The oldest unsent records, events lane first; an empty list when both lanes are drained. */
+  async function readNext(sentThrough: Readonly<Record<Lane, number>>): Promise<{ lane: Lane; records: StoredRecord[] } | undefined> {
+    for (const lane of LANES_IN_DRAIN_ORDER) {
+      const records = await outbox.read(lane, sentThrough[lane], config.batchMaxRecords);
+      if (records.length > 0) return { lane, records };
+    }
+    return undefined;
   }
 
   /** Drains until disconnected, stopped or failed; throws on a failed publish. */
@@ -157,50 +172,56 @@ export function startUplink(options: UplinkOptions): Uplink {
     const inFlight: InFlight[] = [];
     // Start from the oldest record still present: anything after a failure is sent again.
     const sentThrough: Record<Lane, number> = { events: 0, telemetry: 0 };
-    while (!stopping && transport.connected()) {
-      await reportEvictions();
-      let lane: Lane | undefined;
-      let records: StoredRecord[] = [];
-      for (const l of LANES_IN_DRAIN_ORDER) {
-        records = await outbox.read(l, sentThrough[l], config.batchMaxRecords);
-        if (records.length > 0) {
-          lane = l;
-          break;
+    // Read-ahead: the next batch is read from SQLite (a worker thread) while this one is encoded
+    // and compressed, so a backlog drains with the two overlapping instead of in turn.
+    let next: Promise<Awaited<ReturnType<typeof readNext>>> | undefined;
+    try {
+      while (!stopping && transport.connected()) {
+        await reportEvictions();
+        const batch = await (next ?? readNext(sentThrough));
+        next = undefined;
+        if (batch === undefined) {
+          if (inFlight.length > 0) await settle(inFlight);
+          else await pause(IDLE_RECHECK_MS);
+          continue;
         }
+        const { lane, records } = batch;
+        const first = records[0]!.seq;
+        const last = records.at(-1)!.seq;
+        sentThrough[lane] = last;
+        // A full batch means more is waiting; a short one means the lane is nearly drained, where
+        // reading again at once would only find the records that arrived meanwhile.
+        if (records.length === config.batchMaxRecords) next = readNext(sentThrough);
+        const payload = await encode(lane, records);
+        crashIf('after-commit-before-publish');
+        const ack = transport.publish(uplinkSubject(agentId, lane), payload, {
+          msgId: batchMsgId(agentId, epoch, lane, first, last),
+          headers: { [ENCODING_HEADER]: BATCH_ENCODING },
+        });
+        ack.catch(() => undefined); // awaited in order by settle(); a rejection here must not go unhandled
+        batchesPublished++;
+        metrics.uplinkBatches.inc({ lane });
+        if (faults?.crashAt === 'after-publish-before-ack' && batchesPublished > faults.afterBatches) {
+          await transport.flush();
+          crashIf('after-publish-before-ack');
+        }
+        const entry: InFlight = { lane, lastSeq: last, records: records.length, ack };
+        ack.then(
+          (a) => (entry.outcome = { ok: true, duplicate: a.duplicate }),
+          (error: unknown) => (entry.outcome = { ok: false, error }),
+        );
+        inFlight.push(entry);
+        if (inFlight.length >= config.maxInFlightBatches) await settle(inFlight);
       }
-      if (lane === undefined) {
-        if (inFlight.length > 0) await settle(inFlight);
-        else await pause(IDLE_RECHECK_MS);
-        continue;
-      }
-      const payload = await encode(lane, records);
-      const first = records[0]!.seq;
-      const last = records.at(-1)!.seq;
-      crashIf('after-commit-before-publish');
-      const ack = transport.publish(uplinkSubject(agentId, lane), payload, {
-        msgId: batchMsgId(agentId, epoch, lane, first, last),
-        headers: { [ENCODING_HEADER]: BATCH_ENCODING },
-      });
-      ack.catch(() => undefined); // awaited in order by settle(); a rejection here must not go unhandled
-      batchesPublished++;
-      metrics.uplinkBatches.inc({ lane });
-      if (faults?.crashAt === 'after-publish-before-ack' && batchesPublished > faults.afterBatches) {
-        await transport.flush();
-        crashIf('after-publish-before-ack');
-      }
-      const entry: InFlight = { lane, lastSeq: last, records: records.length, ack };
-      ack.then(
-        (a) => (entry.outcome = { ok: true, duplicate: a.duplicate }),
-        (error: unknown) => (entry.outcome = { ok: false, error }),
-      );
-      inFlight.push(entry);
-      sentThrough[lane] = last;
-      if (inFlight.length >= config.maxInFlightBatches) await settle(inFlight);
+      while (inFlight.length > 0) await settle(inFlight);
+    } finally {
+      // A read-ahead left behind by a failure or a stop: let it finish quietly.
+      next?.catch(() => undefined);
     }
-    while (inFlight.length > 0) await settle(inFlight);
   }
 
   const running = (async () => {
+    let retryPauseMs = RETRY_PAUSE_FIRST_MS;
     while (!stopping) {
       if (!transport.connected()) {
         metrics.uplinkConnected.set(0);
@@ -208,14 +229,17 @@ export function startUplink(options: UplinkOptions): Uplink {
         continue;
       }
       metrics.uplinkConnected.set(1);
+      const acknowledgedBefore = batchesAcknowledged;
       try {
         await drain();
       } catch (error) {
         if (stopping) break;
         metrics.uplinkErrors.inc();
         evictionsPending = true;
-        logger.warn({ err: error }, 'uplink publish failed; resending from the oldest unacknowledged record');
-        if (transport.connected()) await pause(RETRY_PAUSE_MS);
+        if (batchesAcknowledged > acknowledgedBefore) retryPauseMs = RETRY_PAUSE_FIRST_MS;
+        logger.warn({ err: error, retryInMs: retryPauseMs }, 'uplink publish failed; resending from the oldest unacknowledged record');
+        if (transport.connected()) await pause(retryPauseMs);
+        retryPauseMs = Math.min(RETRY_PAUSE_MAX_MS, retryPauseMs * 2);
       }
     }
   })();
