@@ -15,8 +15,10 @@ export class ApiError extends Error {
   }
 }
 
+/** The API's codes for a missing or refused token. */
 export const AUTH_CODES: ReadonlySet<string> = new Set(['AUTH_REQUIRED', 'AUTH_INVALID']);
 
+/** True for a refused token (HTTP 401 or an AUTH_* code): the token form's business, not a view's. */
 export function isAuthError(error: unknown): boolean {
   return error instanceof ApiError && (error.status === 401 || AUTH_CODES.has(error.code));
 }
@@ -56,6 +58,7 @@ export async function responseError(response: Response): Promise<ApiError> {
   return new ApiError(response.status, response.status === 401 ? 'AUTH_REQUIRED' : 'BAD_RESPONSE', `HTTP ${response.status} ${response.statusText}`.trim());
 }
 
+/** The API client; each request reads the token in force from `options.token()`. */
 export function createApiClient(options: ApiClientOptions): ApiClient {
   const headers = (): Record<string, string> => {
     const token = options.token();

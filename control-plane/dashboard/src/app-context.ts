@@ -13,6 +13,7 @@ export interface AppContextValue {
 
 export const AppContext = createContext<AppContextValue | undefined>(undefined);
 
+/** The app context; throws outside the provider (a wiring mistake, not a runtime state). */
 export function useApp(): AppContextValue {
   const value = useContext(AppContext);
   if (value === undefined) throw new Error('useApp() outside <AppContext.Provider>');

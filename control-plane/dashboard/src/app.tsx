@@ -2,7 +2,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { createApiClient } from './api-client.js';
 import { AppContext, type AppContextValue } from './app-context.js';
-import { adoptTokenFromLocation, forgetToken, saveToken } from './auth-token.js';
+import { adoptTokenFromLocation, forgetToken, saveToken, takeTokenFromFragment } from './auth-token.js';
 import { Empty } from './components/common.js';
 import { TokenForm } from './components/token-form.js';
 import { parseRoute, routeHref, type Route } from './route.js';
@@ -10,12 +10,19 @@ import { AgentView } from './views/agent-view.js';
 import { DeviceView } from './views/device-view.js';
 import { FleetView } from './views/fleet-view.js';
 
-function useRoute(): Route {
+/** The hash route; a `token=` in a followed link goes to `onToken` and leaves the address bar. */
+function useRoute(onToken: (token: string) => void): Route {
   const [route, setRoute] = useState(() => parseRoute(window.location.hash));
+  const tokenHandler = useRef(onToken);
+  tokenHandler.current = onToken;
   useEffect(() => {
     const onHash = (): void => {
-      // A link may carry a token too; take it out of the address bar before routing.
-      if (/[#?&]token=/.test(window.location.hash)) adoptTokenFromLocation();
+      // Storing the token is not enough: the API client and the live feed hold the one in force.
+      const { token } = takeTokenFromFragment(window.location.hash);
+      if (token !== undefined) {
+        adoptTokenFromLocation();
+        tokenHandler.current(token);
+      }
       setRoute(parseRoute(window.location.hash));
     };
     window.addEventListener('hashchange', onHash);
@@ -43,14 +50,11 @@ function View({ route }: { route: Route }) {
   }
 }
 
+/** The dashboard: header, token form when the API refuses, and the routed view. */
 export function App({ initialToken }: { initialToken: string | undefined }) {
   const token = useRef(initialToken);
   const [tokenVersion, setTokenVersion] = useState(0);
   const [authProblem, setAuthProblem] = useState<string | undefined>(undefined);
-  const route = useRoute();
-
-  const api = useMemo(() => createApiClient({ token: () => token.current, onAuthFailed: setAuthProblem }), []);
-  const context = useMemo<AppContextValue>(() => ({ api, tokenVersion, onAuthFailed: setAuthProblem }), [api, tokenVersion]);
 
   const applyToken = (value: string): void => {
     token.current = value;
@@ -58,6 +62,10 @@ export function App({ initialToken }: { initialToken: string | undefined }) {
     setAuthProblem(undefined);
     setTokenVersion((v) => v + 1);
   };
+  const route = useRoute(applyToken);
+
+  const api = useMemo(() => createApiClient({ token: () => token.current, onAuthFailed: setAuthProblem }), []);
+  const context = useMemo<AppContextValue>(() => ({ api, tokenVersion, onAuthFailed: setAuthProblem }), [api, tokenVersion]);
   const signOut = (): void => {
     token.current = undefined;
     forgetToken();

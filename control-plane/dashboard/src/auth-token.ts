@@ -54,16 +54,31 @@ export function adoptTokenFromLocation(): string | undefined {
   return loadToken();
 }
 
+/** The token of this tab: sessionStorage's, else the one kept in memory. */
 export function loadToken(): string | undefined {
-  return storage()?.getItem(STORAGE_KEY) ?? memoryToken;
+  try {
+    return storage()?.getItem(STORAGE_KEY) ?? memoryToken;
+  } catch {
+    return memoryToken;
+  }
 }
 
+/** Keeps `token` for this tab; in memory only when storage refuses it (quota, privacy mode). */
 export function saveToken(token: string): void {
   memoryToken = token;
-  storage()?.setItem(STORAGE_KEY, token);
+  try {
+    storage()?.setItem(STORAGE_KEY, token);
+  } catch {
+    // The in-memory copy serves until the tab closes.
+  }
 }
 
+/** Forgets the token (memory and sessionStorage). */
 export function forgetToken(): void {
   memoryToken = undefined;
-  storage()?.removeItem(STORAGE_KEY);
+  try {
+    storage()?.removeItem(STORAGE_KEY);
+  } catch {
+    // Nothing was stored there.
+  }
 }

@@ -10,6 +10,11 @@ export const DEFAULT_RECONNECT_MIN_MS = 500;
 /** Longest reconnect delay. */
 export const DEFAULT_RECONNECT_MAX_MS = 15_000;
 /**
+ * A stream that stayed open this long was healthy: when it drops, reconnecting starts over from
+ * the shortest delay. One that drops sooner keeps backing off.
+ */
+export const DEFAULT_STREAM_STABLE_MS = 30_000;
+/**
  * A stream silent this long is taken for dead (a proxy or NAT dropped it without a FIN) and
  * reopened: three keep-alives of the control plane's default 15 s.
  */
@@ -29,9 +34,14 @@ export interface EventStreamOptions {
   onEvent(event: ServerEvent): void;
   onStatus(status: StreamStatus): void;
   onAuthFailed(code: string): void;
+  /** Default DEFAULT_RECONNECT_MIN_MS (500 ms). */
   reconnectMinMs?: number;
+  /** Default DEFAULT_RECONNECT_MAX_MS (15 s). */
   reconnectMaxMs?: number;
+  /** Default DEFAULT_STREAM_IDLE_MS (45 s). */
   idleMs?: number;
+  /** Default DEFAULT_STREAM_STABLE_MS (30 s). */
+  stableMs?: number;
 }
 
 export interface EventStream {
@@ -46,13 +56,49 @@ export function reconnectDelayMs(attempt: number, minMs: number, maxMs: number, 
   return Math.round(ceiling * (0.5 + random() / 2));
 }
 
+/** When to reconnect; pure apart from `random`, so its pacing is tested without a server. */
+export interface ReconnectPolicy {
+  /** The stream answered 200 at `nowMs` (epoch ms). */
+  opened(nowMs: number): void;
+  /**
+   * The stream failed to open or dropped at `nowMs`: the delay before the next attempt, ms, at
+   * least `serverRetryMs` (the stream's `retry:`) when given.
+   */
+  nextDelayMs(nowMs: number, serverRetryMs?: number): number;
+}
+
+/**
+ * Exponential backoff with jitter (reconnectDelayMs) whose attempt count goes back to 0 only
+ * after a stream stayed open `stableMs`. Resetting it as soon as a stream opens would let a
+ * server or proxy that answers 200 and hangs up at once (a restart, a connection limit) draw
+ * a reconnect every `minMs` from every open tab for as long as that lasts.
+ */
+export function createReconnectPolicy(options: { minMs: number; maxMs: number; stableMs: number; random?: () => number }): ReconnectPolicy {
+  let attempt = 0;
+  let openedAtMs: number | undefined;
+  return {
+    opened(nowMs) {
+      openedAtMs = nowMs;
+    },
+    nextDelayMs(nowMs, serverRetryMs) {
+      if (openedAtMs !== undefined && nowMs - openedAtMs >= options.stableMs) attempt = 0;
+      openedAtMs = undefined;
+      const delayMs = Math.max(serverRetryMs ?? 0, reconnectDelayMs(attempt, options.minMs, options.maxMs, options.random));
+      attempt++;
+      return delayMs;
+    },
+  };
+}
+
 /** Opens the stream now; it keeps itself open until `close()`. */
 export function openEventStream(options: EventStreamOptions): EventStream {
-  const minMs = options.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
-  const maxMs = options.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS;
   const idleMs = options.idleMs ?? DEFAULT_STREAM_IDLE_MS;
+  const policy = createReconnectPolicy({
+    minMs: options.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS,
+    maxMs: options.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS,
+    stableMs: options.stableMs ?? DEFAULT_STREAM_STABLE_MS,
+  });
   let closed = false;
-  let attempt = 0;
   let controller: AbortController | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -69,13 +115,18 @@ export function openEventStream(options: EventStreamOptions): EventStream {
       return; // one bad frame must not end the feed
     }
     if (typeof parsed !== 'object' || parsed === null) return;
-    options.onEvent({ type: event, data: parsed } as ServerEvent);
+    try {
+      options.onEvent({ type: event, data: parsed } as ServerEvent);
+    } catch (error) {
+      // A view that cannot take one event (e.g. a control plane of another version) must not
+      // end the feed: reported like an uncaught error, and the next event comes.
+      reportError(error);
+    }
   };
 
   const scheduleReconnect = (reason: string, serverRetryMs: number | undefined): void => {
     if (closed) return;
-    const inMs = Math.max(serverRetryMs ?? 0, reconnectDelayMs(attempt, minMs, maxMs));
-    attempt++;
+    const inMs = policy.nextDelayMs(Date.now(), serverRetryMs);
     status({ state: 'reconnecting', inMs, reason });
     timer = setTimeout(() => void connect(), inMs);
   };
@@ -93,6 +144,7 @@ export function openEventStream(options: EventStreamOptions): EventStream {
     }
     if (response.status === 401) {
       const error = await responseError(response);
+      if (closed) return;
       options.onAuthFailed(error.code);
       status({ state: 'unauthorized', code: error.code });
       return;
@@ -101,7 +153,7 @@ export function openEventStream(options: EventStreamOptions): EventStream {
       const error = await responseError(response);
       return scheduleReconnect(`${error.code}: ${error.message}`, undefined);
     }
-    attempt = 0;
+    policy.opened(Date.now());
     status({ state: 'live' });
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     const request = controller;
@@ -129,6 +181,9 @@ export function openEventStream(options: EventStreamOptions): EventStream {
       if (!closed) scheduleReconnect(reason, parser.retryMs);
     } finally {
       clearTimeout(watchdog);
+      // Whatever ended the loop, the response must not stay open: a browser gives an origin six
+      // HTTP/1.1 connections, and each leaked stream would hold one until the page closes.
+      request.abort();
     }
   };
 

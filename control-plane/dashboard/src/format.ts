@@ -2,6 +2,7 @@
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
 
+/** 1536 -> "1.5 KiB" (binary units). */
 export function formatBytes(bytes: number): string {
   let value = bytes;
   let unit = 0;
@@ -17,6 +18,7 @@ export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
 }
 
+/** Messages per second: "2.3/s", "41/s", "2.5k/s"; "–" when unknown. */
 export function formatRate(perS: number | undefined): string {
   if (perS === undefined) return '–';
   if (perS >= 1000) return `${(perS / 1000).toFixed(1)}k/s`;
@@ -41,6 +43,7 @@ export function formatAgo(thenMs: number | null | undefined, nowMs: number): str
   return `${Math.floor(s / 86_400)} d ago`;
 }
 
+/** Epoch ms as the browser's local time of day, 24 h. */
 export function formatTime(ms: number): string {
   return new Date(ms).toLocaleTimeString('en-GB', { hour12: false });
 }

@@ -27,6 +27,20 @@ describe('SeriesStore', () => {
     expect(store.addPoint(point(50_000, 0))).toBe(false); // older than the window
   });
 
+  it('charts the metrics of the points it holds, not every name it ever saw', () => {
+    const store = new SeriesStore(10_000, 50);
+    store.addPoint({ ts: 0, receivedAtMs: 1, metrics: { old: 1, t: 1 } });
+    store.addPoint({ ts: 100, receivedAtMs: 101, metrics: { t: 2 } });
+    expect(store.metricNames()).toEqual(['old', 't']);
+    // The device stopped sending `old`; once its point left the store, its chart goes.
+    for (let s = 2; s < 100; s++) store.addPoint(point(s * 100, s));
+    expect(store.points.some((p) => 'old' in p.metrics)).toBe(false);
+    expect(store.metricNames()).toEqual(['t']);
+    // A device cycling through names keeps at most what its held points carry.
+    for (let s = 100; s < 400; s++) store.addPoint({ ts: s * 100, receivedAtMs: s * 100 + 1, metrics: { [`m${s}`]: s } });
+    expect(store.metricNames().length).toBeLessThanOrEqual(store.points.length);
+  });
+
   it('merges inference results and anomaly events into the score chart and the markers', () => {
     const store = new SeriesStore(60_000);
     store.addPoint(point(10_000, 1));

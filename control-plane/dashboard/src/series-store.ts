@@ -32,6 +32,10 @@ function insertSorted<T extends Keyed>(list: T[], item: T, same: (a: T, b: T) =>
 const samePoint = (a: SeriesPoint, b: SeriesPoint): boolean => a.receivedAtMs === b.receivedAtMs;
 const sameInference = (a: InferencePoint, b: InferencePoint): boolean => a.model.name === b.model.name && a.model.version === b.model.version;
 
+/**
+ * One device's records for its charts (see the module comment); mutated in place by the
+ * device view, which redraws from it.
+ */
 export class SeriesStore {
   readonly windowMs: number;
   readonly maxPoints: number;
@@ -39,7 +43,12 @@ export class SeriesStore {
   readonly inference: InferencePoint[] = [];
   /** Anomalies by time, from inference results and anomaly events alike. */
   readonly anomalies: InferencePoint[] = [];
-  readonly #metrics = new Set<string>();
+  /**
+   * How many held points carry each metric: names come and go with the points, so a metric a
+   * device stopped sending leaves the charts once its points left the window, and a long-open
+   * page does not collect every name a device ever sent.
+   */
+  readonly #metricCounts = new Map<string, number>();
 
   constructor(windowMs = DEFAULT_WINDOW_MS, maxPoints = DEFAULT_MAX_POINTS) {
     this.windowMs = windowMs;
@@ -50,11 +59,12 @@ export class SeriesStore {
   addPoint(point: SeriesPoint): boolean {
     if (point.ts < this.horizonMs()) return false;
     if (!insertSorted(this.points, point, samePoint)) return false;
-    for (const name of Object.keys(point.metrics)) this.#metrics.add(name);
+    this.#count(point, 1);
     this.#trim();
     return true;
   }
 
+  /** Adds an inference result (and its anomaly, if flagged); false when already there or too old. */
   addInference(result: InferencePoint): boolean {
     if (result.ts < this.horizonMs()) return false;
     const added = insertSorted(this.inference, result, sameInference);
@@ -63,6 +73,7 @@ export class SeriesStore {
     return added;
   }
 
+  /** Adds an anomaly (kept, within `maxPoints`, after it leaves the window); false when already there. */
   addAnomaly(result: InferencePoint): boolean {
     return insertSorted(this.anomalies, { ...result, anomaly: true }, sameInference);
   }
@@ -79,8 +90,9 @@ export class SeriesStore {
     return latest === undefined ? -Infinity : latest - this.windowMs;
   }
 
+  /** The metrics of the points held, sorted. */
   metricNames(): string[] {
-    return [...this.#metrics].sort();
+    return [...this.#metricCounts.keys()].sort();
   }
 
   /** `[seconds, values]` of one metric, holes where a reading lacks it. */
@@ -110,16 +122,24 @@ export class SeriesStore {
     return this.anomalies.filter((a) => a.ts >= horizon);
   }
 
+  #count(point: SeriesPoint, delta: 1 | -1): void {
+    for (const name of Object.keys(point.metrics)) {
+      const n = (this.#metricCounts.get(name) ?? 0) + delta;
+      if (n > 0) this.#metricCounts.set(name, n);
+      else this.#metricCounts.delete(name);
+    }
+  }
+
   #trim(): void {
     const horizon = this.horizonMs();
-    const drop = (list: Keyed[]): void => {
+    const drop = <T extends Keyed>(list: T[]): T[] => {
       let n = 0;
       while (n < list.length && list[n]!.ts < horizon) n++;
       n = Math.max(n, list.length - this.maxPoints);
       // Splicing the front is O(length): do it in steps, not once per record.
-      if (n >= TRIM_STEP || (n > 0 && list.length > this.maxPoints)) list.splice(0, n);
+      return n >= TRIM_STEP || (n > 0 && list.length > this.maxPoints) ? list.splice(0, n) : [];
     };
-    drop(this.points);
+    for (const point of drop(this.points)) this.#count(point, -1);
     drop(this.inference);
     // Anomalies stay listed after they leave the chart, within the same bound.
     if (this.anomalies.length > this.maxPoints) this.anomalies.splice(0, this.anomalies.length - this.maxPoints);

@@ -18,6 +18,7 @@ export interface SseParser {
   readonly retryMs: number | undefined;
 }
 
+/** A parser for one stream; create another for the next connection. */
 export function createSseParser(): SseParser {
   let buffer = '';
   let event = '';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createFeatureWindow, ErrorCode, featureLength, GroundTruthEpisodeSchema, OutpostError, type FeatureSpec, type GroundTruthEpisode } from '@outpost/shared';
 import type { TelemetryRecord } from '../train/records.js';
+import { quantileOfSorted } from '../train/train.js';
 
 /**
  * Evaluation of a model on recorded traffic with ground truth: the agent's per-device windows
@@ -78,11 +79,6 @@ export interface EvaluateOptions {
   score: BatchScorer;
   /** Rows per model call; default 512. */
   batchSize?: number;
-}
-
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
 /**
@@ -193,6 +189,6 @@ export async function evaluateRecords(
       .filter((e) => !e.detected)
       .slice(0, 20)
       .map((e) => ({ ...e.episode, maxScore: e.maxScore })),
-    normalScores: { p50: percentile(sortedNormal, 0.5), p99: percentile(sortedNormal, 0.99), max: sortedNormal[sortedNormal.length - 1] ?? Number.NaN },
+    normalScores: { p50: quantileOfSorted(sortedNormal, 0.5), p99: quantileOfSorted(sortedNormal, 0.99), max: sortedNormal[sortedNormal.length - 1] ?? Number.NaN },
   };
 }

@@ -27,6 +27,26 @@ describe('createManifest', () => {
     expect(manifest).not.toHaveProperty('description');
   });
 
+  it('refuses a manifest that does not describe its graph: another opset, or bytes that are no model', () => {
+    const codeOf = (fn: () => unknown): string | undefined => {
+      try {
+        fn();
+      } catch (err) {
+        return isOutpostError(err) ? err.code : 'not an OutpostError';
+      }
+      return undefined;
+    };
+    let caught: unknown;
+    try {
+      createManifest({ ...base, opset: 18 });
+    } catch (err) {
+      caught = err;
+    }
+    expect(isOutpostError(caught, 'MODEL_INVALID')).toBe(true);
+    expect((caught as Error).message).toMatch(/opset: 18, but the graph imports opset 17/);
+    expect(codeOf(() => createManifest({ ...base, onnx: new Uint8Array([0xff, 0xff, 0xff]) }))).toBe('MODEL_INVALID');
+  });
+
   it('refuses an invalid manifest with the path of each problem', () => {
     let caught: unknown;
     try {

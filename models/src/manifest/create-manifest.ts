@@ -1,13 +1,5 @@
-import {
-  ErrorCode,
-  featureLength,
-  ModelManifestSchema,
-  OutpostError,
-  sha256Hex,
-  type FeatureSpec,
-  type ModelManifest,
-  type TestVector,
-} from '@outpost/shared';
+import { ErrorCode, featureLength, OutpostError, parseModelManifest, sha256Hex, type FeatureSpec, type ModelManifest, type TestVector } from '@outpost/shared';
+import { readOnnxModelSummary } from '../onnx/onnx-writer.js';
 import { DEFAULT_INPUT_NAME, DEFAULT_OPSET, DEFAULT_OUTPUT_NAME } from '../onnx/pca-model.js';
 
 /** Largest |score - expectedScore| an agent's self-test allows by default. */
@@ -35,9 +27,30 @@ export interface CreateManifestInput {
 }
 
 /**
+ * Checks the manifest against the graph it describes: the opset it declares is the one the
+ * model imports, and the tensors it names are the graph's. Without this, a manifest built with
+ * the default opset for a graph written for another would only fail on an agent.
+ */
+function assertDescribes(manifest: Pick<ModelManifest, 'opset' | 'input' | 'output'>, onnx: Uint8Array): void {
+  let summary: ReturnType<typeof readOnnxModelSummary>;
+  try {
+    summary = readOnnxModelSummary(onnx);
+  } catch (cause) {
+    throw new OutpostError(ErrorCode.MODEL_INVALID, `the model bytes are not an ONNX model: ${(cause as Error).message}`, { cause });
+  }
+  const problems = [
+    ...(summary.opset === manifest.opset ? [] : [`opset: ${manifest.opset}, but the graph imports opset ${summary.opset ?? 'none'} of the default domain`]),
+    ...(summary.inputs.includes(manifest.input.name) ? [] : [`input.name: the graph has no input ${JSON.stringify(manifest.input.name)} (it has ${summary.inputs.join(', ')})`]),
+    ...(summary.outputs.includes(manifest.output.name) ? [] : [`output.name: the graph has no output ${JSON.stringify(manifest.output.name)} (it has ${summary.outputs.join(', ')})`]),
+  ];
+  if (problems.length > 0) throw new OutpostError(ErrorCode.MODEL_INVALID, `the manifest does not describe the model:\n${problems.join('\n')}`, { details: { problems } });
+}
+
+/**
  * The unsigned manifest of a model: digest and size of its bytes, the features -> score
  * tensor contract ([-1, n] -> [-1]), feature spec, threshold and self-test vectors. Validated
- * with ModelManifestSchema (MODEL_INVALID listing each bad field).
+ * with ModelManifestSchema (MODEL_INVALID listing each bad field), and against the graph's own
+ * opset and tensor names (MODEL_INVALID).
  */
 export function createManifest(input: CreateManifestInput): ModelManifest {
   const createdMs = Date.parse(input.createdAt);
@@ -56,10 +69,7 @@ export function createManifest(input: CreateManifestInput): ModelManifest {
     testVectors: input.testVectors,
     testTolerance: input.testTolerance ?? DEFAULT_TEST_TOLERANCE,
   };
-  const parsed = ModelManifestSchema.safeParse(manifest);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
-    throw new OutpostError(ErrorCode.MODEL_INVALID, `invalid model manifest:\n${lines.join('\n')}`, { details: { issues: lines } });
-  }
-  return parsed.data;
+  const parsed = parseModelManifest(manifest);
+  assertDescribes(parsed, input.onnx);
+  return parsed;
 }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ErrorCode, ModelManifestSchema, OutpostError, type ModelManifest } from '@outpost/shared';
+import { ErrorCode, OutpostError, parseModelManifest, type ModelManifest } from '@outpost/shared';
 
 /**
  * Reads a manifest file: an unsigned ModelManifest or a SignedManifest (its `manifest`,
@@ -14,10 +14,5 @@ export async function readManifestFile(file: string): Promise<ModelManifest> {
     throw new OutpostError(ErrorCode.MODEL_INVALID, `cannot read manifest ${file}: ${(cause as Error).message}`, { cause });
   }
   const body = typeof value === 'object' && value !== null && 'signature' in value && 'manifest' in value ? (value as { manifest: unknown }).manifest : value;
-  const parsed = ModelManifestSchema.safeParse(body);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
-    throw new OutpostError(ErrorCode.MODEL_INVALID, `invalid manifest ${file}:\n${lines.join('\n')}`, { details: { issues: lines } });
-  }
-  return parsed.data;
+  return parseModelManifest(body, `manifest ${file}`);
 }

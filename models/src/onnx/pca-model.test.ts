@@ -83,6 +83,15 @@ describe('buildPcaModel', () => {
   });
 });
 
+describe('createScoringSession', () => {
+  it('refuses bytes that are no model, or a model without the named input or output, as MODEL_INVALID', async () => {
+    await expect(createScoringSession(new Uint8Array([1, 2, 3, 4]), { featureLength: 4 })).rejects.toMatchObject({ code: 'MODEL_INVALID' });
+    const bytes = buildPcaModel({ components: [[1, 0, 0, 0]] });
+    await expect(createScoringSession(bytes, { featureLength: 4, inputName: 'x' })).rejects.toMatchObject({ code: 'MODEL_INVALID', message: expect.stringMatching(/no input "x"/) });
+    await expect(createScoringSession(bytes, { featureLength: 4, outputName: 'y' })).rejects.toMatchObject({ code: 'MODEL_INVALID', message: expect.stringMatching(/outputs score/) });
+  });
+});
+
 describe('buildConstantScoreModel', () => {
   it('scores every row the same, whatever it holds', async () => {
     const session = await createScoringSession(buildConstantScoreModel(6, 42.5), { featureLength: 6 });
@@ -101,7 +110,7 @@ describe('buildExternalDataModel', () => {
     const summary = readOnnxModelSummary(bytes);
     expect(summary.initializers.find((i) => i.name === 'W')).toEqual({ name: 'W', dims: [4, 1], external: true });
     // Loaded from bytes, onnxruntime cannot resolve the file: the model is unusable as well as unsafe.
-    await expect(createScoringSession(bytes, { featureLength: 4 })).rejects.toThrow();
+    await expect(createScoringSession(bytes, { featureLength: 4 })).rejects.toMatchObject({ code: 'MODEL_INVALID', message: expect.stringMatching(/cannot load/) });
     expect(EXTERNAL_DATA_LOCATION).toMatch(/\.bin$/);
   });
 });

@@ -109,6 +109,7 @@ export function covarianceMatrix(rows: readonly ArrayLike<number>[], n: number, 
   return cov;
 }
 
+/** Mean of each of the n columns of `rows` (float64). */
 export function columnMeans(rows: readonly ArrayLike<number>[], n: number): Float64Array {
   const mean = new Float64Array(n);
   for (const row of rows) for (let i = 0; i < n; i++) mean[i] = mean[i]! + row[i]!;

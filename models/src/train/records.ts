@@ -57,6 +57,7 @@ export interface RecordStats {
   skipped: Record<SkipReason, number>;
 }
 
+/** Zeroed counts for `readRecordFile`. */
 export function createRecordStats(): RecordStats {
   return { lines: 0, telemetry: 0, skipped: { malformed: 0, 'invalid-payload': 0, 'not-telemetry': 0 } };
 }

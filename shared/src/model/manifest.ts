@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ErrorCode, OutpostError } from '../errors.js';
 import { METRIC_NAME_PATTERN, ModelRefSchema } from '../schemas/device.js';
 
 /**
@@ -115,9 +116,49 @@ export const ModelManifestSchema = z
     m.testVectors.forEach((v, i) => {
       if (v.input.length !== length) ctx.addIssue({ code: 'custom', path: ['testVectors', i, 'input'], message: `must hold ${length} values` });
     });
+    // The contract the agent feeds: [batch, row length] in, one score per row out. A manifest
+    // whose declared shapes contradict its own feature spec is refused here, not at the first batch.
+    const [batch, rowLength, ...extraInput] = m.input.dims;
+    if (batch === 0 || rowLength !== length || extraInput.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['input', 'dims'], message: `must be [batch, ${length}] (batch -1 for dynamic; ${length} = metrics x features)` });
+    }
+    const [outputBatch, ...extraOutput] = m.output.dims;
+    if (outputBatch === 0 || (batch !== undefined && batch !== -1 && outputBatch !== -1 && outputBatch !== batch) || extraOutput.some((d) => d !== 1)) {
+      ctx.addIssue({ code: 'custom', path: ['output', 'dims'], message: 'must be [batch] (one score per input row; trailing dimensions of 1 allowed)' });
+    }
     if (Date.parse(m.expiresAt) <= Date.parse(m.createdAt)) ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be after createdAt' });
   });
 export type ModelManifest = z.infer<typeof ModelManifestSchema>;
+
+/** One problem of a manifest: where (`featureSpec.normalisation.scale`) and what is wrong. */
+export interface ManifestIssue {
+  path: string;
+  message: string;
+}
+
+/** zod issues as `{ path: 'a.b.0', message }`, the root as `(root)`. */
+function toManifestIssues(error: z.ZodError): ManifestIssue[] {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join('.') || '(root)', message: issue.message }));
+}
+
+/**
+ * MODEL_INVALID for a manifest zod refused: the message is `invalid <what>:` then every
+ * problem as `path.to.field: message`, one per line; `details.issues` holds them as ManifestIssue.
+ */
+export function invalidManifestError(what: string, error: z.ZodError): OutpostError {
+  const issues = toManifestIssues(error);
+  return new OutpostError(ErrorCode.MODEL_INVALID, `invalid ${what}:\n${issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`, { details: { issues } });
+}
+
+/**
+ * Validates a manifest (ModelManifestSchema) from a file, a build or a caller; MODEL_INVALID
+ * listing every problem (invalidManifestError) otherwise.
+ */
+export function parseModelManifest(value: unknown, what = 'model manifest'): ModelManifest {
+  const parsed = ModelManifestSchema.safeParse(value);
+  if (!parsed.success) throw invalidManifestError(what, parsed.error);
+  return parsed.data;
+}
 
 /** An ed25519 signature over the canonical encoding of a manifest. */
 export const ManifestSignatureSchema = z.object({

@@ -146,6 +146,8 @@ describe('signManifest and verifySignedManifest', () => {
     const expiresMs = Date.parse(signed.manifest.expiresAt);
     expect(verifySignedManifest(signed, [key.trustedKey], expiresMs).name).toBe('anomaly-pca');
     expect(codeOf(() => verifySignedManifest(signed, [key.trustedKey], expiresMs + 1))).toBe('MODEL_EXPIRED');
+    // A clock value that is not a number refuses rather than accepting forever.
+    expect(codeOf(() => verifySignedManifest(signed, [key.trustedKey], Number.NaN))).toBe('MODEL_EXPIRED');
   });
 
   it('refuses a bad shape or a missing signature with the path of the problem', () => {
@@ -155,6 +157,11 @@ describe('signManifest and verifySignedManifest', () => {
       [{ ...signed, signature: { ...signed.signature, value: 'abc' } }, /signature\.value: /],
       [{ ...signed, manifest: { ...signed.manifest, threshold: 'high' } }, /manifest\.threshold: /],
       [{ ...signed, manifest: { ...signed.manifest, testVectors: [{ input: [1], expectedScore: 0 }] } }, /manifest\.testVectors\.0\.input: must hold 2 values/],
+      // The declared tensor contract must be the feature spec's: [batch, 2] in, one score per row out.
+      [{ ...signed, manifest: { ...signed.manifest, input: { name: 'features', dims: [-1, 3] } } }, /manifest\.input\.dims: must be \[batch, 2\]/],
+      [{ ...signed, manifest: { ...signed.manifest, input: { name: 'features', dims: [-1, 2, 1] } } }, /manifest\.input\.dims: /],
+      [{ ...signed, manifest: { ...signed.manifest, output: { name: 'score', dims: [-1, 2] } } }, /manifest\.output\.dims: must be \[batch\]/],
+      [{ ...signed, manifest: { ...signed.manifest, input: { name: 'features', dims: [4, 2] }, output: { name: 'score', dims: [3] } } }, /manifest\.output\.dims: /],
       [null, /\(root\): /],
       ['text', /\(root\): /],
     ];
@@ -187,6 +194,24 @@ describe('signManifest and verifySignedManifest', () => {
     expect(codeOf(() => parsePublicKey(rsaPublicPem))).toBe('MODEL_KEY_INVALID');
     const signed = signManifest(makeManifest(), key.privateKeyPem, key.keyId);
     expect(codeOf(() => verifySignedManifest(signed, [{ keyId: 'dev-1', publicKey: 'x'.repeat(60) }], NOW_MS))).toBe('MODEL_KEY_INVALID');
+  });
+
+  it('refuses a private key given as a trusted key, though it is the right key pair', () => {
+    const signed = signManifest(makeManifest(), key.privateKeyPem, key.keyId);
+    expect(codeOf(() => parsePublicKey(key.privateKeyPem))).toBe('MODEL_KEY_INVALID');
+    expect(codeOf(() => verifySignedManifest(signed, [{ keyId: 'dev-1', publicKey: key.privateKeyPem }], NOW_MS))).toBe('MODEL_KEY_INVALID');
+  });
+
+  it('accepts shapes with a fixed batch or a trailing 1 on the score', () => {
+    for (const [input, output] of [
+      [[-1, 2], [-1, 1]],
+      [[8, 2], [8]],
+      [[8, 2], [-1]],
+    ] as const) {
+      const manifest = { ...makeManifest(), input: { name: 'features', dims: [...input] }, output: { name: 'score', dims: [...output] } };
+      const signed = signManifest(manifest, key.privateKeyPem, key.keyId);
+      expect(verifySignedManifest(signed, [key.trustedKey], NOW_MS).input.dims).toEqual(input);
+    }
   });
 
   it('refuses to sign an invalid manifest or with a key id a verifier cannot match', () => {

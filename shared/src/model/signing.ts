@@ -1,7 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import type { z } from 'zod';
 import { ErrorCode, OutpostError } from '../errors.js';
-import { ModelManifestSchema, SignedManifestSchema, type ModelManifest, type SignedManifest, type TrustedKey } from './manifest.js';
+import { invalidManifestError, parseModelManifest, SignedManifestSchema, type ModelManifest, type SignedManifest, type TrustedKey } from './manifest.js';
 
 /**
  * Model manifest signing (DESIGN section 3): an ed25519 signature (node:crypto) over the
@@ -62,10 +61,6 @@ function signedBytes(manifest: ModelManifest): Buffer {
   return Buffer.from(canonicalJson(manifest), 'utf8');
 }
 
-function formatZodIssues(error: z.ZodError): string {
-  return error.issues.map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`).join('\n');
-}
-
 function keyInvalid(what: string, cause?: unknown): OutpostError {
   return new OutpostError(ErrorCode.MODEL_KEY_INVALID, `${what} is not an ed25519 key${cause instanceof Error ? `: ${cause.message}` : ''}`, cause === undefined ? {} : { cause });
 }
@@ -95,10 +90,15 @@ const RAW_KEY_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
 
 /**
  * Parses a trusted public key: PEM (SPKI) or base64 of the 32 raw bytes (the two forms
- * TrustedKeySchema allows). MODEL_KEY_INVALID when it is neither or not ed25519.
+ * TrustedKeySchema allows). MODEL_KEY_INVALID when it is neither, not ed25519, or a private
+ * key (node:crypto would quietly derive the public half, and a signing key copied into every
+ * agent's config is a leaked signing key).
  */
 export function parsePublicKey(publicKey: string): KeyObject {
   const text = publicKey.trim();
+  if (text.includes('PRIVATE KEY')) {
+    throw new OutpostError(ErrorCode.MODEL_KEY_INVALID, 'the public key is a PRIVATE KEY: trust only the public half (SPKI PEM or base64 of the 32 raw bytes), never the signing key');
+  }
   let key: KeyObject;
   try {
     key = RAW_KEY_BASE64.test(text)
@@ -148,16 +148,13 @@ export function generateSigningKey(keyId: string): SigningKey {
  * validated one, so what is signed is exactly what a verifier will read.
  */
 export function signManifest(manifest: ModelManifest, privateKey: string | KeyObject, keyId: string): SignedManifest {
-  const parsed = ModelManifestSchema.safeParse(manifest);
-  if (!parsed.success) {
-    throw new OutpostError(ErrorCode.MODEL_INVALID, `invalid model manifest:\n${formatZodIssues(parsed.error)}`, { details: { issues: parsed.error.issues } });
-  }
+  const parsed = parseModelManifest(manifest);
   const key = toPrivateKey(privateKey);
-  const signature = sign(null, signedBytes(parsed.data), key).toString('base64');
-  const signed = { manifest: parsed.data, signature: { algorithm: 'ed25519' as const, keyId, value: signature } };
+  const signature = sign(null, signedBytes(parsed), key).toString('base64');
+  const signed = { manifest: parsed, signature: { algorithm: 'ed25519' as const, keyId, value: signature } };
   // Refuses a keyId the verifier could never match (the schema's pattern) at signing time.
   const check = SignedManifestSchema.safeParse(signed);
-  if (!check.success) throw new OutpostError(ErrorCode.MODEL_INVALID, `cannot sign:\n${formatZodIssues(check.error)}`);
+  if (!check.success) throw invalidManifestError('signed manifest (cannot sign)', check.error);
   return signed;
 }
 
@@ -173,11 +170,7 @@ export function signManifest(manifest: ModelManifest, privateKey: string | KeyOb
  */
 export function verifySignedManifest(input: unknown, trustedKeys: readonly TrustedKey[], nowMs: number): ModelManifest {
   const parsed = SignedManifestSchema.safeParse(input);
-  if (!parsed.success) {
-    throw new OutpostError(ErrorCode.MODEL_INVALID, `invalid signed manifest:\n${formatZodIssues(parsed.error)}`, {
-      details: { issues: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })) },
-    });
-  }
+  if (!parsed.success) throw invalidManifestError('signed manifest', parsed.error);
   const { manifest, signature } = parsed.data;
   const trusted = trustedKeys.find((k) => k.keyId === signature.keyId);
   if (trusted === undefined) {
@@ -200,7 +193,8 @@ export function verifySignedManifest(input: unknown, trustedKeys: readonly Trust
       details: { keyId: signature.keyId },
     });
   }
-  if (nowMs > Date.parse(manifest.expiresAt)) {
+  // Written so that NaN (an unparsable time, or a caller's bad clock value) refuses: fail closed.
+  if (!(nowMs <= Date.parse(manifest.expiresAt))) {
     throw new OutpostError(ErrorCode.MODEL_EXPIRED, `manifest ${manifest.name}@${manifest.version} expired at ${manifest.expiresAt}`, {
       details: { expiresAt: manifest.expiresAt, nowMs },
     });

@@ -221,6 +221,19 @@ describe('dashboard in headless Chromium', () => {
     await page.click('[data-testid="token-form"] button');
     await page.waitForSelector('[data-testid="live-status"][data-state="live"]', { timeout: UI_TIMEOUT_MS });
     expect(await page.$('[data-testid="token-form"]')).toBeNull();
+
+    // Forgotten, the token is asked for again; a followed link that carries one (no reload)
+    // puts it in force at once and leaves the address bar.
+    await page.click('[data-testid="forget-token"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="token-form"] h2')?.textContent === 'Token needed', undefined, { timeout: UI_TIMEOUT_MS });
+    expect(await page.evaluate(() => sessionStorage.getItem('outpost.token'))).toBeNull();
+    await page.evaluate((t) => {
+      window.location.hash = `#/?token=${encodeURIComponent(t)}`;
+    }, token);
+    await page.waitForSelector('[data-testid="live-status"][data-state="live"]', { timeout: UI_TIMEOUT_MS });
+    expect(await page.$('[data-testid="token-form"]')).toBeNull();
+    expect(page.url()).not.toContain(token);
+    expect(await page.evaluate(() => sessionStorage.getItem('outpost.token'))).toBe(token);
     // The browser logs each refused request as a console error; those were expected here.
     expect(problems.every((p) => p.includes('status of 401'))).toBe(true);
     problems.length = 0;

@@ -120,6 +120,18 @@ describe('models build', () => {
     }
   });
 
+  it('reproduces the shipped artifacts byte for byte with the default scenario and options', async () => {
+    const out = join(dir.path, 'out');
+    parseJson<unknown>(await runModelsCli(['build', '--data', join(dir.path, 'data'), '--out', out, '--json']));
+    for (const name of [DEFAULT_MODEL_NAME, FLAG_ALL_MODEL_NAME]) {
+      const [built, shipped] = [artifactFiles(out, name), artifactFiles(SHIPPED_DIR, name)];
+      expect(await readFile(built.onnx), `${name}.onnx`).toEqual(await readFile(shipped.onnx));
+      expect(await readFile(built.manifest, 'utf8'), `${name} manifest`).toBe(await readFile(shipped.manifest, 'utf8'));
+    }
+    const training = artifactFiles(out, DEFAULT_MODEL_NAME).training;
+    expect(await readFile(training, 'utf8')).toBe(await readFile(artifactFiles(SHIPPED_DIR, DEFAULT_MODEL_NAME).training, 'utf8'));
+  });
+
   it('refuses a scenario the simulator rejects, with its reason and exit code 2', async () => {
     const scenario = join(dir.path, 'bad.yaml');
     await writeFile(scenario, 'name: bad\ndurationS: -5\ndevices: []\n');

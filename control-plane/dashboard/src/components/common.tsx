@@ -13,10 +13,12 @@ const REASON_TEXT: Record<string, string> = {
   'storage-failing': 'storage failing',
 };
 
+/** An agent's status reason (`heartbeat-missed`) as words; an unknown reason as it came. */
 export function reasonText(reason: string): string {
   return REASON_TEXT[reason] ?? reason;
 }
 
+/** online / degraded / offline / unknown, coloured. */
 export function StatusBadge({ status }: { status: AgentSummary['status'] }) {
   return (
     <span class={`badge status-${status}`} data-testid="status">
@@ -26,6 +28,7 @@ export function StatusBadge({ status }: { status: AgentSummary['status'] }) {
   );
 }
 
+/** Why an agent is not online, one chip per reason. */
 export function Reasons({ reasons }: { reasons: readonly string[] }) {
   if (reasons.length === 0) return null;
   return (
@@ -39,6 +42,7 @@ export function Reasons({ reasons }: { reasons: readonly string[] }) {
   );
 }
 
+/** An agent's labels as key/value chips, sorted by key. */
 export function Labels({ labels }: { labels: Record<string, string> }) {
   const entries = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1));
   if (entries.length === 0) return <span class="muted">–</span>;
@@ -73,6 +77,7 @@ export function LiveBadge({ status }: { status: StreamStatus }) {
   );
 }
 
+/** A failed load, with the API's message; nothing when `error` is undefined. */
 export function ErrorBanner({ error, what }: { error: Error | undefined; what: string }) {
   if (error === undefined) return null;
   return (
@@ -82,6 +87,7 @@ export function ErrorBanner({ error, what }: { error: Error | undefined; what: s
   );
 }
 
+/** The placeholder of an empty or still-loading panel. */
 export function Empty({ children }: { children: ComponentChildren }) {
   return (
     <div class="empty" data-testid="empty">

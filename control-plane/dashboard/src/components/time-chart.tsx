@@ -59,6 +59,10 @@ function paddedRange(_u: uPlot, min: number | null, max: number | null): uPlot.R
   return [min - pad, max + pad];
 }
 
+/**
+ * A uPlot chart whose series are fixed for its life; `data` changes go through setData, so a
+ * redraw costs no DOM work. `heightPx` default 160.
+ */
 export function TimeChart({ testId, title, series, data, anomaliesMs, rangeMs, heightPx = 160 }: TimeChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | undefined>(undefined);

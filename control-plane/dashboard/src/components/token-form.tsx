@@ -1,6 +1,7 @@
 // Shown when the API refuses the request (401): the operator pastes a token, kept for the tab.
 import { useState } from 'preact/hooks';
 
+/** Asks for the operator token; `code` tells a missing token (AUTH_REQUIRED) from a refused one. */
 export function TokenForm({ code, onToken }: { code: string; onToken(token: string): void }) {
   const [value, setValue] = useState('');
   const refused = code === 'AUTH_INVALID';

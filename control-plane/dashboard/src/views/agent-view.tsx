@@ -123,6 +123,7 @@ function AgentCard({ agent, detail, nowMs }: { agent: AgentSummary; detail: Agen
   );
 }
 
+/** The agent page (`#/agents/{agentId}`). */
 export function AgentView({ agentId }: { agentId: string }) {
   const nowMs = useNow();
   const [refreshKey, requestRefresh] = useThrottledRefresh(COUNTS_REFRESH_MS);

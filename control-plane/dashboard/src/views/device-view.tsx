@@ -53,6 +53,7 @@ function anomalyKey(a: InferencePoint): string {
   return `${a.ts}/${a.model.name}/${a.model.version}`;
 }
 
+/** The device page (`#/agents/{agentId}/devices/{deviceId}`). */
 export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: string }) {
   const nowMs = useNow();
   const [refreshKey, requestRefresh] = useThrottledRefresh(COUNTS_REFRESH_MS);

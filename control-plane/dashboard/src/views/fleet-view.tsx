@@ -134,6 +134,7 @@ function RecentAnomalies({ anomalies, error }: { anomalies: readonly AnomalyRow[
   );
 }
 
+/** The fleet page (`#/`). */
 export function FleetView() {
   const nowMs = useNow();
   const initial = useResource<AgentListResponse>('/api/agents');
