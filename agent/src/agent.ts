@@ -5,7 +5,8 @@ import { openOutbox, type Outbox } from './buffer/index.js';
 import { createDeviceAuthenticator } from './broker/device-auth.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
 import { startMqttBridge, type MqttBridge } from './broker/mqtt-bridge.js';
-import { startAgentHttpServer, type AgentHttpServer } from './http/http-server.js';
+import { startAgentHttpServer, type AgentHttpServer, type HealthCheck } from './http/http-server.js';
+import { startInference, type CommittedTelemetry, type Inference } from './inference/index.js';
 import { createIngest } from './ingest/ingest.js';
 import { createRateLimiter } from './ingest/rate-limiter.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
@@ -26,7 +27,9 @@ export interface Agent {
   readonly httpPort: number;
   readonly outbox: Outbox;
   readonly metrics: AgentMetrics;
-  /** Closes in reverse order of start: HTTP, broker or bridge, outbox. Idempotent. */
+  /** Local inference; undefined when `inference.enabled` is false. */
+  readonly inference: Inference | undefined;
+  /** Closes in reverse order of start: HTTP, uplink, broker or bridge, inference, outbox. Idempotent. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -38,7 +41,8 @@ export interface StartAgentOptions {
 }
 
 /**
- * Starts an agent from a validated config: outbox, ingest, broker (embedded or bridge), HTTP.
+ * Starts an agent from a validated config: outbox, inference (with its model loaded, or
+ * refused and logged), ingest, broker (embedded or bridge), uplink, HTTP.
  * If a step fails, what already started is closed again before the error is thrown.
  */
 export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
@@ -70,19 +74,27 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
 
     let broker: EmbeddedBroker | undefined;
     let bridge: MqttBridge | undefined;
+    /** Local publishes from the agent itself (inference results, error answers); never throws. */
+    const publishLocal = (topic: string, payload: string): void => {
+      if (broker !== undefined) broker.publish(topic, payload).catch((err: unknown) => logger.debug({ err, topic }, 'local publish not delivered'));
+      else bridge?.publish(topic, payload);
+    };
+
+    let inference: Inference | undefined;
+    if (config.inference.enabled) {
+      const started = await startInference({ config: config.inference, outbox, publish: publishLocal, metrics, logger });
+      inference = started;
+      closers.push(() => started.close());
+    }
+
     const ingest = createIngest({
-      outbox,
+      outbox: inference === undefined ? outbox : feedInferenceOnCommit(outbox, inference),
       metrics,
       logger,
       // Bridge mode has no per-device limit: its one connection is shared by every device, so
       // a refusal could only be an acknowledged drop. The site broker limits its devices.
       rateLimiter: config.broker.mode === 'embedded' ? createRateLimiter(config.ingest.rateLimitMsgsPerS, config.ingest.rateLimitBurst) : createRateLimiter(0),
-      answer: (deviceId, error) => {
-        const topic = errorsTopic(deviceId);
-        const payload = JSON.stringify(error);
-        if (broker !== undefined) broker.publish(topic, payload).catch((err: unknown) => logger.debug({ err, deviceId }, 'error answer not delivered'));
-        else bridge?.publish(topic, payload);
-      },
+      answer: (deviceId, error) => publishLocal(errorsTopic(deviceId), JSON.stringify(error)),
     });
 
     if (config.broker.mode === 'embedded') {
@@ -126,12 +138,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
           const acceptedPerS = Math.round((counts.accepted - previous.accepted) / elapsedS);
           const recordsPerS = Math.round((uplinked - previous.uplinked) / elapsedS);
           previous = { atMs: nowMs, accepted: counts.accepted, uplinked };
+          const inferenceStatus = inference?.status();
+          const inferenceModel = inferenceStatus?.model === undefined ? undefined : `${inferenceStatus.model.name}@${inferenceStatus.model.version}`;
           return {
             agentId: config.agentId,
             epoch: outbox.epoch,
             ts: Date.now(),
             labels: config.labels,
-            versions: { agent: AGENT_VERSION },
+            versions: { agent: AGENT_VERSION, ...(inferenceModel === undefined ? {} : { model: inferenceModel }) },
             buffer: {
               records: stats.records,
               bytes: stats.bytes,
@@ -142,6 +156,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
             },
             ingest: { accepted: counts.accepted, rejected: counts.rejected, devicesConnected: broker?.connectedClients() ?? 0, acceptedPerS },
             uplink: { recordsPerS },
+            ...(inferenceStatus === undefined ? {} : { inference: { up: inferenceStatus.up, ...(inferenceModel === undefined ? {} : { model: inferenceModel }) } }),
           };
         },
       });
@@ -152,11 +167,12 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       host: config.http.host,
       port: config.http.port,
       registry: metrics.registry,
-      health: () => [
+      health: (): HealthCheck[] => [
         ingest.storageHealthy()
           ? { name: 'outbox', ok: true, detail: `${outbox.stats().bytes} of ${outbox.stats().maxBytes} bytes` }
           : { name: 'outbox', ok: false, detail: 'the last commit failed (disk full?); publishes stay unacknowledged until it succeeds' },
         bridge === undefined ? { name: 'broker', ok: true } : { name: 'bridge', ok: bridge.connected(), detail: config.broker.mode === 'bridge' ? config.broker.url : '' },
+        ...(inference === undefined ? [] : [inferenceHealth(inference)]),
       ],
     });
     closers.push(() => http.close());
@@ -171,6 +187,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       httpPort: http.port,
       outbox,
       metrics,
+      inference,
       close,
       [Symbol.asyncDispose]: close,
     };
@@ -178,6 +195,44 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * The outbox as ingest sees it: every telemetry record, once its append has committed, is
+ * handed to inference. The hand-off waits for a setImmediate, so the PUBACKs of a commit are
+ * written before any feature work starts, and `observe` only queues: ingest never waits on
+ * inference. Results are appended through the plain outbox, so they are never fed back.
+ */
+function feedInferenceOnCommit(outbox: Outbox, inference: Inference): Outbox {
+  let pending: { record: CommittedTelemetry; committedAtMs: number }[] = [];
+  const flush = (): void => {
+    const records = pending;
+    pending = [];
+    for (const { record, committedAtMs } of records) inference.observe(record, committedAtMs);
+  };
+  return {
+    ...outbox,
+    append(record) {
+      const committed = outbox.append(record);
+      if (record.kind === 'telemetry') {
+        committed.then(
+          () => {
+            if (pending.length === 0) setImmediate(flush);
+            pending.push({ record: { deviceId: record.deviceId, deviceSeq: record.deviceSeq, ts: record.ts, body: record.body }, committedAtMs: performance.now() });
+          },
+          () => undefined,
+        );
+      }
+      return committed;
+    },
+  };
+}
+
+function inferenceHealth(inference: Inference): HealthCheck {
+  const status = inference.status();
+  if (status.model === undefined) return { name: 'inference', ok: false, detail: 'no model loaded' };
+  const model = `${status.model.name}@${status.model.version}`;
+  return status.up ? { name: 'inference', ok: true, detail: model } : { name: 'inference', ok: false, detail: `${model}: inference process restarting` };
 }
 
 function registerOutboxGauges(metrics: AgentMetrics, outbox: Outbox): void {

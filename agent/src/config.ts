@@ -1,13 +1,18 @@
 import { dirname, resolve } from 'node:path';
 import { AgentConfigSchema, loadConfigFile, type AgentConfig } from '@outpost/shared';
+import { assertTrustedKeys } from './inference/model-source.js';
 
 /**
  * Loads and validates an agent config file (YAML or JSON). Relative paths in it (dataDir,
- * TLS files) are resolved against the config file's own folder, so a config works from any
- * working directory.
+ * TLS files, the inference model files) are resolved against the config file's own folder,
+ * so a config works from any working directory. Trusted model keys must parse as ed25519
+ * public keys.
+ *
+ * @throws OutpostError CONFIG_UNREADABLE, CONFIG_INVALID (every bad key as `path.to.key: message`).
  */
 export async function loadAgentConfig(file: string): Promise<AgentConfig> {
   const config = await loadConfigFile(AgentConfigSchema, file);
+  assertTrustedKeys(config.inference.trustedKeys, file);
   const base = dirname(resolve(file));
   const at = (p: string): string => resolve(base, p);
   const broker =
@@ -22,5 +27,7 @@ export async function loadAgentConfig(file: string): Promise<AgentConfig> {
           },
         }
       : { ...config.broker, caFile: config.broker.caFile === undefined ? undefined : at(config.broker.caFile) };
-  return { ...config, dataDir: at(config.dataDir), broker };
+  const model = config.inference.model;
+  const inference = model === undefined ? config.inference : { ...config.inference, model: { onnxPath: at(model.onnxPath), manifestPath: at(model.manifestPath) } };
+  return { ...config, dataDir: at(config.dataDir), broker, inference };
 }

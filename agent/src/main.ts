@@ -2,8 +2,8 @@
 // Composition root of the agent process: the only place that reads argv, handles signals and
 // calls process.exit (through runServiceMain).
 import { Command } from 'commander';
-import { createLogger, ExitCode, runServiceMain } from '@outpost/shared';
-import { startAgent } from './agent.js';
+import { createLogger, ExitCode, runServiceMain, type Logger } from '@outpost/shared';
+import { startAgent, type Agent } from './agent.js';
 import { hashPassword } from './broker/device-auth.js';
 import { loadAgentConfig } from './config.js';
 
@@ -11,6 +11,25 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/**
+ * SIGHUP reloads the model files named in `inference.model`: replace both files (the .onnx and
+ * its signed manifest), then signal. The swap is verified and self-tested like any other; its
+ * outcome is logged (`model-swapped` or `model-refused` with the code) and counted in /metrics.
+ * Installed before start, so a SIGHUP during start-up is logged, not fatal (node's default).
+ */
+let onSighup: () => void = () => process.stderr.write('outpost-agent: SIGHUP during start-up ignored\n');
+process.on('SIGHUP', () => onSighup());
+
+function handleSighup(agent: Agent, logger: Logger): () => void {
+  return () => {
+    const inference = agent.inference;
+    if (inference === undefined) return logger.warn('SIGHUP: inference is not enabled; nothing to reload');
+    logger.info('SIGHUP: reloading the model files');
+    // Refusals are logged and counted by inference itself.
+    inference.reloadModelFiles().catch(() => undefined);
+  };
 }
 
 const program = new Command()
@@ -25,7 +44,11 @@ const program = new Command()
         loadConfig: loadAgentConfig,
         logger: (config) => createLogger({ name: 'outpost-agent', level: config.log.level, base: { agentId: config.agentId } }),
         // Fault injection (chaos tests) ends the process the hard way, as a power cut would.
-        start: (config, logger) => startAgent(config, { logger, crash: () => process.kill(process.pid, 'SIGKILL') }),
+        start: async (config, logger) => {
+          const agent = await startAgent(config, { logger, crash: () => process.kill(process.pid, 'SIGKILL') });
+          onSighup = handleSighup(agent, logger);
+          return agent;
+        },
         ready: (agent) => ({ event: 'agent-ready', agentId: agent.agentId, mqttPort: agent.mqttPort, tlsPort: agent.tlsPort, httpPort: agent.httpPort, epoch: agent.epoch }),
       },
       opts.config,

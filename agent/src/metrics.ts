@@ -82,6 +82,77 @@ export function createAgentMetrics(labels: { agentId: string }) {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    inferenceRowsScored: new Counter({
+      name: 'outpost_inference_rows_scored_total',
+      help: 'Feature rows scored by the model (one inference result each)',
+      registers: [registry],
+    }),
+    inferenceBatches: new Counter({
+      name: 'outpost_inference_batches_total',
+      help: 'Micro-batches scored (one onnxruntime call each)',
+      registers: [registry],
+    }),
+    inferenceBatchRows: new Histogram({
+      name: 'outpost_inference_batch_rows',
+      help: 'Rows per scored micro-batch',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+      registers: [registry],
+    }),
+    inferenceLatency: new Histogram({
+      name: 'outpost_inference_latency_seconds',
+      help: 'Time from the outbox commit of the telemetry that completed a row to its inference result',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5],
+      registers: [registry],
+    }),
+    inferenceUnscored: new Counter({
+      name: 'outpost_inference_unscored_rows_total',
+      help: 'Rows (or telemetry messages, for no-model) that got no inference result, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    inferenceResultsUnstored: new Counter({
+      name: 'outpost_inference_results_unstored_total',
+      help: 'Inference results the outbox could not commit (published locally, not uplinked)',
+      registers: [registry],
+    }),
+    inferenceRestarts: new Counter({
+      name: 'outpost_inference_process_restarts_total',
+      help: 'Inference processes restarted after they died unasked, by how they ended (signal or exit code)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    inferenceSwaps: new Counter({
+      name: 'outpost_inference_swaps_total',
+      help: 'Model swaps completed (a new inference process took over)',
+      registers: [registry],
+    }),
+    inferenceSwapRefusals: new Counter({
+      name: 'outpost_inference_swap_refusals_total',
+      help: 'Models refused (at start or swap), by error code; the previous model keeps serving',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    inferenceProcessRss: new Gauge({
+      name: 'outpost_inference_process_rss_bytes',
+      help: 'Resident set size of the serving inference process, as it reported with its latest batch',
+      registers: [registry],
+    }),
+    inferenceModelInfo: new Gauge({
+      name: 'outpost_inference_model_info',
+      help: 'The model serving now (value 1), by name and version',
+      labelNames: ['name', 'version'] as const,
+      registers: [registry],
+    }),
+    inferenceUp: new Gauge({
+      name: 'outpost_inference_up',
+      help: '1 while an inference process with a self-tested model is serving',
+      registers: [registry],
+    }),
+    inferenceQueuedRows: new Gauge({
+      name: 'outpost_inference_queued_rows',
+      help: 'Rows waiting for a micro-batch (sampled at each batch)',
+      registers: [registry],
+    }),
   };
 }
 

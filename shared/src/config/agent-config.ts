@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TrustedKeySchema } from '../model/manifest.js';
 import { DeviceIdSchema } from '../schemas/device.js';
 import { AgentIdSchema } from '../schemas/uplink.js';
 
@@ -99,6 +100,62 @@ const FaultsSchema = z.strictObject({
   afterBatches: z.number().int().min(0).default(0),
 });
 
+/** Rows scored in one onnxruntime call at most. */
+export const DEFAULT_INFERENCE_MAX_BATCH_SIZE = 256;
+/** How long the first queued row waits for more rows before its batch is sent, ms. */
+export const DEFAULT_INFERENCE_MAX_BATCH_WAIT_MS = 2;
+/** Rows waiting for a batch at most; beyond, new rows are counted as unscored (ingest never waits). */
+export const DEFAULT_INFERENCE_MAX_QUEUED_ROWS = 20_000;
+/** First restart delay of a crashed inference process; doubles per consecutive crash, ms. */
+export const DEFAULT_INFERENCE_RESTART_INITIAL_DELAY_MS = 100;
+export const DEFAULT_INFERENCE_RESTART_MAX_DELAY_MS = 10_000;
+/** Start of an inference process, model load and self-test together, ms. */
+export const DEFAULT_INFERENCE_SELF_TEST_TIMEOUT_MS = 15_000;
+/** One batch; a process that takes longer is killed and restarted, ms. */
+export const DEFAULT_INFERENCE_BATCH_TIMEOUT_MS = 5_000;
+/** V8 old-space limit of the inference process (its onnxruntime memory is native, outside it), MB. */
+export const DEFAULT_INFERENCE_CHILD_MAX_OLD_SPACE_MB = 64;
+/** Devices with a feature window at most; the least recently seen device's window goes first. */
+export const DEFAULT_INFERENCE_MAX_DEVICE_WINDOWS = 10_000;
+/** Largest .onnx file the agent reads, bytes. */
+export const DEFAULT_INFERENCE_MAX_MODEL_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Local ONNX inference (DESIGN section 2). Off by default, so configs written before it keep
+ * working; without `model` an enabled agent waits for one (`swapModel`, SIGHUP after the files
+ * appear).
+ */
+const InferenceSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    /** The model loaded at start: a .onnx file and its signed manifest (JSON), relative to the config file. */
+    model: z.strictObject({ onnxPath: z.string().min(1), manifestPath: z.string().min(1) }).optional(),
+    /** Public keys whose manifest signatures the agent accepts. */
+    trustedKeys: z.array(TrustedKeySchema).default([]),
+    maxBatchSize: z.number().int().min(1).max(4096).default(DEFAULT_INFERENCE_MAX_BATCH_SIZE),
+    maxBatchWaitMs: z.number().min(0).max(1_000).default(DEFAULT_INFERENCE_MAX_BATCH_WAIT_MS),
+    maxQueuedRows: z.number().int().min(1).max(1_000_000).default(DEFAULT_INFERENCE_MAX_QUEUED_ROWS),
+    restartInitialDelayMs: z.number().int().min(1).default(DEFAULT_INFERENCE_RESTART_INITIAL_DELAY_MS),
+    restartMaxDelayMs: z.number().int().min(1).default(DEFAULT_INFERENCE_RESTART_MAX_DELAY_MS),
+    selfTestTimeoutMs: z.number().int().min(100).default(DEFAULT_INFERENCE_SELF_TEST_TIMEOUT_MS),
+    batchTimeoutMs: z.number().int().min(10).default(DEFAULT_INFERENCE_BATCH_TIMEOUT_MS),
+    childMaxOldSpaceMb: z.number().int().min(16).max(4096).default(DEFAULT_INFERENCE_CHILD_MAX_OLD_SPACE_MB),
+    maxDeviceWindows: z.number().int().min(1).max(1_000_000).default(DEFAULT_INFERENCE_MAX_DEVICE_WINDOWS),
+    maxModelBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(DEFAULT_INFERENCE_MAX_MODEL_BYTES),
+  })
+  .superRefine((inference, ctx) => {
+    if (inference.enabled && inference.trustedKeys.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['trustedKeys'], message: 'needs at least one key when inference is enabled (no model could ever load)' });
+    }
+    if (inference.restartMaxDelayMs < inference.restartInitialDelayMs) {
+      ctx.addIssue({ code: 'custom', path: ['restartMaxDelayMs'], message: 'must be at least restartInitialDelayMs' });
+    }
+    const keyIds = inference.trustedKeys.map((k) => k.keyId);
+    keyIds.forEach((keyId, i) => {
+      if (keyIds.indexOf(keyId) !== i) ctx.addIssue({ code: 'custom', path: ['trustedKeys', i, 'keyId'], message: `duplicate keyId ${keyId}` });
+    });
+  });
+
 export const AgentConfigSchema = z.strictObject({
   agentId: AgentIdSchema,
   /** Where the outbox database lives; created if missing. */
@@ -136,6 +193,7 @@ export const AgentConfigSchema = z.strictObject({
   /** Where the outbox drains to; without it the agent buffers only. */
   uplink: UplinkSchema.optional(),
   faults: FaultsSchema.optional(),
+  inference: InferenceSchema.prefault({}),
   http: z
     .strictObject({ host: HostSchema.default('127.0.0.1'), port: PortSchema.default(DEFAULT_HTTP_PORT) })
     .default({ host: '127.0.0.1', port: DEFAULT_HTTP_PORT }),
@@ -162,3 +220,4 @@ export type BridgeConfig = z.output<typeof BridgeSchema>;
 export type TlsConfig = z.output<typeof TlsConfigSchema>;
 export type UplinkConfig = z.output<typeof UplinkSchema>;
 export type FaultsConfig = z.output<typeof FaultsSchema>;
+export type InferenceConfig = z.output<typeof InferenceSchema>;

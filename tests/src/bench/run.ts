@@ -1,5 +1,7 @@
-// `npm run bench [-- --quick] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only]`: the
-// ingest benchmark of issue [ingest] and the end-to-end benchmark of issue [uplink].
+// `npm run bench [-- --quick] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only] [-- --inference-only]`:
+// the ingest benchmark of issue [ingest], the end-to-end benchmark of issue [uplink] and the
+// local inference benchmark of issue [inference] (inference.ts; --inference-only: that one alone,
+// written to inference-only.json).
 // Scenarios, in order: the agent at durability 'power' (paced 10k msg/s latency + RSS, then
 // maximum QoS 1 throughput), the agent at 'process' (throughput only), raw aedes (the broker
 // limit), then end to end (uplink.ts): agent -> nats-server -> control plane throughput and
@@ -12,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAedesRawScenario, type AedesRawResult } from './aedes-raw.js';
 import { summarizeCpuProfile } from './cpu-profile.js';
+import { runInferenceBench, type InferenceBenchResult, type InferencePlan } from './inference.js';
 import { runIngestScenario, type IngestScenarioResult } from './ingest.js';
 import { cpuSnapshot, foreignCores } from './process-stats.js';
 import type { PacedRunOptions, WindowedRunOptions } from './publishers.js';
@@ -31,6 +34,11 @@ const UPLINK_TARGET = {
   e2eMsgsPerS: 30_000,
   drainRecordsPerS: 100_000,
 } as const;
+/** Targets of issue [inference]. */
+const INFERENCE_TARGET = {
+  resultP99Ms: 10,
+  childRssMb: 70,
+} as const;
 /** Above this many cores busy elsewhere, the report warns that the machine was not quiet. */
 const OTHER_LOAD_WARN_CORES = 0.2;
 
@@ -41,6 +49,7 @@ interface Plan {
   throughput: WindowedRunOptions;
   paced: PacedRunOptions;
   uplink: Omit<UplinkPlan, 'profileDir'>;
+  inference: InferencePlan;
   /** The whole bench is killed past this, whatever hangs. */
   hardLimitMs: number;
 }
@@ -64,7 +73,13 @@ const PLANS: Record<'full' | 'quick', Plan> = {
       drain: { backlog: 1_000_000, backlogMaxDurationMs: 90_000, liveRatePerS: 2_000, timeoutMs: 120_000 },
       forwarderWindow: 1_000,
     },
-    hardLimitMs: 600_000,
+    inference: {
+      devices: DEVICES,
+      warmup: { messages: 20_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 5_000 },
+      paced: { ratePerS: PACED_RATE_PER_S, durationMs: 20_000 },
+      throughput: { messages: 300_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 20_000 },
+    },
+    hardLimitMs: 700_000,
   },
   quick: {
     mode: 'quick',
@@ -81,7 +96,13 @@ const PLANS: Record<'full' | 'quick', Plan> = {
       drain: { backlog: 200_000, backlogMaxDurationMs: 20_000, liveRatePerS: 2_000, timeoutMs: 40_000 },
       forwarderWindow: 1_000,
     },
-    hardLimitMs: 175_000,
+    inference: {
+      devices: DEVICES,
+      warmup: { messages: 5_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 2_000 },
+      paced: { ratePerS: PACED_RATE_PER_S, durationMs: 5_000 },
+      throughput: { messages: 100_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 6_000 },
+    },
+    hardLimitMs: 235_000,
   },
 };
 
@@ -90,19 +111,21 @@ interface Args {
   profileAgent: boolean;
   profileE2e: boolean;
   uplinkOnly: boolean;
+  inferenceOnly: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, profileAgent: false, profileE2e: false, uplinkOnly: false };
+  const args: Args = { quick: false, profileAgent: false, profileE2e: false, uplinkOnly: false, inferenceOnly: false };
   for (const arg of argv) {
     if (arg === '--quick') args.quick = true;
     else if (arg === '--profile-agent') args.profileAgent = true;
     else if (arg === '--profile-e2e') args.profileE2e = true;
     else if (arg === '--uplink-only') args.uplinkOnly = true;
+    else if (arg === '--inference-only') args.inferenceOnly = true;
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --quick] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only]');
+      console.log('usage: npm run bench [-- --quick] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only] [-- --inference-only]');
       process.exit(0);
-    } else throw new Error(`unknown argument ${arg} (known: --quick, --profile-agent, --profile-e2e, --uplink-only)`);
+    } else throw new Error(`unknown argument ${arg} (known: --quick, --profile-agent, --profile-e2e, --uplink-only, --inference-only)`);
   }
   return args;
 }
@@ -152,6 +175,22 @@ async function main(): Promise<void> {
     if (busiest > OTHER_LOAD_WARN_CORES) console.log(`WARNING: the machine was not quiet (up to ${fmt(busiest, 2)} of ${cores} cores busy elsewhere); figures are low.`);
   };
 
+  if (args.inferenceOnly) {
+    console.log('- local inference: agent process with a PCA model, publish -> devices/{id}/inference ...');
+    const inference = await measured('inference', () => runInferenceBench(plan.inference, (line) => console.log(line)));
+    console.log('');
+    printTable(inferenceRows(inference));
+    console.log('');
+    printInferenceNotes();
+    loadWarning();
+    const results = { time: new Date().toISOString(), machine: { cores, node: process.version, other_load_cores: otherLoad }, mode: plan.mode, ...inferenceFigures(inference), targets: inferenceTargets(inference), config: { inference: inference.config } };
+    await mkdir(RESULTS_DIR, { recursive: true });
+    const resultsFile = join(RESULTS_DIR, 'inference-only.json');
+    await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`\nwrote ${resultsFile} (bench took ${fmt((performance.now() - started) / 1000, 1)} s)`);
+    return;
+  }
+
   if (args.uplinkOnly) {
     const uplink = await measured('uplink', () => runUplinkBench(uplinkPlan, (line) => console.log(line)));
     console.log('');
@@ -182,6 +221,8 @@ async function main(): Promise<void> {
   const aedes = await measured('aedes_raw', () => runAedesRawScenario({ devices: plan.devices, warmup: plan.warmup, throughput: plan.throughput, paced: plan.paced }));
   console.log(`  ${describeThroughput('max run', aedes)}; subscriber received ${fmt(aedes.delivered)} = PUBACKs ${fmt(aedes.ackedTotal)}`);
   const uplink = await measured('uplink', () => runUplinkBench(uplinkPlan, (line) => console.log(line)));
+  console.log('- local inference: agent process with a PCA model, publish -> devices/{id}/inference ...');
+  const inference = await measured('inference', () => runInferenceBench(plan.inference, (line) => console.log(line)));
 
   const powerPaced = power.paced;
   const memory = power.memoryAfterPaced;
@@ -215,6 +256,7 @@ async function main(): Promise<void> {
     'aedes_raw.puback_p50_ms_at_10k': round(aedes.paced.p50Ms, 2),
     'aedes_raw.puback_p99_ms_at_10k': round(aedes.paced.p99Ms, 2),
     ...uplinkFigures(uplink),
+    ...inferenceFigures(inference),
   };
 
   const targets = {
@@ -222,6 +264,7 @@ async function main(): Promise<void> {
     'ingest.puback_p99_ms_at_10k': { target: `<= ${TARGET.p99Ms}`, ratio: round(powerPaced.p99Ms / TARGET.p99Ms, 3), met: powerPaced.p99Ms <= TARGET.p99Ms },
     'memory.agent_rss_mb_at_10k': { target: `<= ${TARGET.rssMb}`, ratio: round(memory.rssMb / TARGET.rssMb, 3), met: memory.rssMb <= TARGET.rssMb },
     ...uplinkTargets(uplink),
+    ...inferenceTargets(inference),
   };
 
   const rows: [string, string, string, string, string][] = [
@@ -240,6 +283,7 @@ async function main(): Promise<void> {
     ['  agent RSS idle / after max run / peak', `${fmt(power.memoryIdle.rssMb, 1)} / ${fmt(power.memoryAfterThroughput.rssMb, 1)} / ${fmt(figures['memory.agent_peak_rss_mb'], 1)} MB`, '', '', ''],
     ['  aedes raw QoS 1 msgs/s', fmt(aedesMsgsPerS), '', '', '1'],
     ...uplinkRows(uplink).slice(1),
+    ...inferenceRows(inference).slice(1),
   ];
   console.log('');
   printTable(rows);
@@ -255,6 +299,7 @@ async function main(): Promise<void> {
       `${cores} cores shared by both allow at most ~${fmt((cores * 1e6) / (agentUs + publisherUs))} msg/s.`,
   );
   printUplinkNotes(uplink);
+  printInferenceNotes();
   loadWarning();
 
   const results = {
@@ -276,6 +321,7 @@ async function main(): Promise<void> {
       agentCpuProfile: args.profileAgent,
       e2eCpuProfile: args.profileE2e,
       uplink: uplink.config,
+      inference: inference.config,
     },
   };
   await mkdir(RESULTS_DIR, { recursive: true });
@@ -382,6 +428,82 @@ function printUplinkNotes(u: UplinkResult): void {
   console.log('from the restart on; agent reconnect backoff capped at 0.5 s (uplink.reconnectMaxWaitMs), batching at the defaults.');
   console.log(`Peer = same publishers -> mosquitto -> mqtt.js forwarder (js.publish per message, ${String(u.config['forwarderWindow'])} in flight) -> JetStream, clocked until the`);
   console.log('stream holds every message: it stops at "stored in JetStream", one stage before our control plane, and PUBACKs before storing.');
+}
+
+function inferenceFigures(r: InferenceBenchResult) {
+  return {
+    'inference.result_p50_ms_at_10k': round(r.resultLatency.p50Ms, 2),
+    'inference.result_p99_ms_at_10k': round(r.resultLatency.p99Ms, 2),
+    'inference.rows_per_s': round(r.rowsPerS, 0),
+    'inference.child_rss_mb': round(r.child.afterThroughput.rssMb, 1),
+    // Extra figures: context for the ones above.
+    'inference.result_max_ms_at_10k': round(r.resultLatency.maxMs, 2),
+    'inference.result_samples_at_10k': r.resultLatency.samples,
+    'inference.stage_p50_ms_at_most_at_10k': r.stageLatency.p50AtMostMs,
+    'inference.stage_p99_ms_at_most_at_10k': r.stageLatency.p99AtMostMs,
+    'inference.stage_within_10ms_at_10k': round(r.stageLatency.within10Ms, 4),
+    'inference.puback_p50_ms_at_10k': round(r.paced.p50Ms, 2),
+    'inference.puback_p99_ms_at_10k': round(r.paced.p99Ms, 2),
+    'inference.paced_achieved_msgs_per_s': round(r.paced.achievedRatePerS, 0),
+    'inference.max_run_msgs_per_s': round(r.throughput.msgsPerS, 0),
+    'inference.mean_batch_rows_at_10k': round(r.meanBatchRows.paced, 1),
+    'inference.mean_batch_rows_max_run': round(r.meanBatchRows.throughput, 1),
+    'inference.child_rss_mb_after_paced': round(r.child.afterPaced.rssMb, 1),
+    'inference.child_anon_mb': round(r.child.afterThroughput.anonMb, 1),
+    'inference.child_pss_mb': round(r.child.afterThroughput.pssMb, 1),
+    'inference.agent_rss_mb_at_10k': round(r.agentRssMb.afterPaced, 1),
+    'inference.agent_rss_mb_after_max_run': round(r.agentRssMb.afterThroughput, 1),
+    'inference.agent_cpu_cores_at_10k': round(r.pacedCores.agent, 2),
+    'inference.child_cpu_cores_at_10k': round(r.pacedCores.child, 2),
+    'inference.publisher_cpu_cores_at_10k': round(r.pacedCores.bench, 2),
+    'inference.max_run_cpu_cores': { agent: round(r.throughputCores.agent, 2), child: round(r.throughputCores.child, 2), publishers: round(r.throughputCores.bench, 2) },
+    'inference.agent_cpu_us_per_msg_max_run': round(usPerMsg(r.throughputCores.agent, r.rowsPerS), 1),
+    'inference.unscored_rows': r.unscored,
+  };
+}
+
+function inferenceTargets(r: InferenceBenchResult) {
+  const p99 = r.resultLatency.p99Ms;
+  const rss = r.child.afterThroughput.rssMb;
+  return {
+    'inference.result_p99_ms_at_10k': { target: `<= ${INFERENCE_TARGET.resultP99Ms}`, ratio: round(p99 / INFERENCE_TARGET.resultP99Ms, 3), met: p99 <= INFERENCE_TARGET.resultP99Ms },
+    'inference.child_rss_mb': { target: `<= ${INFERENCE_TARGET.childRssMb}`, ratio: round(rss / INFERENCE_TARGET.childRssMb, 3), met: rss <= INFERENCE_TARGET.childRssMb },
+  };
+}
+
+function inferenceRows(r: InferenceBenchResult): [string, string, string, string, string][] {
+  const t = inferenceTargets(r);
+  const mem = (m: InferenceBenchResult['child']['afterPaced']): string => `${fmt(m.rssMb, 1)} / ${fmt(m.anonMb, 1)} / ${fmt(m.pssMb, 1)} MB`;
+  return [
+    ['figure', 'value', 'target', 'vs target', ''],
+    ['inference.result_p50_ms_at_10k (publish -> result)', fmt(r.resultLatency.p50Ms, 2), '', '', ''],
+    ['inference.result_p99_ms_at_10k (publish -> result)', fmt(r.resultLatency.p99Ms, 2), `<= ${INFERENCE_TARGET.resultP99Ms}`, verdict(t['inference.result_p99_ms_at_10k']), ''],
+    ['inference.rows_per_s (max run, 1 row per msg)', fmt(r.rowsPerS), '', '', ''],
+    ['inference.child_rss_mb', fmt(r.child.afterThroughput.rssMb, 1), `<= ${INFERENCE_TARGET.childRssMb}`, verdict(t['inference.child_rss_mb']), ''],
+    ['  result latency max / samples', `${fmt(r.resultLatency.maxMs, 1)} ms / ${fmt(r.resultLatency.samples)}`, '', '', ''],
+    ['  commit -> result in the agent: p50 / p99 at most', `${fmt(r.stageLatency.p50AtMostMs, 1)} / ${fmt(r.stageLatency.p99AtMostMs, 1)} ms`, '', '', ''],
+    ['  commit -> result within 5 / 10 ms', `${fmt(r.stageLatency.within5Ms * 100, 1)}% / ${fmt(r.stageLatency.within10Ms * 100, 1)}%`, '', '', ''],
+    ['  PUBACK p50 / p99 at 10k with inference', `${fmt(r.paced.p50Ms, 2)} / ${fmt(r.paced.p99Ms, 2)} ms`, '', '', ''],
+    ['  paced achieved msg/s; max run msg/s', `${fmt(r.paced.achievedRatePerS)}; ${fmt(r.throughput.msgsPerS)}`, '', '', ''],
+    ['  mean rows per batch: at 10k / max run', `${fmt(r.meanBatchRows.paced, 1)} / ${fmt(r.meanBatchRows.throughput, 1)}`, '', '', ''],
+    ['  inference process RSS / anon / PSS, at 10k', mem(r.child.afterPaced), '', '', ''],
+    ['  inference process RSS / anon / PSS, after max', mem(r.child.afterThroughput), '', '', ''],
+    ['  agent RSS at 10k / after max run', `${fmt(r.agentRssMb.afterPaced, 1)} / ${fmt(r.agentRssMb.afterThroughput, 1)} MB`, '', '', ''],
+    ['  CPU at 10k: agent / inference / publishers', `${fmt(r.pacedCores.agent, 2)} / ${fmt(r.pacedCores.child, 2)} / ${fmt(r.pacedCores.bench, 2)} cores`, '', '', ''],
+    ['  CPU in max run: agent / inference / publishers', `${fmt(r.throughputCores.agent, 2)} / ${fmt(r.throughputCores.child, 2)} / ${fmt(r.throughputCores.bench, 2)} cores`, '', '', ''],
+    ['  agent CPU per msg in max run', `${fmt(usPerMsg(r.throughputCores.agent, r.rowsPerS), 1)} µs`, '', '', ''],
+    ['  unscored rows', fmt(r.unscored), '', '', ''],
+  ];
+}
+
+function printInferenceNotes(): void {
+  console.log('Inference methods: a PCA model (k = 2) over the six metrics of the bench payload, window 1, so every message is one row and');
+  console.log('one result. Latency = publish call -> the result on devices/{id}/inference at the publishing device (its own subscription),');
+  console.log('every message of the paced run; it includes the PUBACK path (the row is built after the outbox commit), the micro-batch');
+  console.log('wait (maxBatchWaitMs 2), one IPC round trip and onnxruntime. RSS of the inference process counts the node binary and');
+  console.log('libonnxruntime pages it maps (shared with the page cache and, for node, with the agent); anon is what only it holds; PSS');
+  console.log('splits shared pages among the processes mapping them. "commit -> result in the agent" is the agent\'s own histogram');
+  console.log('(outpost_inference_latency_seconds, bucket bounds): the inference stage without the ingest path before it.');
 }
 
 async function printE2eProfiles(u: UplinkResult): Promise<void> {

@@ -1,6 +1,8 @@
+import { rename, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { AgentConfigSchema, parseConfig, type AgentConfig, type AgentConfigInput } from '@outpost/shared';
+import { buildConstantScoreModel, createManifest } from '@outpost/models';
+import { AgentConfigSchema, parseConfig, signManifest, type AgentConfig, type AgentConfigInput, type FeatureSpec, type SignedManifest, type SigningKey, type TrustedKey } from '@outpost/shared';
 import { startAgent, type Agent } from '@outpost/agent';
 import { startServiceProcess, type ServiceProcess } from './service-process.js';
 
@@ -17,6 +19,62 @@ export function testAgentConfig(dataDir: string, overrides: Partial<AgentConfigI
     log: { level: 'warn' },
     ...overrides,
   };
+}
+
+/** Paths of a model's two files, as `inference.model` names them. */
+export interface ModelFilePaths {
+  onnxPath: string;
+  manifestPath: string;
+}
+
+/**
+ * Writes `<dir>/<baseName>.onnx` and `<dir>/<baseName>.manifest.json`, each through a temp
+ * file and a rename, so an agent reloading them (SIGHUP) never reads half a file.
+ */
+export async function writeModelFiles(dir: string, baseName: string, onnx: Uint8Array, signedManifest: SignedManifest | unknown): Promise<ModelFilePaths> {
+  const onnxPath = join(dir, `${baseName}.onnx`);
+  const manifestPath = join(dir, `${baseName}.manifest.json`);
+  await writeFile(`${onnxPath}.tmp`, onnx);
+  await writeFile(`${manifestPath}.tmp`, JSON.stringify(signedManifest, null, 2));
+  await rename(`${onnxPath}.tmp`, onnxPath);
+  await rename(`${manifestPath}.tmp`, manifestPath);
+  return { onnxPath, manifestPath };
+}
+
+/** An `inference` config section for tests: enabled, the given model files and keys; override what a test needs. */
+export function testInferenceConfig(model: ModelFilePaths | undefined, trustedKeys: TrustedKey[], overrides: Partial<NonNullable<AgentConfigInput['inference']>> = {}): NonNullable<AgentConfigInput['inference']> {
+  return { enabled: true, ...(model === undefined ? {} : { model }), trustedKeys, ...overrides };
+}
+
+/**
+ * One row per telemetry message that carries a temperature (window 1, hop 1, the raw value):
+ * with it every acknowledged message must get exactly one inference result.
+ */
+export const PER_MESSAGE_FEATURE_SPEC: FeatureSpec = {
+  metrics: ['temperature'],
+  features: ['last'],
+  windowSize: 1,
+  hopSize: 1,
+  normalisation: { center: [0], scale: [1] },
+};
+
+/**
+ * A signed model that scores every row `score` over PER_MESSAGE_FEATURE_SPEC, named
+ * `constant@<version>`: distinct scores tell which model produced a result.
+ */
+export function signedConstantModel(score: number, version: string, key: SigningKey, options: { threshold?: number; expiresAt?: string } = {}): { onnx: Uint8Array; signed: SignedManifest } {
+  const onnx = buildConstantScoreModel(1, score);
+  const manifest = createManifest({
+    name: 'constant',
+    version,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    expiresAt: options.expiresAt ?? '2036-01-01T00:00:00.000Z',
+    onnx,
+    featureSpec: PER_MESSAGE_FEATURE_SPEC,
+    threshold: options.threshold ?? 1e9,
+    testVectors: [{ input: [1], expectedScore: Math.fround(score) }],
+  });
+  return { onnx, signed: signManifest(manifest, key.privateKeyPem, key.keyId) };
 }
 
 /** Starts an agent inside the test process. */
