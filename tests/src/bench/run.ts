@@ -13,6 +13,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAedesRawScenario, type AedesRawResult } from './aedes-raw.js';
+import { renderBarChart } from './chart.js';
+import { runSwapBench, type SwapPlan, type SwapResult } from './inference-swaps.js';
+import { runNatsMqttPeerScenario, type NatsMqttPeerResult } from './nats-mqtt-peer.js';
 import { summarizeCpuProfile } from './cpu-profile.js';
 import { runInferenceBench, type InferenceBenchResult, type InferencePlan } from './inference.js';
 import { runIngestScenario, type IngestScenarioResult } from './ingest.js';
@@ -20,13 +23,16 @@ import { cpuSnapshot, foreignCores } from './process-stats.js';
 import type { PacedRunOptions, WindowedRunOptions } from './publishers.js';
 import { runUplinkBench, type UplinkPlan, type UplinkResult } from './uplink.js';
 
-const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const DEFAULT_RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
-/** Targets of issue [ingest] on a 2-core gateway. */
+/** Targets of issue [ingest] on a 2-core gateway, and the ratios of issue [bench]. */
 const TARGET = {
   msgsPerS: 50_000,
   p99Ms: 20,
   rssMb: 110,
+  ratioVsNatsMqttPeer: 1.0,
+  ratioVsAedesRaw: 0.5,
+  swapGrowthPct: 5,
 } as const;
 const PACED_RATE_PER_S = 10_000;
 /** Targets of issue [uplink]. */
@@ -43,13 +49,14 @@ const INFERENCE_TARGET = {
 const OTHER_LOAD_WARN_CORES = 0.2;
 
 interface Plan {
-  mode: 'full' | 'quick';
+  mode: 'full' | 'quick' | 'smoke';
   devices: number;
   warmup: WindowedRunOptions;
   throughput: WindowedRunOptions;
   paced: PacedRunOptions;
   uplink: Omit<UplinkPlan, 'profileDir'>;
   inference: InferencePlan;
+  swaps: SwapPlan;
   /** The whole bench is killed past this, whatever hangs. */
   hardLimitMs: number;
 }
@@ -57,7 +64,7 @@ interface Plan {
 const WINDOW_PER_CLIENT = 100;
 const DEVICES = 20;
 
-const PLANS: Record<'full' | 'quick', Plan> = {
+const PLANS: Record<Plan['mode'], Plan> = {
   full: {
     mode: 'full',
     devices: DEVICES,
@@ -79,7 +86,8 @@ const PLANS: Record<'full' | 'quick', Plan> = {
       paced: { ratePerS: PACED_RATE_PER_S, durationMs: 20_000 },
       throughput: { messages: 300_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 20_000 },
     },
-    hardLimitMs: 700_000,
+    swaps: { swaps: 20, devices: DEVICES, ratePerDevicePerS: 100, messagesBetweenSwaps: 1_000 },
+    hardLimitMs: 900_000,
   },
   quick: {
     mode: 'quick',
@@ -102,12 +110,41 @@ const PLANS: Record<'full' | 'quick', Plan> = {
       paced: { ratePerS: PACED_RATE_PER_S, durationMs: 5_000 },
       throughput: { messages: 100_000, windowPerClient: WINDOW_PER_CLIENT, maxDurationMs: 6_000 },
     },
-    hardLimitMs: 235_000,
+    swaps: { swaps: 20, devices: DEVICES, ratePerDevicePerS: 100, messagesBetweenSwaps: 300 },
+    hardLimitMs: 300_000,
+  },
+  // CI's check that every scenario still runs and every figure is written: tiny counts, figures meaningless.
+  smoke: {
+    mode: 'smoke',
+    devices: 4,
+    warmup: { messages: 200, windowPerClient: 10, maxDurationMs: 2_000 },
+    throughput: { messages: 2_000, windowPerClient: 10, maxDurationMs: 2_000 },
+    paced: { ratePerS: 500, durationMs: 500 },
+    uplink: {
+      devices: 4,
+      windowPerClient: 10,
+      warmupMessages: 200,
+      throughput: { messages: 2_000, windowPerClient: 10, maxDurationMs: 2_000 },
+      paced: { ratePerS: 500, durationMs: 500 },
+      drain: { backlog: 2_000, backlogMaxDurationMs: 5_000, liveRatePerS: 100, timeoutMs: 30_000 },
+      forwarderWindow: 100,
+    },
+    inference: {
+      devices: 4,
+      warmup: { messages: 200, windowPerClient: 10, maxDurationMs: 2_000 },
+      paced: { ratePerS: 500, durationMs: 500 },
+      throughput: { messages: 2_000, windowPerClient: 10, maxDurationMs: 2_000 },
+    },
+    swaps: { swaps: 2, devices: 4, ratePerDevicePerS: 50, messagesBetweenSwaps: 50 },
+    hardLimitMs: 240_000,
   },
 };
 
 interface Args {
   quick: boolean;
+  smoke: boolean;
+  /** Where latest.json and the chart go. */
+  outDir: string;
   profileAgent: boolean;
   profileE2e: boolean;
   uplinkOnly: boolean;
@@ -115,17 +152,24 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, profileAgent: false, profileE2e: false, uplinkOnly: false, inferenceOnly: false };
-  for (const arg of argv) {
+  const args: Args = { quick: false, smoke: false, outDir: DEFAULT_RESULTS_DIR, profileAgent: false, profileE2e: false, uplinkOnly: false, inferenceOnly: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
     if (arg === '--quick') args.quick = true;
+    else if (arg === '--smoke') args.smoke = true;
+    else if (arg === '--out') {
+      const dir = argv[++i];
+      if (dir === undefined) throw new Error('--out needs a directory');
+      args.outDir = dir;
+    }
     else if (arg === '--profile-agent') args.profileAgent = true;
     else if (arg === '--profile-e2e') args.profileE2e = true;
     else if (arg === '--uplink-only') args.uplinkOnly = true;
     else if (arg === '--inference-only') args.inferenceOnly = true;
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --quick] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only] [-- --inference-only]');
+      console.log('usage: npm run bench [-- --quick | --smoke] [-- --out DIR] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only] [-- --inference-only]');
       process.exit(0);
-    } else throw new Error(`unknown argument ${arg} (known: --quick, --profile-agent, --profile-e2e, --uplink-only, --inference-only)`);
+    } else throw new Error(`unknown argument ${arg} (known: --quick, --smoke, --out DIR, --profile-agent, --profile-e2e, --uplink-only, --inference-only)`);
   }
   return args;
 }
@@ -133,7 +177,7 @@ function parseArgs(argv: readonly string[]): Args {
 const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
-function describeThroughput(label: string, r: IngestScenarioResult | AedesRawResult): string {
+function describeThroughput(label: string, r: IngestScenarioResult | AedesRawResult | NatsMqttPeerResult): string {
   const t = r.throughput;
   const bound = t.timeBound ? 'time-bound' : 'count-bound';
   return `${label}: ${fmt(t.acked)} acked in ${fmt(t.elapsedMs / 1000, 1)} s (${bound})`;
@@ -141,7 +185,8 @@ function describeThroughput(label: string, r: IngestScenarioResult | AedesRawRes
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const plan = PLANS[args.quick ? 'quick' : 'full'];
+  const plan = PLANS[args.smoke ? 'smoke' : args.quick ? 'quick' : 'full'];
+  const RESULTS_DIR = args.outDir;
   // Everything stops by itself: a hang anywhere ends the bench (its exit hooks kill the agent).
   setTimeout(() => {
     console.error(`bench exceeded its hard limit of ${plan.hardLimitMs / 1000} s; aborting`);
@@ -220,19 +265,25 @@ async function main(): Promise<void> {
   console.log('- raw aedes, in-process subscriber, no storage: warm-up, paced 10k msg/s, max throughput ...');
   const aedes = await measured('aedes_raw', () => runAedesRawScenario({ devices: plan.devices, warmup: plan.warmup, throughput: plan.throughput, paced: plan.paced }));
   console.log(`  ${describeThroughput('max run', aedes)}; subscriber received ${fmt(aedes.delivered)} = PUBACKs ${fmt(aedes.ackedTotal)}`);
+  console.log("- nats-server's own MQTT listener into a JetStream stream (the NATS-native peer): warm-up, paced 10k msg/s, max throughput ...");
+  const natsPeer = await measured('nats_mqtt_peer', () => runNatsMqttPeerScenario({ devices: plan.devices, warmup: plan.warmup, throughput: plan.throughput, paced: plan.paced }));
+  console.log(`  ${describeThroughput('max run', natsPeer)}; stream holds ${fmt(natsPeer.stored)} = PUBACKs ${fmt(natsPeer.ackedTotal)}`);
   const uplink = await measured('uplink', () => runUplinkBench(uplinkPlan, (line) => console.log(line)));
   console.log('- local inference: agent process with a PCA model, publish -> devices/{id}/inference ...');
   const inference = await measured('inference', () => runInferenceBench(plan.inference, (line) => console.log(line)));
+  console.log('- model swaps under load: agent RSS after the first and the last swap, each after a full GC ...');
+  const swaps = await measured('swaps', () => runSwapBench(plan.swaps, (line) => console.log(line)));
 
   const powerPaced = power.paced;
   const memory = power.memoryAfterPaced;
-  if (powerPaced === undefined || memory === undefined || aedes.paced === undefined) throw new Error('paced runs missing');
+  if (powerPaced === undefined || memory === undefined || aedes.paced === undefined || natsPeer.paced === undefined) throw new Error('paced runs missing');
 
   const msgsPerS = power.throughput.msgsPerS;
   const aedesMsgsPerS = aedes.throughput.msgsPerS;
   const figures = {
     'ingest.qos1.msgs_per_s': round(msgsPerS, 0),
     'ingest.qos1.ratio_vs_aedes_raw': round(msgsPerS / aedesMsgsPerS, 3),
+    'ingest.qos1.ratio_vs_nats_mqtt_peer': round(msgsPerS / natsPeer.throughput.msgsPerS, 3),
     'ingest.puback_p50_ms_at_10k': round(powerPaced.p50Ms, 2),
     'ingest.puback_p99_ms_at_10k': round(powerPaced.p99Ms, 2),
     'memory.agent_rss_mb_at_10k': round(memory.rssMb, 1),
@@ -256,7 +307,11 @@ async function main(): Promise<void> {
     'aedes_raw.puback_p50_ms_at_10k': round(aedes.paced.p50Ms, 2),
     'aedes_raw.puback_p99_ms_at_10k': round(aedes.paced.p99Ms, 2),
     ...uplinkFigures(uplink),
+    'peer.nats_mqtt.msgs_per_s': round(natsPeer.throughput.msgsPerS, 0),
+    'peer.nats_mqtt.puback_p50_ms_at_10k': round(natsPeer.paced.p50Ms, 2),
+    'peer.nats_mqtt.puback_p99_ms_at_10k': round(natsPeer.paced.p99Ms, 2),
     ...inferenceFigures(inference),
+    ...swapFigures(swaps),
   };
 
   const targets = {
@@ -264,7 +319,18 @@ async function main(): Promise<void> {
     'ingest.puback_p99_ms_at_10k': { target: `<= ${TARGET.p99Ms}`, ratio: round(powerPaced.p99Ms / TARGET.p99Ms, 3), met: powerPaced.p99Ms <= TARGET.p99Ms },
     'memory.agent_rss_mb_at_10k': { target: `<= ${TARGET.rssMb}`, ratio: round(memory.rssMb / TARGET.rssMb, 3), met: memory.rssMb <= TARGET.rssMb },
     ...uplinkTargets(uplink),
+    'ingest.qos1.ratio_vs_nats_mqtt_peer': {
+      target: `>= ${TARGET.ratioVsNatsMqttPeer}`,
+      ratio: round(msgsPerS / natsPeer.throughput.msgsPerS / TARGET.ratioVsNatsMqttPeer, 3),
+      met: msgsPerS >= natsPeer.throughput.msgsPerS * TARGET.ratioVsNatsMqttPeer,
+    },
+    'ingest.qos1.ratio_vs_aedes_raw': {
+      target: `>= ${TARGET.ratioVsAedesRaw}`,
+      ratio: round(msgsPerS / aedesMsgsPerS / TARGET.ratioVsAedesRaw, 3),
+      met: msgsPerS >= aedesMsgsPerS * TARGET.ratioVsAedesRaw,
+    },
     ...inferenceTargets(inference),
+    'memory.swap_growth_pct': { target: `<= ${TARGET.swapGrowthPct}`, ratio: round(Math.max(0, swaps.growthPct) / TARGET.swapGrowthPct, 3), met: swaps.growthPct <= TARGET.swapGrowthPct },
   };
 
   const rows: [string, string, string, string, string][] = [
@@ -282,6 +348,9 @@ async function main(): Promise<void> {
     ['  CPU per msg: agent / publishers', `${fmt(figures['ingest.qos1.agent_cpu_us_per_msg'], 1)} / ${fmt(figures['ingest.qos1.publisher_cpu_us_per_msg'], 1)} µs`, '', '', `aedes+publ. ${fmt(figures['aedes_raw.qos1.cpu_us_per_msg'], 1)}`],
     ['  agent RSS idle / after max run / peak', `${fmt(power.memoryIdle.rssMb, 1)} / ${fmt(power.memoryAfterThroughput.rssMb, 1)} / ${fmt(figures['memory.agent_peak_rss_mb'], 1)} MB`, '', '', ''],
     ['  aedes raw QoS 1 msgs/s', fmt(aedesMsgsPerS), '', '', '1'],
+    ['ingest.qos1.ratio_vs_nats_mqtt_peer', fmt(msgsPerS / natsPeer.throughput.msgsPerS, 3), `>= ${TARGET.ratioVsNatsMqttPeer}`, verdict(targets['ingest.qos1.ratio_vs_nats_mqtt_peer']), `peer ${fmt(natsPeer.throughput.msgsPerS)} msg/s`],
+    ['ingest.qos1.ratio_vs_aedes_raw', fmt(msgsPerS / aedesMsgsPerS, 3), `>= ${TARGET.ratioVsAedesRaw}`, verdict(targets['ingest.qos1.ratio_vs_aedes_raw']), ''],
+    ['  nats MQTT peer PUBACK p50 / p99 at 10k', `${fmt(natsPeer.paced.p50Ms, 2)} / ${fmt(natsPeer.paced.p99Ms, 2)} ms`, '', '', ''],
     ...uplinkRows(uplink).slice(1),
     ...inferenceRows(inference).slice(1),
   ];
@@ -322,12 +391,15 @@ async function main(): Promise<void> {
       e2eCpuProfile: args.profileE2e,
       uplink: uplink.config,
       inference: inference.config,
+      swaps: swaps.config,
     },
   };
   await mkdir(RESULTS_DIR, { recursive: true });
   const resultsFile = join(RESULTS_DIR, 'latest.json');
   await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`\nwrote ${resultsFile} (bench took ${fmt((performance.now() - started) / 1000, 1)} s)`);
+  const chartFile = join(RESULTS_DIR, 'throughput.svg');
+  await writeFile(chartFile, throughputChart(figures, plan.mode, cores, results.time));
+  console.log(`\nwrote ${resultsFile} and ${chartFile} (bench took ${fmt((performance.now() - started) / 1000, 1)} s)`);
 
   if (profileFile !== undefined) await printProfile(profileFile);
   if (e2eProfileDir !== undefined) await printE2eProfiles(uplink);
@@ -434,6 +506,9 @@ function inferenceFigures(r: InferenceBenchResult) {
   return {
     'inference.result_p50_ms_at_10k': round(r.resultLatency.p50Ms, 2),
     'inference.result_p99_ms_at_10k': round(r.resultLatency.p99Ms, 2),
+    // The names issue [bench] asks for: device publish -> local inference result, and the inference process's RSS.
+    'inference.latency_p99_ms_at_10k': round(r.resultLatency.p99Ms, 2),
+    'memory.inference_rss_mb': round(r.child.afterThroughput.rssMb, 1),
     'inference.rows_per_s': round(r.rowsPerS, 0),
     'inference.child_rss_mb': round(r.child.afterThroughput.rssMb, 1),
     // Extra figures: context for the ones above.
@@ -544,6 +619,48 @@ async function printProfile(file: string): Promise<void> {
   for (const p of summary.packages.slice(0, 12)) console.log(`  ${fmt(p.share * 100, 1).padStart(5)}%  ${p.name}`);
   console.log('self time by function:');
   for (const f of summary.functions) console.log(`  ${fmt(f.share * 100, 1).padStart(5)}%  ${f.name}`);
+}
+
+function swapFigures(r: SwapResult) {
+  return {
+    'memory.swap_growth_pct': round(r.growthPct, 2),
+    'memory.agent_rss_mb_after_first_swap': round(r.rssAfterFirstMb, 1),
+    'memory.agent_rss_mb_after_last_swap': round(r.rssAfterLastMb, 1),
+    'inference.swaps': r.swaps,
+    'inference.processes_after_swaps': r.inferenceProcesses,
+  };
+}
+
+/** The comparison at a glance: Outpost's bars against the limit and the peers of the same run. */
+function throughputChart(figures: Record<string, unknown>, mode: string, cores: number, time: string): string {
+  const n = (name: string): number => Number(figures[name] ?? 0);
+  return renderBarChart('Outpost vs. limits and peers, same machine, same run', `${mode} run, ${cores} cores, Node ${process.version}, ${time}; QoS 1, 20 mqtt.js devices, same publishers`, [
+    {
+      title: 'Device -> durably acknowledged (PUBACK after the write)',
+      unit: 'msg/s',
+      target: TARGET.msgsPerS,
+      bars: [
+        { label: 'Outpost agent (SQLite, fsync)', value: n('ingest.qos1.msgs_per_s'), ours: true },
+        { label: 'nats-server MQTT -> JetStream', value: n('peer.nats_mqtt.msgs_per_s'), ours: false },
+        { label: 'raw aedes, no storage (limit)', value: n('aedes_raw.qos1.msgs_per_s'), ours: false },
+      ],
+    },
+    {
+      title: 'Device -> counted at the control plane / in JetStream',
+      unit: 'msg/s',
+      target: UPLINK_TARGET.e2eMsgsPerS,
+      bars: [
+        { label: 'Outpost end to end', value: n('e2e.msgs_per_s'), ours: true },
+        { label: 'mosquitto + mqtt.js forwarder', value: n('peer.mosquitto_bridge.msgs_per_s'), ours: false },
+      ],
+    },
+    {
+      title: 'Backlog drain after an outage',
+      unit: 'records/s',
+      target: UPLINK_TARGET.drainRecordsPerS,
+      bars: [{ label: 'Outpost drain', value: n('drain.records_per_s'), ours: true }],
+    },
+  ]);
 }
 
 main().then(

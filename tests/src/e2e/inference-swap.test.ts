@@ -7,15 +7,14 @@
 // what the agent keeps: at 2,000 msg/s its old space fills with garbage for minutes between
 // two major collections (measured: +0.3 MB per 1,000 messages, then a drop of 13 MB).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { generateSigningKey, InferenceResultSchema, Lane } from '@outpost/shared';
 import { openOutbox } from '@outpost/agent';
 import { closePublishers, connectPublishers, runWindowed } from '../bench/publishers.js';
-import { signedConstantModel, startAgentProcess, testAgentConfig, testInferenceConfig, writeModelFiles, type AgentProcess } from '../harness/agent-process.js';
+import { signedConstantModel, testAgentConfig, testInferenceConfig, writeModelFiles } from '../harness/agent-process.js';
 import { connectDevice, startSteadyLoad } from '../harness/devices.js';
-import { getFreePort } from '../harness/free-port.js';
+import { childPids, connectInspector, readRssMb, startInspectableAgent } from '../harness/process-inspect.js';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -55,57 +54,7 @@ function metricSum(text: string, name: string, labels = ''): number {
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
-async function readRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
-}
-
-/** Live child processes of `pid` (the agent's inference processes). */
-async function childPids(pid: number): Promise<number[]> {
-  const tasks = await readdir(`/proc/${pid}/task`);
-  const children = await Promise.all(tasks.map((t) => readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')));
-  return children.flatMap((c) => c.split(' ').filter((s) => s.trim() !== '').map(Number));
-}
-
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-/** A connection to a process's inspector that can force a full garbage collection. */
-async function connectInspector(port: number): Promise<{ collectGarbage(): Promise<void>; close(): void }> {
-  const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
-  const socket = new WebSocket(targets[0]!.webSocketDebuggerUrl);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve());
-    socket.once('error', reject);
-  });
-  let nextId = 1;
-  const pending = new Map<number, () => void>();
-  socket.on('message', (data) => {
-    const reply = JSON.parse(String(data)) as { id?: number };
-    if (reply.id !== undefined) pending.get(reply.id)?.();
-  });
-  return {
-    collectGarbage: () =>
-      new Promise<void>((resolve) => {
-        const id = nextId++;
-        pending.set(id, resolve);
-        socket.send(JSON.stringify({ id, method: 'HeapProfiler.collectGarbage' }));
-      }),
-    close: () => socket.close(),
-  };
-}
-
-/** Starts the agent process with its inspector on a free port (NODE_OPTIONS: the inference child does not inherit it). */
-async function startInspectableAgent(input: Parameters<typeof startAgentProcess>[0]): Promise<{ agent: AgentProcess; inspectorPort: number }> {
-  const inspectorPort = await getFreePort();
-  const saved = process.env['NODE_OPTIONS'];
-  process.env['NODE_OPTIONS'] = `${saved ?? ''} --inspect=127.0.0.1:${inspectorPort}`.trim();
-  try {
-    return { agent: await startAgentProcess(input), inspectorPort };
-  } finally {
-    if (saved === undefined) delete process.env['NODE_OPTIONS'];
-    else process.env['NODE_OPTIONS'] = saved;
-  }
-}
 
 describe('model hot swap under load', () => {
   it(`swaps ${SWAPS} times at ${DEVICES * RATE_PER_DEVICE_PER_S} msg/s: nothing dropped or scored twice, each score from its model, agent RSS flat`, async () => {
@@ -167,7 +116,7 @@ describe('model hot swap under load', () => {
       load.stop();
       // A graceful end waits for the publishes still in flight: after it, acked is final.
       await Promise.all(devices.map((d) => d.client.endAsync()));
-      inspector.close();
+      await inspector.close();
     }
 
     // Let the last publishes be acknowledged and scored, then stop the agent cleanly.

@@ -87,9 +87,19 @@ export async function startServiceProcess(options: StartServiceOptions): Promise
   });
 
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  // spawnOwned unrefs the child so a forgotten one never holds a test run open; while we wait
+  // for its exit, it must hold the event loop, or a script (the bench) ends mid-await.
+  const waitExit = async (): Promise<ExitStatus> => {
+    child.ref();
+    try {
+      return await exited;
+    } finally {
+      child.unref();
+    }
+  };
   const kill9 = async (): Promise<void> => {
     if (running()) child.kill('SIGKILL');
-    await exited;
+    await waitExit();
   };
   return {
     child,
@@ -100,7 +110,7 @@ export async function startServiceProcess(options: StartServiceOptions): Promise
     kill9,
     async stop() {
       if (running()) child.kill('SIGTERM');
-      return (await exited).code;
+      return (await waitExit()).code;
     },
     pause: () => void child.kill('SIGSTOP'),
     resume: () => void child.kill('SIGCONT'),
