@@ -2,18 +2,23 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { relative } from 'node:path';
-import { findNatsServer, startDemoNats, startDemoProcess, type ChildExit, type DemoProcess } from './processes.js';
+import { DEFAULT_INFERENCE_SELF_TEST_TIMEOUT_MS } from '@outpost/shared';
+import { waitFor } from '../harness/wait.js';
+import { findNatsServer, startDemoNats, startDemoProcess, type ChildExit, type DemoProcess, type StartedDemoProcess } from './processes.js';
 import {
   agentConfig,
   BINARIES,
   controlPlaneConfig,
   generateOperatorToken,
   demoPaths,
+  formatModelRef,
   generateDevicePasswords,
   MANUAL_DEVICE_ID,
   planDemoAgents,
+  prepareDemoModel,
   REPO_ROOT,
   simulatorArgs,
+  type DemoModel,
   type DemoOptions,
 } from './stack-config.js';
 
@@ -32,7 +37,18 @@ export interface DemoEndpoints {
   natsUrl: string;
   dataDir: string;
   logsDir: string;
-  agents: { agentId: string; mqttUrl: string; labels: Record<string, string>; devices: string[] }[];
+  agents: {
+    agentId: string;
+    mqttUrl: string;
+    labels: Record<string, string>;
+    devices: string[];
+    /** The model the agent reports serving (`name@version`); null with --no-inference. */
+    model: string | null;
+  }[];
+  /** The model files and signing key the agents were given; null with --no-inference. */
+  model: DemoModel | null;
+  /** Messages per second of each simulated device. */
+  ratePerS: number;
   /** A device the simulator does not drive, for the user's own publishes. */
   device: { username: string; password: string; agentId: string; mqttUrl: string };
   simulatedDevices: number;
@@ -86,6 +102,86 @@ function checkPrerequisites(): string {
 }
 
 /**
+ * How long an agent's inference gets, after its ready line, to report its model serving: the
+ * agent loads the model before it is ready, so this covers only a first inference process that
+ * died and is restarting, which has its self-test time again.
+ */
+const DEMO_INFERENCE_UP_TIMEOUT_MS = DEFAULT_INFERENCE_SELF_TEST_TIMEOUT_MS + 5_000;
+
+interface HealthCheckView {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+async function readAgentHealth(httpPort: number): Promise<HealthCheckView[] | undefined> {
+  try {
+    // 503 while any check fails: the body still lists every check.
+    const response = await fetch(`http://127.0.0.1:${httpPort}/healthz`, { signal: AbortSignal.timeout(2_000) });
+    const body = (await response.json()) as { checks?: HealthCheckView[] };
+    return Array.isArray(body.checks) ? body.checks : undefined;
+  } catch {
+    return undefined; // busy or not answering yet: probe again
+  }
+}
+
+/** The agent's own reason for refusing its model (its `model-refused` log line), if it logged one. */
+function findModelRefusal(tail: string): string | undefined {
+  for (const line of tail.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { event?: unknown; code?: unknown; err?: { message?: unknown } };
+      if (entry.event === 'model-refused') return `${String(entry.code)}: ${String(entry.err?.message ?? 'no reason given')}`;
+    } catch {
+      // not a log line of the agent's own
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Waits until the agent's /healthz reports inference serving `model`, and returns what it
+ * reports (`name@version`). An agent that refused its model starts anyway, degraded, so that
+ * ingest goes on; the demo is there to show inference, so it stops with the agent's reason.
+ *
+ * @throws DemoSetupError naming the agent, its reason (or last health detail) and its last output.
+ */
+export async function waitForAgentInference(agent: StartedDemoProcess, model: DemoModel): Promise<string> {
+  const expected = formatModelRef(model.ref);
+  const httpPort = agent.ready['httpPort'] as number;
+  const manifest = model.signedManifestPath.startsWith(REPO_ROOT) ? relative(REPO_ROOT, model.signedManifestPath) : model.signedManifestPath;
+  // The agent's own reason says it all; without one, its last output may.
+  const fail = (why: string, withTail = true): DemoSetupError =>
+    new DemoSetupError(
+      `${agent.name} does not run the model ${expected} (${manifest}): ${why}.${withTail ? ` Its last output:\n${agent.tail() || '(none)'}` : ''}\n` +
+        'Fix the model (models/README.md), or start the demo without local inference: --no-inference.',
+    );
+  let last = 'its /healthz did not answer';
+  let serving: string;
+  try {
+    serving = await waitFor(
+      async () => {
+        const refusal = findModelRefusal(agent.tail());
+        if (refusal !== undefined) throw fail(`it refused it, ${refusal}`, false);
+        if (!agent.isRunning()) throw fail('it exited');
+        const checks = await readAgentHealth(httpPort);
+        if (checks === undefined) return undefined;
+        const inference = checks.find((c) => c.name === 'inference');
+        if (inference === undefined) throw fail('its /healthz has no inference check (inference not enabled)');
+        last = `inference ${inference.ok ? 'ok' : 'not ok'}: ${inference.detail ?? '-'}`;
+        return inference.ok ? (inference.detail ?? expected) : undefined;
+      },
+      { what: `local inference of ${agent.name}`, timeoutMs: DEMO_INFERENCE_UP_TIMEOUT_MS, intervalMs: 100 },
+    );
+  } catch (error) {
+    if (error instanceof DemoSetupError) throw error;
+    throw fail(`not up within ${DEMO_INFERENCE_UP_TIMEOUT_MS / 1000} s (${last})`);
+  }
+  if (serving !== expected) throw fail(`it serves ${serving}`);
+  return serving;
+}
+
+/**
  * Empties the data dir for a fresh demo. A directory that holds something but is not a demo
  * data dir (no marker file) is left alone: a mistyped --data-dir must not wipe anything.
  */
@@ -111,6 +207,15 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
   await checkHttpPort(options.httpPort);
   await prepareDataDir(options.dataDir);
   const paths = demoPaths(options.dataDir);
+  // Before any process starts: a model that cannot be signed stops the demo with nothing to undo.
+  let model: DemoModel | undefined;
+  if (options.inference) {
+    try {
+      model = await prepareDemoModel(options.dataDir);
+    } catch (error) {
+      throw new DemoSetupError(`cannot prepare the model for the agents: ${(error as Error).message}`);
+    }
+  }
 
   /** In start order; close stops them in reverse, layer by layer. */
   const layers: DemoProcess[][] = [];
@@ -160,7 +265,7 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
     const agentStarts = await Promise.allSettled(
       plans.map(async (plan) => {
         const file = paths.agentConfig(plan.agentId);
-        await writeFile(file, JSON.stringify(await agentConfig(plan, nats.url, options.dataDir, passwords), null, 2));
+        await writeFile(file, JSON.stringify(await agentConfig(plan, nats.url, options.dataDir, passwords, model), null, 2));
         return startDemoProcess({
           name: `agent ${plan.agentId}`,
           file: process.execPath,
@@ -175,6 +280,7 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
     const failed = agentStarts.find((s) => s.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
     const mqttUrls = agents.map((a) => `mqtt://127.0.0.1:${a.ready['mqttPort'] as number}`);
+    const servingModels = model === undefined ? agents.map(() => null) : await Promise.all(agents.map((a) => waitForAgentInference(a, model)));
 
     const simulators = await Promise.all(
       plans.flatMap((plan, i) =>
@@ -202,7 +308,15 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
       natsUrl: nats.url,
       dataDir: options.dataDir,
       logsDir: paths.logs,
-      agents: plans.map((plan, i) => ({ agentId: plan.agentId, mqttUrl: mqttUrls[i] as string, labels: plan.labels, devices: plan.deviceIds })),
+      agents: plans.map((plan, i) => ({
+        agentId: plan.agentId,
+        mqttUrl: mqttUrls[i] as string,
+        labels: plan.labels,
+        devices: plan.deviceIds,
+        model: servingModels[i] ?? null,
+      })),
+      model: model ?? null,
+      ratePerS: options.ratePerS,
       device: {
         username: MANUAL_DEVICE_ID,
         password: passwords[MANUAL_DEVICE_ID] as string,

@@ -6,7 +6,15 @@ import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DemoSetupError, startDemoStack, type DemoEndpoints, type DemoStack } from './demo-stack.js';
 import { describeExit } from './processes.js';
-import { DEFAULT_DEMO_AGENTS, DEFAULT_DEMO_DATA_DIR, DEFAULT_DEMO_DEVICES, DEFAULT_DEMO_HTTP_PORT, type DemoOptions } from './stack-config.js';
+import {
+  DEFAULT_DEMO_AGENTS,
+  DEFAULT_DEMO_DATA_DIR,
+  DEFAULT_DEMO_DEVICES,
+  DEFAULT_DEMO_HTTP_PORT,
+  DEFAULT_DEMO_RATE_PER_S,
+  formatModelRef,
+  type DemoOptions,
+} from './stack-config.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -14,14 +22,18 @@ const EXIT_USAGE = 2;
 
 const USAGE = `Usage: npm run demo -- [options]   (or: node tests/dist/demo/main.js [options])
 
-Starts nats-server, the Outpost control plane, agents with embedded MQTT brokers and simulated
-devices on this machine; prints the dashboard URL and the endpoints; Ctrl-C stops everything.
+Starts nats-server, the Outpost control plane, agents with embedded MQTT brokers and local
+inference (the shipped anomaly model, signed with the dev key .keys/dev-signing-key.pem, created
+on first use), and simulated devices on this machine; prints the dashboard URL and the
+endpoints; Ctrl-C stops everything.
 
 Options:
   --agents <n>       agents to start (default ${DEFAULT_DEMO_AGENTS})
   --devices <n>      simulated devices over all agents (default ${DEFAULT_DEMO_DEVICES})
-  --rate <msgPerS>   messages per second of each simulated device (default: the demo scenario's, 1)
+  --rate <msgPerS>   messages per second of each simulated device (default ${DEFAULT_DEMO_RATE_PER_S}; the model scores
+                     windows of 32 messages: a device's first inference result comes after 32 of them)
   --no-sim           start no device simulator (publish yourself with the printed credential)
+  --no-inference     agents without local inference (no model is signed or loaded)
   --http-port <p>    control-plane HTTP port: dashboard and API (default ${DEFAULT_DEMO_HTTP_PORT}; 0 = any free port)
   --data-dir <dir>   where configs, data and logs go; emptied on every start (default .data/demo)
   -h, --help         this text`;
@@ -47,6 +59,7 @@ function parseOptions(argv: string[]): DemoOptions | 'help' {
         devices: { type: 'string' },
         rate: { type: 'string' },
         'no-sim': { type: 'boolean' },
+        'no-inference': { type: 'boolean' },
         'http-port': { type: 'string' },
         'data-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -61,8 +74,9 @@ function parseOptions(argv: string[]): DemoOptions | 'help' {
   return {
     agents: integer('--agents', values.agents, 1, 50) ?? DEFAULT_DEMO_AGENTS,
     devices: integer('--devices', values.devices, 0, 100_000) ?? DEFAULT_DEMO_DEVICES,
-    ratePerS: rate,
+    ratePerS: rate ?? DEFAULT_DEMO_RATE_PER_S,
     sim: values['no-sim'] !== true,
+    inference: values['no-inference'] !== true,
     httpPort: integer('--http-port', values['http-port'], 0, 65_535) ?? DEFAULT_DEMO_HTTP_PORT,
     dataDir: resolve(values['data-dir'] ?? DEFAULT_DEMO_DATA_DIR),
   };
@@ -78,12 +92,27 @@ function deviceRange(devices: string[]): string {
   return devices.length === 1 ? devices[0]! : `${devices[0]}..${devices[devices.length - 1]} (${devices.length})`;
 }
 
+function formatSeconds(seconds: number): string {
+  return `${Number(seconds.toFixed(1))} s`;
+}
+
 function printReady(e: DemoEndpoints): void {
   const manual = e.device;
   const port = new URL(manual.mqttUrl).port;
-  const rows = e.agents.map((a) => [a.agentId, a.mqttUrl, Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(' '), deviceRange(a.devices)]);
-  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['agent', 'MQTT', 'labels'][i]!.length));
-  const row = (cells: string[]): string => `    ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('   ')}`;
+  const header = ['agent', 'MQTT', 'labels', 'model', 'simulated devices'];
+  const rows = e.agents.map((a) => [a.agentId, a.mqttUrl, Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(' '), a.model ?? '-', deviceRange(a.devices)]);
+  const widths = header.map((h, i) => Math.max(...rows.map((r) => r[i]!.length), h.length));
+  const row = (cells: string[]): string => `    ${cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i]!) : c)).join('   ')}`;
+  const model = e.model;
+  const modelLines =
+    model === null
+      ? ['  model       none: agents without local inference (--no-inference)']
+      : [
+          `  model       ${formatModelRef(model.ref)} on every agent, signed manifest ${shown(model.signedManifestPath)}`,
+          `              (signed with the dev key ${shown(model.keyFile)}${model.keyGenerated ? ', created now' : ''}; agents trust only its public half)`,
+          `              each device's first result after ${model.windowSamples} messages (${formatSeconds(model.windowSamples / e.ratePerS)} at ${e.ratePerS} msg/s); anomalies:`,
+          `              curl -H "Authorization: Bearer ${e.token}" ${e.apiUrl}/anomalies`,
+        ];
   const lines = [
     '',
     `Outpost demo is running: ${e.agents.length} agent(s), ${e.simulatedDevices} simulated device(s). Ctrl-C stops everything.`,
@@ -92,8 +121,9 @@ function printReady(e: DemoEndpoints): void {
     `  HTTP API    ${e.apiUrl}/agents   (header Authorization: Bearer ${e.token}; description at ${e.apiUrl}/openapi.json)`,
     `  CLI         OUTPOST_URL=${new URL(e.apiUrl).origin} OUTPOST_TOKEN=${e.token} node control-plane/dist/cli/main.js agents ls`,
     `  NATS        ${e.natsUrl}`,
+    ...modelLines,
     '',
-    row(['agent', 'MQTT', 'labels', 'simulated devices']),
+    row(header),
     ...rows.map(row),
     '',
     `  your device (not simulated, on ${manual.agentId}): user ${manual.username}, password ${manual.password}`,
@@ -113,7 +143,20 @@ function printReady(e: DemoEndpoints): void {
     token: e.token,
     natsUrl: e.natsUrl,
     dataDir: e.dataDir,
-    agents: e.agents.map((a) => ({ agentId: a.agentId, mqttUrl: a.mqttUrl, labels: a.labels, devices: a.devices })),
+    agents: e.agents.map((a) => ({ agentId: a.agentId, mqttUrl: a.mqttUrl, labels: a.labels, devices: a.devices, model: a.model })),
+    model:
+      model === null
+        ? null
+        : {
+            name: model.ref.name,
+            version: model.ref.version,
+            onnxPath: model.onnxPath,
+            signedManifestPath: model.signedManifestPath,
+            keyFile: model.keyFile,
+            keyId: model.trustedKey.keyId,
+            keyGenerated: model.keyGenerated,
+          },
+    ratePerS: e.ratePerS,
     device: e.device,
     simulatedDevices: e.simulatedDevices,
     pid: process.pid,

@@ -1,7 +1,8 @@
 // Everything the demo configures, in one place: which agents with which labels, which devices
-// on which agent with which passwords, and the config files of nats-server's clients. Later
-// capabilities (inference models, API tokens) add their settings here.
+// on which agent with which passwords, which model the agents run and which key they trust,
+// and the config files of nats-server's clients. Later capabilities add their settings here.
 import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -10,8 +11,21 @@ import {
   parseConfig,
   type AgentConfigInput,
   type ControlPlaneConfigInput,
+  type ModelRef,
+  type TrustedKey,
 } from '@outpost/shared';
 import { hashPassword } from '@outpost/agent';
+import {
+  ARTIFACTS_DIR,
+  artifactFiles,
+  DEFAULT_MODEL_NAME,
+  DEFAULT_MODEL_VERSION,
+  DEV_KEY_FILE_NAME,
+  loadOrCreateSigningKey,
+  readManifestFile,
+  signManifestFile,
+  type SigningKeyFile,
+} from '@outpost/models';
 
 /** The repository root, from tests/src/demo (vitest) and tests/dist/demo (node) alike. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -29,11 +43,27 @@ export const DEFAULT_DEMO_DATA_DIR = join(REPO_ROOT, '.data/demo');
 export const DEFAULT_DEMO_HTTP_PORT = 8080;
 export const DEFAULT_DEMO_AGENTS = 3;
 export const DEFAULT_DEMO_DEVICES = 30;
+/**
+ * Messages per second of each simulated device, over the scenario's 1. The model's windows
+ * are 32 samples with a row every 4: at 2 msg/s a device's first inference result comes after
+ * 16 s instead of 32 s, then one every 2 s. The model was trained at 1 Hz, but the machine
+ * profile's dynamics and the anomalies' durations are in seconds, and `npm run -w models
+ * evaluate` on evaluate.yaml at ratePerS 2 detects as much (seeds 2002/2003: 97.4 % / 97.1 % of
+ * episodes, 1 Hz: 97.3 % / 100 %) with no more false alarms (0 of ~32,000 normal windows each;
+ * 1 Hz: 0.006 % / 0.045 %). Not 4 (8 s, as good a model fit): the whole demo then takes about
+ * 1.2 cores against 0.8 at 2 msg/s and 0.5 at 1 msg/s.
+ */
+export const DEFAULT_DEMO_RATE_PER_S = 2;
 /** Heartbeats every 5 s, so the dashboard shows the fleet soon after start. */
 export const DEMO_HEARTBEAT_INTERVAL_MS = 5_000;
 export const DEMO_DEVICE_PREFIX = 'dev-';
 /** A device the simulator never drives, for the user's own mosquitto_pub: no ClientId takeover fights. */
 export const MANUAL_DEVICE_ID = 'my-device';
+
+/** The model every demo agent runs: the shipped one (models/artifacts), signed with the dev key. */
+export const DEMO_MODEL: ModelRef = { name: DEFAULT_MODEL_NAME, version: DEFAULT_MODEL_VERSION };
+/** The dev signing key `npm run -w models sign` uses too: created on first use, git-ignored. */
+export const DEV_SIGNING_KEY_FILE = join(REPO_ROOT, '.keys', DEV_KEY_FILE_NAME);
 
 /** What the user chose on the command line. */
 export interface DemoOptions {
@@ -42,9 +72,11 @@ export interface DemoOptions {
   devices: number;
   /** Control-plane HTTP port; 0: any free port. */
   httpPort: number;
-  /** Messages per second of each simulated device; undefined: the scenario's rate. */
-  ratePerS: number | undefined;
+  /** Messages per second of each simulated device. */
+  ratePerS: number;
   sim: boolean;
+  /** Agents run the shipped model; false: agents without local inference. */
+  inference: boolean;
   dataDir: string;
 }
 
@@ -68,6 +100,8 @@ export function demoPaths(dataDir: string) {
     agents: join(dataDir, 'agents'),
     agentConfig: (agentId: string) => join(dataDir, 'agents', `${agentId}.json`),
     agentData: (agentId: string) => join(dataDir, 'agents', agentId),
+    /** The model's .onnx copy and its signed manifest. */
+    models: join(dataDir, 'models'),
     credentials: join(dataDir, 'device-credentials.json'),
     operatorToken: join(dataDir, 'operator-token'),
     log: (name: string) => join(dataDir, 'logs', `${name}.log`),
@@ -128,11 +162,94 @@ export function controlPlaneConfig(natsUrl: string, httpPort: number, operatorTo
   return config;
 }
 
+/** The model files the agents load, and the key that signed its manifest. */
+export interface DemoModel {
+  ref: ModelRef;
+  /** A copy of the shipped .onnx in the data dir: a model rebuild while the demo runs changes nothing. */
+  onnxPath: string;
+  signedManifestPath: string;
+  /** Samples per feature window: a device's first result comes after this many messages. */
+  windowSamples: number;
+  /** The dev key's private file (its public half is in `trustedKey`). */
+  keyFile: string;
+  /** True when this start created the dev key. */
+  keyGenerated: boolean;
+  trustedKey: TrustedKey;
+}
+
+/**
+ * Reads the dev signing key, creating it (mode 0600) when missing. Two first uses at once
+ * (two demos, or a demo and `npm run -w models sign`) race on creating it: the loser reads
+ * the winner's key instead.
+ */
+async function loadDevSigningKey(keyFile: string): Promise<SigningKeyFile> {
+  try {
+    try {
+      return await loadOrCreateSigningKey(keyFile, { generate: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      return await loadOrCreateSigningKey(keyFile, { generate: false });
+    }
+  } catch (cause) {
+    throw new Error(
+      `dev signing key ${keyFile}: ${(cause as Error).message} (it must be an ed25519 PKCS#8 PEM key; remove the file and the demo makes a new one, then re-sign any manifest signed with the old one)`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * Prepares the demo's model in `<dataDir>/models`: copies the shipped .onnx and writes its
+ * manifest signed with the dev key (`keyFile`, default DEV_SIGNING_KEY_FILE, created on first
+ * use). Refuses an expired manifest here, where the fix can be named, rather than letting
+ * every agent refuse it.
+ *
+ * @throws OutpostError MODEL_INVALID when the shipped manifest is not valid; Error naming the
+ *   key file when the dev key cannot be read or made, or when the shipped manifest has
+ *   expired (the message says how to rebuild it).
+ */
+export async function prepareDemoModel(dataDir: string, keyFile: string = DEV_SIGNING_KEY_FILE, nowMs: number = Date.now()): Promise<DemoModel> {
+  const shipped = artifactFiles(ARTIFACTS_DIR, DEMO_MODEL.name, DEMO_MODEL.version);
+  const manifest = await readManifestFile(shipped.manifest);
+  if (!(nowMs <= Date.parse(manifest.expiresAt))) {
+    throw new Error(
+      `the shipped model ${manifest.name}@${manifest.version} expired at ${manifest.expiresAt} and agents would refuse it: ` +
+        'rebuild it with `npm run -w models build -- --created-at <today>` (models/README.md), or start the demo with --no-inference',
+    );
+  }
+  const dir = demoPaths(dataDir).models;
+  await mkdir(dir, { recursive: true });
+  const files = artifactFiles(dir, DEMO_MODEL.name, DEMO_MODEL.version);
+  await copyFile(shipped.onnx, files.onnx);
+  const { signed, key } = await signManifestFile({ manifestFile: shipped.manifest, key: () => loadDevSigningKey(keyFile), outFile: files.signed });
+  return {
+    ref: { name: signed.manifest.name, version: signed.manifest.version },
+    onnxPath: files.onnx,
+    signedManifestPath: files.signed,
+    windowSamples: signed.manifest.featureSpec.windowSize,
+    keyFile: key.keyFile,
+    keyGenerated: key.generated,
+    trustedKey: key.trustedKey,
+  };
+}
+
+/** `name@version`, as agents report the model they run (heartbeat, /healthz). */
+export function formatModelRef(ref: ModelRef): string {
+  return `${ref.name}@${ref.version}`;
+}
+
 /**
  * One agent's config: embedded broker on a free port with a password per device (scrypt
- * hashes made here), uplink to the demo's NATS, metrics on a free port, quiet logs.
+ * hashes made here), uplink to the demo's NATS, metrics on a free port, quiet logs, and local
+ * inference with `model` (trusting only the key that signed it); none without a model.
  */
-export async function agentConfig(plan: DemoAgentPlan, natsUrl: string, dataDir: string, passwords: Record<string, string>): Promise<AgentConfigInput> {
+export async function agentConfig(
+  plan: DemoAgentPlan,
+  natsUrl: string,
+  dataDir: string,
+  passwords: Record<string, string>,
+  model: DemoModel | undefined,
+): Promise<AgentConfigInput> {
   const ids = [...plan.deviceIds, ...(plan.hasManualDevice ? [MANUAL_DEVICE_ID] : [])];
   const devices = await Promise.all(ids.map(async (id) => ({ id, passwordHash: await hashPassword(passwords[id] as string) })));
   const config: AgentConfigInput = {
@@ -141,6 +258,10 @@ export async function agentConfig(plan: DemoAgentPlan, natsUrl: string, dataDir:
     labels: plan.labels,
     broker: { mode: 'embedded', host: '127.0.0.1', port: 0, allowAnonymous: false, devices },
     uplink: { servers: [natsUrl], heartbeatIntervalMs: DEMO_HEARTBEAT_INTERVAL_MS },
+    inference:
+      model === undefined
+        ? { enabled: false }
+        : { enabled: true, model: { onnxPath: model.onnxPath, manifestPath: model.signedManifestPath }, trustedKeys: [model.trustedKey] },
     http: { host: '127.0.0.1', port: 0 },
     log: { level: 'warn' },
   };
@@ -149,7 +270,7 @@ export async function agentConfig(plan: DemoAgentPlan, natsUrl: string, dataDir:
 }
 
 /** The simulator's command line for one agent's devices. */
-export function simulatorArgs(plan: DemoAgentPlan, mqttUrl: string, credentialsFile: string, ratePerS: number | undefined): string[] {
+export function simulatorArgs(plan: DemoAgentPlan, mqttUrl: string, credentialsFile: string, ratePerS: number): string[] {
   return [
     BINARIES.simulator,
     'devices',
@@ -166,6 +287,7 @@ export function simulatorArgs(plan: DemoAgentPlan, mqttUrl: string, credentialsF
     '--credentials',
     credentialsFile,
     '--json',
-    ...(ratePerS === undefined ? [] : ['--rate', String(ratePerS)]),
+    '--rate',
+    String(ratePerS),
   ];
 }

@@ -1,15 +1,20 @@
 import { existsSync } from 'node:fs';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentListResponseSchema, DeviceListResponseSchema } from '@outpost/shared';
+import { AgentListResponseSchema, DeviceListResponseSchema, generateSigningKey, publicKeyFromPem, verifySignedManifest } from '@outpost/shared';
+import { DemoSetupError, waitForAgentInference } from '../demo/demo-stack.js';
+import { startDemoProcess, type StartedDemoProcess } from '../demo/processes.js';
+import { agentConfig, BINARIES, DEV_SIGNING_KEY_FILE, demoPaths, generateDevicePasswords, MANUAL_DEVICE_ID, planDemoAgents, prepareDemoModel } from '../demo/stack-config.js';
 import { isStillRunning, listDescendants } from '../harness/process-tree.js';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { spawnOwned, waitFor, type OwnedProcess } from '../harness/wait.js';
 
 const DEMO_MAIN = fileURLToPath(new URL('../../dist/demo/main.js', import.meta.url));
 const DEVICES = 20;
+const MODEL = 'anomaly-pca@1.0.0';
 
 interface DemoReady {
   event: 'demo-ready';
@@ -17,16 +22,21 @@ interface DemoReady {
   apiUrl: string;
   token: string;
   natsUrl: string;
-  agents: { agentId: string; mqttUrl: string; labels: Record<string, string>; devices: string[] }[];
+  agents: { agentId: string; mqttUrl: string; labels: Record<string, string>; devices: string[]; model: string | null }[];
+  model: { name: string; version: string; onnxPath: string; signedManifestPath: string; keyFile: string; keyId: string; keyGenerated: boolean } | null;
+  ratePerS: number;
   device: { username: string; password: string };
   pid: number;
 }
 
 let dir: TempDir | undefined;
 let demo: OwnedProcess | undefined;
+let agent: StartedDemoProcess | undefined;
 afterEach(async () => {
   await demo?.kill();
   demo = undefined;
+  await agent?.stop(1_000);
+  agent = undefined;
   await dir?.remove();
 });
 
@@ -38,7 +48,7 @@ async function getJson(url: string, token: string): Promise<unknown> {
 }
 
 describe('npm run demo', () => {
-  it(`starts the stack, delivers telemetry of all ${DEVICES} devices to the control plane, and stops cleanly on SIGINT`, async () => {
+  it(`starts the stack with local inference, delivers telemetry and inference results of all ${DEVICES} devices to the control plane, and stops cleanly on SIGINT`, async () => {
     expect(existsSync(DEMO_MAIN), `${DEMO_MAIN} missing: run npm run build first`).toBe(true);
     dir = await createTempDir('outpost-demo-e2e-');
     demo = await spawnOwned(process.execPath, [DEMO_MAIN, '--devices', String(DEVICES), '--http-port', '0', '--data-dir', join(dir.path, 'demo')], {
@@ -75,21 +85,44 @@ describe('npm run demo', () => {
     expect((await fetch(`${ready.apiUrl}/agents`)).status).toBe(401);
     expect(new URL(ready.dashboardUrl).hash).toBe(`#token=${ready.token}`);
 
-    // Where the operator looks: every device of every agent, with telemetry received.
+    // Every agent reports serving the shipped model, whose manifest the demo signed with the
+    // repository's dev key into its data dir; the signature verifies with that key.
+    expect(ready.agents.map((a) => a.model)).toEqual([MODEL, MODEL, MODEL]);
+    expect(ready.model).toMatchObject({ name: 'anomaly-pca', version: '1.0.0', keyFile: DEV_SIGNING_KEY_FILE, keyId: 'dev-signing-key' });
+    const model = ready.model!;
+    expect(model.signedManifestPath.startsWith(join(dir.path, 'demo'))).toBe(true);
+    // A key made by this start is private; one made earlier (by a demo or `models sign`) is the user's to keep.
+    if (model.keyGenerated) expect((await stat(DEV_SIGNING_KEY_FILE)).mode & 0o777).toBe(0o600);
+    const trustedKey = { keyId: model.keyId, publicKey: publicKeyFromPem(await readFile(DEV_SIGNING_KEY_FILE, 'utf8')) };
+    const signed: unknown = JSON.parse(await readFile(model.signedManifestPath, 'utf8'));
+    expect(verifySignedManifest(signed, [trustedKey], Date.now())).toMatchObject({ name: 'anomaly-pca', version: '1.0.0' });
+
+    // Where the operator looks: every device of every agent, with telemetry and inference
+    // results received (the first after 32 messages, 16 s at the default rate).
     const expected = Array.from({ length: DEVICES }, (_, i) => `dev-${String(i + 1).padStart(4, '0')}`);
     const seen = await waitFor(
       async () => {
         const { agents } = AgentListResponseSchema.parse(await getJson(`${ready.apiUrl}/agents`, ready.token));
-        const received = new Set<string>();
-        for (const agent of agents) {
-          const { devices } = DeviceListResponseSchema.parse(await getJson(`${ready.apiUrl}/agents/${agent.agentId}/devices`, ready.token));
-          for (const d of devices) if (d.received > 0) received.add(d.deviceId);
+        const telemetry = new Set<string>();
+        const inference = new Set<string>();
+        for (const a of agents) {
+          const { devices } = DeviceListResponseSchema.parse(await getJson(`${ready.apiUrl}/agents/${a.agentId}/devices`, ready.token));
+          for (const d of devices) {
+            if ((d.kinds['telemetry'] ?? 0) > 0) telemetry.add(d.deviceId);
+            if ((d.kinds['inference'] ?? 0) > 0) inference.add(d.deviceId);
+          }
         }
-        return expected.every((id) => received.has(id)) ? received : undefined;
+        return expected.every((id) => telemetry.has(id) && inference.has(id)) ? { telemetry, inference } : undefined;
       },
-      { what: `telemetry from all ${DEVICES} simulated devices in the control-plane API`, timeoutMs: 120_000, intervalMs: 500 },
+      { what: `telemetry and inference results from all ${DEVICES} simulated devices in the control-plane API`, timeoutMs: 120_000, intervalMs: 500 },
     );
-    expect([...seen].filter((id) => id.startsWith('dev-')).sort()).toEqual(expected);
+    expect([...seen.telemetry].filter((id) => id.startsWith('dev-')).sort()).toEqual(expected);
+    expect([...seen.inference].filter((id) => id.startsWith('dev-')).sort()).toEqual(expected);
+    // The agents' heartbeats say the same: inference up with the shipped model.
+    const { agents } = AgentListResponseSchema.parse(await getJson(`${ready.apiUrl}/agents`, ready.token));
+    expect(agents.map((a) => ({ agentId: a.agentId, inference: a.inference })).sort((x, y) => x.agentId.localeCompare(y.agentId))).toEqual(
+      ready.agents.map((a) => ({ agentId: a.agentId, inference: { up: true, model: MODEL } })),
+    );
 
     const children = listDescendants(child.pid!);
     // nats-server, the control plane, 3 agents, 3 simulators.
@@ -99,5 +132,31 @@ describe('npm run demo', () => {
     const left = children.filter(isStillRunning);
     expect(left.map((p) => `${p.pid} ${p.command}`)).toEqual([]);
     expect(stderr).toContain('demo: stopped');
+  });
+
+  it("stops with the agent's own reason when an agent refuses the demo's model", async () => {
+    expect(existsSync(BINARIES.agent), `${BINARIES.agent} missing: run npm run build first`).toBe(true);
+    dir = await createTempDir('outpost-demo-e2e-');
+    const dataDir = join(dir.path, 'demo');
+    await mkdir(demoPaths(dataDir).agents, { recursive: true });
+    // Signed with a key of this test; the agent trusts another key under the same id.
+    const model = await prepareDemoModel(dataDir, join(dir.path, 'keys', 'dev-signing-key.pem'));
+    const impostor = generateSigningKey(model.trustedKey.keyId).trustedKey;
+    const [plan] = planDemoAgents({ agents: 1, devices: 1, sim: true });
+    // No uplink (dropped below, the URL only fills the config): this agent only has to load (and refuse) its model.
+    const config = await agentConfig(plan!, 'nats://uplink.invalid', dataDir, generateDevicePasswords([...plan!.deviceIds, MANUAL_DEVICE_ID]), { ...model, trustedKey: impostor });
+    const file = demoPaths(dataDir).agentConfig(plan!.agentId);
+    await writeFile(file, JSON.stringify({ ...config, uplink: undefined }));
+    agent = await startDemoProcess({ name: `agent ${plan!.agentId}`, file: process.execPath, args: [BINARIES.agent, '--config', file], readyEvent: 'agent-ready', logFile: join(dir.path, 'agent.log') });
+
+    const refused = await waitForAgentInference(agent, model).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(DemoSetupError);
+    const message = (refused as DemoSetupError).message;
+    expect(message).toContain(`agent ${plan!.agentId} does not run the model anomaly-pca@1.0.0`);
+    expect(message).toContain('MODEL_SIGNATURE_INVALID');
+    expect(message).toContain('--no-inference');
   });
 });
