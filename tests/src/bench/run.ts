@@ -353,6 +353,7 @@ async function main(): Promise<void> {
     ['  nats MQTT peer PUBACK p50 / p99 at 10k', `${fmt(natsPeer.paced.p50Ms, 2)} / ${fmt(natsPeer.paced.p99Ms, 2)} ms`, '', '', ''],
     ...uplinkRows(uplink).slice(1),
     ...inferenceRows(inference).slice(1),
+    ['memory.swap_growth_pct (agent RSS, swap 1 -> 20)', `${fmt(swaps.growthPct, 2)} %`, `<= ${TARGET.swapGrowthPct}`, verdict(targets['memory.swap_growth_pct']), `${fmt(swaps.rssAfterFirstMb, 1)} -> ${fmt(swaps.rssAfterLastMb, 1)} MB`],
   ];
   console.log('');
   printTable(rows);
