@@ -3,8 +3,7 @@
 // so broker and load generator share one event loop (the agent has a process of its own).
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { ownCpuSeconds } from './process-stats.js';
-import { closePublishers, connectPublishers, runPaced, runWindowed, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
+import { runLoadSequence, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
 
 export interface AedesRawOptions {
   devices: number;
@@ -47,24 +46,7 @@ export async function runAedesRawScenario(options: AedesRawOptions): Promise<Aed
   });
   try {
     const { port } = server.address() as AddressInfo;
-    const publishers = await connectPublishers(`mqtt://127.0.0.1:${port}`, options.devices);
-    let acked = 0;
-    let throughput: WindowedRunResult;
-    let throughputBenchCores: number;
-    let paced: PacedRunResult | undefined;
-    try {
-      acked += (await runWindowed(publishers, options.warmup)).acked;
-      if (options.paced !== undefined) {
-        paced = await runPaced(publishers, options.paced);
-        acked += paced.acked;
-      }
-      const cpu0 = ownCpuSeconds();
-      throughput = await runWindowed(publishers, options.throughput);
-      throughputBenchCores = (ownCpuSeconds() - cpu0) / (throughput.elapsedMs / 1000);
-      acked += throughput.acked;
-    } finally {
-      await closePublishers(publishers);
-    }
+    const { throughput, throughputBenchCores, paced, ackedTotal: acked } = await runLoadSequence(`mqtt://127.0.0.1:${port}`, 'bench-dev', options);
     if (delivered !== acked) throw new Error(`aedes subscriber received ${delivered} messages, publishers got ${acked} PUBACKs`);
     return { throughput, throughputBenchCores, paced, delivered, ackedTotal: acked };
   } finally {

@@ -7,7 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import { getFreePort } from '../harness/free-port.js';
 import { startNatsServer } from '../harness/nats-server.js';
 import { waitForTcp } from '../harness/wait.js';
-import { closePublishers, connectPublishers, runPaced, runWindowed, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
+import { runLoadSequence, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
 
 export interface NatsMqttPeerOptions {
   devices: number;
@@ -37,21 +37,7 @@ export async function runNatsMqttPeerScenario(options: NatsMqttPeerOptions): Pro
       // MQTT topic devices/{id}/telemetry is NATS subject devices.{id}.telemetry.
       await jsm.streams.add({ name: STREAM, subjects: ['devices.>'] });
       await waitForTcp('127.0.0.1', mqttPort);
-      const publishers = await connectPublishers(`mqtt://127.0.0.1:${mqttPort}`, options.devices, 'peer-dev');
-      let acked = 0;
-      let throughput: WindowedRunResult;
-      let paced: PacedRunResult | undefined;
-      try {
-        acked += (await runWindowed(publishers, options.warmup)).acked;
-        if (options.paced !== undefined) {
-          paced = await runPaced(publishers, options.paced);
-          acked += paced.acked;
-        }
-        throughput = await runWindowed(publishers, options.throughput);
-        acked += throughput.acked;
-      } finally {
-        await closePublishers(publishers);
-      }
+      const { throughput, paced, ackedTotal: acked } = await runLoadSequence(`mqtt://127.0.0.1:${mqttPort}`, 'peer-dev', options);
       const stored = (await jsm.streams.info(STREAM)).state.messages;
       if (stored !== acked) throw new Error(`nats-server MQTT peer: stream holds ${stored} messages, publishers got ${acked} PUBACKs`);
       return { throughput, paced, stored, ackedTotal: acked };

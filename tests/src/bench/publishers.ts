@@ -3,6 +3,7 @@
 // PUBACK latency. Every run is bounded in messages and in time.
 import type { MqttClient } from 'mqtt';
 import { connectDevice, telemetryPayload } from '../harness/devices.js';
+import { ownCpuSeconds } from './process-stats.js';
 
 /** Extra time after a run's send phase for the last PUBACKs before the run fails. */
 const ACK_GRACE_MS = 15_000;
@@ -215,4 +216,44 @@ export function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return 0;
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
   return sorted[rank - 1] as number;
+}
+
+export interface LoadSequenceOptions {
+  devices: number;
+  warmup: WindowedRunOptions;
+  throughput: WindowedRunOptions;
+  paced?: PacedRunOptions;
+}
+
+export interface LoadSequenceResult {
+  throughput: WindowedRunResult;
+  /** Cores the bench process (publishers, and a broker running inside it) used in the throughput run. */
+  throughputBenchCores: number;
+  paced: PacedRunResult | undefined;
+  /** PUBACKs of all runs, for checking against what the system under test stored. */
+  ackedTotal: number;
+}
+
+/**
+ * The sequence every broker scenario runs on the same publishers: connect `devices` to `url`,
+ * warm up, the optional paced run, then the maximum-throughput run; the publishers are closed
+ * whatever happens.
+ */
+export async function runLoadSequence(url: string, prefix: string, options: LoadSequenceOptions): Promise<LoadSequenceResult> {
+  const publishers = await connectPublishers(url, options.devices, prefix);
+  try {
+    let ackedTotal = (await runWindowed(publishers, options.warmup)).acked;
+    let paced: PacedRunResult | undefined;
+    if (options.paced !== undefined) {
+      paced = await runPaced(publishers, options.paced);
+      ackedTotal += paced.acked;
+    }
+    const cpu0 = ownCpuSeconds();
+    const throughput = await runWindowed(publishers, options.throughput);
+    const throughputBenchCores = (ownCpuSeconds() - cpu0) / (throughput.elapsedMs / 1000);
+    ackedTotal += throughput.acked;
+    return { throughput, throughputBenchCores, paced, ackedTotal };
+  } finally {
+    await closePublishers(publishers);
+  }
 }
