@@ -388,6 +388,9 @@ describe('API metrics', () => {
     const server = await nats();
     const cp = await controlPlane(server, { ingest: { lagPollIntervalMs: 100 } });
     await seed(server, cp);
+    // seed() polls /api/agents/gw-1 until the agent shows up (a 404 first on a slow machine):
+    // count from here on.
+    const before = (await request(cp, '/metrics')).text;
     await request(cp, '/api/agents/gw-1/devices/d1');
     await request(cp, '/api/agents/gw-9');
     await request(cp, '/api/anomalies?limit=abc');
@@ -397,7 +400,10 @@ describe('API metrics', () => {
     await events.next((e) => e.type === 'agents', 'the agents event');
 
     const text = (await request(cp, '/metrics')).text;
-    const count = (route: string, status: number) => sample(text, 'outpost_cp_http_request_duration_seconds_count', `method="GET",route="${route}",status="${status}"`);
+    const count = (route: string, status: number) => {
+      const labels = `method="GET",route="${route}",status="${status}"`;
+      return sample(text, 'outpost_cp_http_request_duration_seconds_count', labels) - sample(before, 'outpost_cp_http_request_duration_seconds_count', labels);
+    };
     expect(count('/api/agents/:agentId/devices/:deviceId', 200)).toBe(1);
     expect(count('/api/agents/:agentId', 404)).toBe(1);
     expect(count('/api/anomalies', 400)).toBe(1);
