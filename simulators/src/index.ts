@@ -27,3 +27,4 @@ export {
   type LiveRunSummary,
   type DeviceRunSummary,
 } from './run/live-run.js';
+export { createSeqRanges, type SeqRange, type SeqRanges } from './run/seq-ranges.js';

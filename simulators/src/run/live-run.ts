@@ -3,6 +3,7 @@ import type { TruthLine } from '../anomalies/anomaly-types.js';
 import { createDeviceGenerator, type DeviceGenerator, type GeneratedMessage, type MessageKind } from '../generate/device-generator.js';
 import type { DevicePlan, ResolvedScenario } from '../scenario/resolve-scenario.js';
 import { openDeviceLink, type DeviceLink, type LinkEvent } from '../transport/mqtt-transport.js';
+import { createSeqRanges, type SeqRange, type SeqRanges } from './seq-ranges.js';
 
 /** How long devices get to connect before the traffic starts without the missing ones. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
@@ -97,6 +98,13 @@ export interface DeviceRunSummary {
   linkDrops: number;
   resent: number;
   errorAnswers: number;
+  /**
+   * QoS 1 telemetry publishes (valid payloads: what the control plane counts as `telemetry`)
+   * PUBACKed by the agent, each counted once however often it was sent.
+   */
+  telemetryPubacked: number;
+  /** The seqs of those publishes, as sorted inclusive ranges `[first, last]`. */
+  telemetryPubackedSeqs: SeqRange[];
 }
 
 export interface LiveRunSummary extends LiveRunCounters {
@@ -141,7 +149,8 @@ interface DeviceState {
   /** QoS 1 publishes mqtt.js failed; sent again once the link is up. */
   retry: GeneratedMessage[];
   flakyTimer: NodeJS.Timeout | undefined;
-  counters: Omit<DeviceRunSummary, 'status' | 'refusedCode' | 'badCredentials' | 'clockSkewMs'>;
+  counters: Omit<DeviceRunSummary, 'status' | 'refusedCode' | 'badCredentials' | 'clockSkewMs' | 'telemetryPubacked' | 'telemetryPubackedSeqs'>;
+  telemetryPubacked: SeqRanges;
 }
 
 /**
@@ -193,6 +202,7 @@ export function startLiveRun(options: LiveRunOptions): LiveRun {
       retry: [],
       flakyTimer: undefined,
       counters: { sent: 0, acked: 0, reconnects: 0, disconnects: 0, linkDrops: 0, resent: 0, errorAnswers: 0 },
+      telemetryPubacked: createSeqRanges(),
     };
     return state;
   });
@@ -275,6 +285,7 @@ export function startLiveRun(options: LiveRunOptions): LiveRun {
       } else {
         d.counters.acked += 1;
         totals.acked += 1;
+        if (message.qos === 1 && kind.type === 'telemetry') d.telemetryPubacked.add(seq);
         emit({ type: 'acked', deviceId, seq, kind: kind.type });
       }
       if (unsettled() === 0) onDrained?.();
@@ -438,6 +449,8 @@ export function startLiveRun(options: LiveRunOptions): LiveRun {
             badCredentials: d.plan.badCredentials,
             clockSkewMs: d.plan.clockSkewMs,
             ...d.counters,
+            telemetryPubacked: d.telemetryPubacked.count(),
+            telemetryPubackedSeqs: d.telemetryPubacked.toRanges(),
           },
         ]),
       ),

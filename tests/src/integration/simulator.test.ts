@@ -66,6 +66,11 @@ async function runSim(a: Agent, scenario: ScenarioInput, options: Partial<LiveRu
   return { summary, events, published, acked };
 }
 
+/** Every seq of inclusive ranges `[first, last]`, in order. */
+function expandRanges(ranges: readonly (readonly [number, number])[]): number[] {
+  return ranges.flatMap(([first, last]) => Array.from({ length: last - first + 1 }, (_, k) => first + k));
+}
+
 async function outboxRecords(a: Agent) {
   return a.outbox.read(Lane.telemetry, 0, 1_000_000);
 }
@@ -122,6 +127,10 @@ describe('device simulator against a real agent', () => {
     for (const id of ['dev-0001', 'dev-0002', 'dev-0003']) {
       const valid = published.filter((m) => m.deviceId === id && m.kind.type === 'telemetry').map((m) => m.seq);
       expect(seqs.get(id)).toEqual(valid);
+      // The summary lists exactly the valid telemetry as PUBACKed (the malformed ones are acknowledged too, but not counted there).
+      expect(summary.perDevice[id]!.telemetryPubacked).toBe(valid.length);
+      expect(expandRanges(summary.perDevice[id]!.telemetryPubackedSeqs)).toEqual(valid);
+      expect(summary.perDevice[id]!.acked).toBe(published.filter((m) => m.deviceId === id).length);
     }
   });
 
@@ -191,6 +200,7 @@ describe('device simulator against a real agent', () => {
       const stored = seqs.get(id) ?? [];
       const all = Array.from({ length: 80 }, (_, i) => i);
       expect([...(acked.get(id) ?? [])].sort((x, y) => x - y)).toEqual(all);
+      expect(summary.perDevice[id]).toMatchObject({ telemetryPubacked: 80, telemetryPubackedSeqs: [[0, 79]] });
       expect([...new Set(stored)].sort((x, y) => x - y)).toEqual(all);
       duplicates += stored.length - new Set(stored).size;
     }
