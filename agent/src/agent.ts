@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Gauge } from 'prom-client';
-import { createCloseStack, createLogger, errorsTopic, LANES_IN_DRAIN_ORDER, type AgentConfig, type Logger } from '@outpost/shared';
+import { createCloseStack, createLogger, errorsTopic, LANES_IN_DRAIN_ORDER, redactUrl, type AgentConfig, type Logger } from '@outpost/shared';
 import { openOutbox, type Outbox } from './buffer/index.js';
 import { createDeviceAuthenticator } from './broker/device-auth.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
@@ -9,6 +9,7 @@ import { startAgentHttpServer, type AgentHttpServer, type HealthCheck } from './
 import { startInference, type CommittedTelemetry, type Inference } from './inference/index.js';
 import { createIngest } from './ingest/ingest.js';
 import { createRateLimiter } from './ingest/rate-limiter.js';
+import { createResendWindow } from './ingest/resend-window.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { startHeartbeats } from './uplink/heartbeat.js';
 import { createNatsTransport } from './uplink/nats-transport.js';
@@ -47,6 +48,7 @@ export interface StartAgentOptions {
  */
 export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
   const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: config.log.level, base: { agentId: config.agentId } });
+  const startedAtMs = Date.now();
   const metrics = createAgentMetrics({ agentId: config.agentId });
   const closers = createCloseStack(logger);
   const closeAll = closers.closeAll;
@@ -87,13 +89,15 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       closers.push(() => started.close());
     }
 
+    // Bridge mode has no per-device limit: its one connection is shared by every device, so
+    // pausing it would hold back all of them. The site broker limits its devices.
+    const rateLimiter = config.broker.mode === 'embedded' ? createRateLimiter(config.ingest.rateLimitMsgsPerS, config.ingest.rateLimitBurst) : createRateLimiter(0);
     const ingest = createIngest({
       outbox: inference === undefined ? outbox : feedInferenceOnCommit(outbox, inference),
       metrics,
       logger,
-      // Bridge mode has no per-device limit: its one connection is shared by every device, so
-      // a refusal could only be an acknowledged drop. The site broker limits its devices.
-      rateLimiter: config.broker.mode === 'embedded' ? createRateLimiter(config.ingest.rateLimitMsgsPerS, config.ingest.rateLimitBurst) : createRateLimiter(0),
+      rateLimiter,
+      resendWindow: createResendWindow(await outbox.deviceWindow(), config.ingest.resendWindowDevices),
       answer: (deviceId, error) => publishLocal(errorsTopic(deviceId), JSON.stringify(error)),
     });
 
@@ -102,6 +106,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         config: config.broker,
         authenticator: createDeviceAuthenticator({ devices: config.broker.devices, allowAnonymous: config.broker.allowAnonymous }),
         ingest,
+        rateLimiter,
         metrics,
         logger,
       });
@@ -144,6 +149,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
             agentId: config.agentId,
             epoch: outbox.epoch,
             ts: Date.now(),
+            startedAtMs,
             labels: config.labels,
             versions: { agent: AGENT_VERSION, ...(inferenceModel === undefined ? {} : { model: inferenceModel }) },
             buffer: {
@@ -154,7 +160,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
               evictedRecords: stats.evicted,
               storageOk: ingest.storageHealthy(),
             },
-            ingest: { accepted: counts.accepted, rejected: counts.rejected, devicesConnected: broker?.connectedClients() ?? 0, acceptedPerS },
+            ingest: { accepted: counts.accepted, rejected: counts.rejected, resends: counts.resends, devicesConnected: broker?.connectedClients() ?? 0, acceptedPerS },
             uplink: { recordsPerS },
             ...(inferenceStatus === undefined ? {} : { inference: { up: inferenceStatus.up, ...(inferenceModel === undefined ? {} : { model: inferenceModel }) } }),
           };
@@ -171,7 +177,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         ingest.storageHealthy()
           ? { name: 'outbox', ok: true, detail: `${outbox.stats().bytes} of ${outbox.stats().maxBytes} bytes` }
           : { name: 'outbox', ok: false, detail: 'the last commit failed (disk full?); publishes stay unacknowledged until it succeeds' },
-        bridge === undefined ? { name: 'broker', ok: true } : { name: 'bridge', ok: bridge.connected(), detail: config.broker.mode === 'bridge' ? config.broker.url : '' },
+        bridge === undefined ? { name: 'broker', ok: true } : { name: 'bridge', ok: bridge.connected(), detail: config.broker.mode === 'bridge' ? redactUrl(config.broker.url) : '' },
         ...(inference === undefined ? [] : [inferenceHealth(inference)]),
       ],
     });

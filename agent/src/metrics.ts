@@ -21,6 +21,21 @@ export function createAgentMetrics(labels: { agentId: string }) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    deviceResends: new Counter({
+      name: 'outpost_ingest_device_resends_total',
+      help: 'Device publishes recognised as resends of a message already committed (same device, seq and ts): acknowledged again, stored once',
+      registers: [registry],
+    }),
+    ratePauses: new Counter({
+      name: 'outpost_ingest_rate_limit_pauses_total',
+      help: 'Times a device over its rate was read more slowly (its QoS 1/2 publishes held in TCP buffers)',
+      registers: [registry],
+    }),
+    ratePausedSeconds: new Counter({
+      name: 'outpost_ingest_rate_limit_paused_seconds_total',
+      help: 'Time devices over their rate spent paused, summed over devices',
+      registers: [registry],
+    }),
     storageFailures: new Counter({
       name: 'outpost_ingest_storage_failures_total',
       help: 'Publishes left unacknowledged because the outbox could not commit them (the device resends)',

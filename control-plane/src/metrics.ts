@@ -29,6 +29,17 @@ export function createControlPlaneMetrics() {
       labelNames: ['lane'] as const,
       registers: [registry],
     }),
+    deviceDuplicates: new Counter({
+      name: 'outpost_cp_device_duplicates_total',
+      help: 'Device messages that arrived again (same device, seq and ts: a resend after a lost acknowledgement), counted once',
+      registers: [registry],
+    }),
+    accountingGivenUp: new Counter({
+      name: 'outpost_cp_accounting_given_up_messages_total',
+      help: 'Uplink messages terminated after retries because their accounting value does not decode or applying them failed, by error code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
     redelivered: new Counter({
       name: 'outpost_cp_redelivered_messages_total',
       help: 'Messages already applied (their ack was lost), acked without counting',

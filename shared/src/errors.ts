@@ -17,6 +17,8 @@ export const ErrorCode = {
   PASSWORD_HASH_INVALID: 'PASSWORD_HASH_INVALID',
   KV_CONFLICT: 'KV_CONFLICT',
   KV_VALUE_INVALID: 'KV_VALUE_INVALID',
+  /** Applying an uplink message to the accounting threw: the message is terminated after retries. */
+  ACCOUNTING_FAILED: 'ACCOUNTING_FAILED',
   NATS_UNAVAILABLE: 'NATS_UNAVAILABLE',
   AGENT_NOT_FOUND: 'AGENT_NOT_FOUND',
   DEVICE_NOT_FOUND: 'DEVICE_NOT_FOUND',

@@ -9,7 +9,32 @@ export interface LoggerOptions {
   base?: Record<string, unknown>;
 }
 
-/** Structured JSON logs to stdout (pino); one line per event, machine-readable. */
+/**
+ * Field names whose values never reach a log line, wherever a caller puts them (top level or one
+ * object down): a config, an error's details, a request. pino replaces them with "[redacted]".
+ */
+export const REDACTED_LOG_FIELDS: readonly string[] = ['password', 'pass', 'token', 'secret', 'seed', 'privateKey', 'authorization', 'creds'];
+const REDACT_PATHS = REDACTED_LOG_FIELDS.flatMap((field) => [field, `*.${field}`, `*.*.${field}`]);
+
+/** Structured JSON logs to stdout (pino); one line per event, machine-readable; secrets redacted by field name. */
 export function createLogger(options: LoggerOptions): Logger {
-  return pino({ name: options.name, level: options.level ?? 'info', base: { ...options.base } });
+  return pino({ name: options.name, level: options.level ?? 'info', base: { ...options.base }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+}
+
+/**
+ * A server URL fit for a log line or an error message: user and password (`nats://u:p@host`)
+ * are replaced by `***`. Anything that does not parse as a URL is returned as it is, minus
+ * anything before an `@`.
+ */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.username === '' && parsed.password === '') return url;
+    parsed.username = '***';
+    parsed.password = '';
+    return parsed.toString().replace(/\/$/, url.endsWith('/') ? '/' : '');
+  } catch {
+    const at = url.lastIndexOf('@');
+    return at < 0 ? url : `***@${url.slice(at + 1)}`;
+  }
 }

@@ -60,6 +60,14 @@ export function accountingKey(agentId: string, epoch: string, lane: Lane): strin
   return `${agentId}.${epoch}.${lane}`;
 }
 
+/** Suffix of the key beside an accounting key that records why its messages were given up. */
+export const ACCOUNTING_FAILURE_SUFFIX = 'failure';
+
+/** KV key in ACCOUNTING_BUCKET recording why messages of `accountingKey(...)` were given up. */
+export function accountingFailureKey(accountingKey: string): string {
+  return `${accountingKey}.${ACCOUNTING_FAILURE_SUFFIX}`;
+}
+
 export type ParsedAgentSubject =
   | { type: 'uplink'; agentId: string; lane: Lane }
   | { type: 'heartbeat'; agentId: string }

@@ -7,9 +7,10 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { parseDeviceTopic, type EmbeddedBrokerConfig, type Logger } from '@outpost/shared';
 import type { Ingest } from '../ingest/ingest.js';
+import type { RateLimiter } from '../ingest/rate-limiter.js';
 import type { AgentMetrics } from '../metrics.js';
 import { canPublish, canSubscribe, canUseWill, type DeviceAuthenticator } from './device-auth.js';
-import { guardPackets } from './packet-guard.js';
+import { guardPackets, type GuardedDuplex } from './packet-guard.js';
 
 /**
  * Where a dead-lettered or refused QoS 0 publish is routed instead of its own topic, so local
@@ -32,6 +33,8 @@ export interface EmbeddedBrokerOptions {
   /** Folder that relative TLS file paths are resolved against. */
   authenticator: DeviceAuthenticator;
   ingest: Ingest;
+  /** Paces each device's QoS 1/2 publishes (backpressure); the same limiter drops QoS 0 over the rate in ingest. */
+  rateLimiter: RateLimiter;
   metrics: AgentMetrics;
   logger: Logger;
 }
@@ -40,10 +43,20 @@ interface Session {
   deviceId: string;
 }
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /** Starts aedes behind a packet guard on TCP (and TLS when configured). */
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
-  const { config, authenticator, ingest, metrics, logger } = options;
+  const { config, authenticator, ingest, rateLimiter, metrics, logger } = options;
   const sessions = new WeakMap<Client, Session>();
+  /**
+   * The settling of each client's latest publish. aedes handles the publishes of one socket
+   * read concurrently and writes each PUBACK as soon as its authorizePublish calls back, so a
+   * publish answered at once (another topic, a dead letter) would overtake one waiting for its
+   * commit. Callbacks are chained per client instead: PUBACKs leave in publish order
+   * (MQTT-4.6.0-2), while the commits themselves still start at once and share transactions.
+   */
+  const lastPublish = new WeakMap<Client, Promise<void>>();
   /** Facts from the CONNECT packet that aedes does not keep for the authenticate hook. */
   const connectFacts = new WeakMap<Client, { emptyClientId: boolean; willTopic: string | undefined }>();
   /** Peer certificate CN per guarded connection (mTLS). */
@@ -73,7 +86,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
         .then(
           (result) => {
             if (result.ok) {
-              sessions.set(client, { deviceId: result.deviceId });
+              const { deviceId } = result;
+              sessions.set(client, { deviceId });
+              // From now on the device's QoS 1/2 publishes are read at its rate, never faster.
+              (client.conn as GuardedDuplex).pacePublishes(() => rateLimiter.takeOrWait(deviceId));
               callback(null, true);
               return;
             }
@@ -95,27 +111,31 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
         metrics.aclDenied.inc({ action: 'publish' });
         return callback(new Error(`not authorized to publish to ${packet.topic}`));
       }
-      const parsed = parseDeviceTopic(packet.topic);
-      if (parsed?.rest !== 'telemetry') return callback(null); // local traffic under its own prefix
-      // The PUBACK of a QoS 1 publish is written only after this callback (aedes runs
-      // authorizePublish before enqueuePublish), so the record is committed before the ack.
-      void ingest.handleTelemetry(session.deviceId, packet.topic, packet.payload as Buffer).then((outcome) => {
-        switch (outcome.type) {
-          case 'accepted':
-            return callback(null);
-          case 'dead-lettered':
-            packet.topic = DISCARD_TOPIC;
-            return callback(null);
-          case 'refused':
-            if (packet.qos === 0) {
-              packet.topic = DISCARD_TOPIC;
-              return callback(null);
-            }
-            // MQTT 3.1.1 has no negative PUBACK: closing the connection without one makes the
-            // device resend, where acknowledging would lose the message.
-            return callback(new Error(`publish refused: ${outcome.reason}`));
-        }
+      const previous = lastPublish.get(client) ?? RESOLVED;
+      let decided: Promise<Error | null>;
+      const payload = packet.payload as Buffer;
+      if (parseDeviceTopic(packet.topic)?.rest !== 'telemetry') {
+        decided = previous.then(() => null); // local traffic under its own prefix
+      } else if (packet.retain && payload.length === 0) {
+        // MQTT-3.3.1-10: an empty retained publish clears the retained message; it is no reading.
+        decided = previous.then(() => null);
+      } else if (packet.qos === 2) {
+        // MQTT-4.3.3-2: a QoS 2 PUBLISH sent again before PUBREL (same packet id) is one message.
+        // aedes checks that only after this hook, so the check is made here too, after the
+        // previous publish of the client has settled and been stored by aedes.
+        decided = previous.then(async () => ((await isAwaitingPubrel(client, packet)) ? null : ingestTelemetry(session, packet, payload)));
+      } else {
+        // Started now, so publishes of one read share a commit; only the callback waits its turn.
+        const ingested = ingestTelemetry(session, packet, payload);
+        decided = previous.then(() => ingested);
+      }
+      const settled = decided.then((error) => {
+        callback(error);
+        // aedes stores a QoS 2 packet (for the check above) a few promise steps after the callback.
+        if (packet.qos === 2) return new Promise<void>((resolve) => setImmediate(resolve));
+        return undefined;
       });
+      lastPublish.set(client, settled);
     },
     authorizeSubscribe(client, subscription, callback) {
       const session = sessions.get(client);
@@ -126,6 +146,43 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       callback(null, subscription);
     },
   });
+
+  /** True when a QoS 2 publish with this packet id is stored and still waits for its PUBREL. */
+  async function isAwaitingPubrel(client: Client, packet: PublishPacket): Promise<boolean> {
+    try {
+      return (await (aedes as unknown as { persistence: IncomingPersistence }).persistence.incomingGetPacket(client, packet)) !== undefined;
+    } catch {
+      return false; // aedes-persistence rejects for an unknown packet id
+    }
+  }
+
+  /**
+   * Commits a telemetry publish through ingest and says how aedes goes on: null to acknowledge
+   * (a dead letter, a resend or a dropped QoS 0 publish is routed to DISCARD_TOPIC instead of
+   * its own, so local subscribers see only accepted readings, each once), or the error that
+   * closes the connection unacknowledged.
+   */
+  async function ingestTelemetry(session: Session, packet: PublishPacket, payload: Buffer): Promise<Error | null> {
+    // The PUBACK of a QoS 1 publish is written only after authorizePublish calls back (aedes
+    // runs it before enqueuePublish), so the record is committed before the ack.
+    const outcome = await ingest.handleTelemetry(session.deviceId, packet.topic, payload, { qos: packet.qos });
+    switch (outcome.type) {
+      case 'accepted':
+        return null;
+      case 'dead-lettered':
+      case 'resend':
+        packet.topic = DISCARD_TOPIC;
+        return null;
+      case 'refused':
+        if (packet.qos === 0) {
+          packet.topic = DISCARD_TOPIC;
+          return null;
+        }
+        // MQTT 3.1.1 has no negative PUBACK: closing the connection without one makes the
+        // device resend, where acknowledging would lose the message.
+        return new Error(`publish refused: ${outcome.reason}`);
+    }
+  }
 
   // Counted from our own set, not aedes' events or counter: with concurrent takeovers of one
   // ClientId aedes 1.2.0 can leave both off by one (aedes issue 1023).
@@ -147,6 +204,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       onViolation(violation) {
         metrics.guardClosed.inc({ reason: violation.reason });
         logger.warn({ ...violation, maxPacketBytes: config.maxPacketBytes }, 'mqtt connection closed by packet guard');
+      },
+      onPaced(pauseMs) {
+        metrics.ratePauses.inc();
+        metrics.ratePausedSeconds.inc(pauseMs / 1000);
       },
     });
     if (certificateCommonName !== undefined) certificateNames.set(guarded, certificateCommonName);
@@ -193,6 +254,11 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       return closing;
     },
   };
+}
+
+/** The part of `aedes.persistence` used here (aedes 1.2 leaves it out of its types). */
+interface IncomingPersistence {
+  incomingGetPacket(client: Client, packet: { messageId?: number | undefined }): Promise<unknown>;
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {

@@ -2,7 +2,7 @@
 // site broker instead of embedding its own.
 import { readFile } from 'node:fs/promises';
 import mqtt, { type MqttClient } from 'mqtt';
-import { parseDeviceTopic, type BridgeConfig, type Logger } from '@outpost/shared';
+import { parseDeviceTopic, redactUrl, type BridgeConfig, type Logger } from '@outpost/shared';
 import type { Ingest } from '../ingest/ingest.js';
 
 /** Pause before reconnecting, ms; mqtt.js retries forever at this period. */
@@ -53,11 +53,13 @@ export async function startMqttBridge(options: MqttBridgeOptions): Promise<MqttB
     const parsed = parseDeviceTopic(topic);
     if (parsed?.rest !== 'telemetry') return callback(); // not ours to store
     const message = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    void ingest.handleTelemetry(parsed.deviceId, topic, message).then((outcome) => {
+    void ingest.handleTelemetry(parsed.deviceId, topic, message, { qos: packet.qos }).then((outcome) => {
       switch (outcome.type) {
         case 'accepted':
           return callback();
         case 'dead-lettered': // committed as a dead letter; ingest answered the device
+          return callback();
+        case 'resend': // the site broker redelivered a message already committed: stored once
           return callback();
         case 'refused':
           // QoS 0 is never redelivered: dropping the connection would not bring it back.
@@ -73,14 +75,14 @@ export async function startMqttBridge(options: MqttBridgeOptions): Promise<MqttB
   };
 
   client.on('connect', (connack) => {
-    logger.info({ url: config.url, sessionPresent: connack.sessionPresent }, 'bridge connected to site broker');
+    logger.info({ url: redactUrl(config.url), sessionPresent: connack.sessionPresent }, 'bridge connected to site broker');
     // Subscribing again is harmless with a present session and picks up changed topics.
     client.subscribe(config.topics, { qos: 1 }, (error) => {
       if (error) logger.error({ err: error, topics: config.topics }, 'bridge subscribe failed');
     });
   });
-  client.on('error', (error) => logger.warn({ err: error, url: config.url }, 'bridge connection error'));
-  client.on('offline', () => logger.warn({ url: config.url }, 'bridge offline; reconnecting'));
+  client.on('error', (error) => logger.warn({ err: error, url: redactUrl(config.url) }, 'bridge connection error'));
+  client.on('offline', () => logger.warn({ url: redactUrl(config.url) }, 'bridge offline; reconnecting'));
 
   let closing: Promise<void> | undefined;
   return {

@@ -303,6 +303,93 @@ describe('guardPackets over TCP', () => {
     expect(conn.guarded.destroyed).toBe(true);
   });
 
+  it('answers a CONNECT with an unsupported protocol level with CONNACK 1, then closes (MQTT-3.1.2-2)', async () => {
+    for (const level of [2, 5, 6]) {
+      const conn = await connectGuarded();
+      const answer: Buffer[] = [];
+      conn.client.on('data', (chunk: Buffer) => answer.push(chunk));
+      const connect = connectPacket();
+      // Byte 2 + 2 + 4 is the level of an MQTT 3.1.1 CONNECT with a one-byte Remaining Length.
+      connect[8] = level;
+      conn.client.write(connect);
+      await Promise.all([conn.closed, conn.clientClosed]);
+      expect(Buffer.concat(answer)).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+      expect(conn.violations).toEqual([{ reason: 'unsupported-protocol-level', level }]);
+    }
+    // Levels 3 and 4 pass untouched.
+    const conn = await connectGuarded();
+    await sendInPieces(conn, connectPacket(), [3, 7, 8, 9]);
+    expect(conn.violations).toEqual([]);
+    await closeGuarded(conn);
+  });
+
+  it('holds a QoS 1/2 PUBLISH while the pacer says wait, and passes QoS 0 and other packets at once', async () => {
+    const conn = await connectGuarded();
+    await sendInPieces(conn, connectPacket(), []);
+    let tokens = 1;
+    const asked: number[] = [];
+    conn.guarded.pacePublishes(() => {
+      asked.push(tokens);
+      if (tokens > 0) {
+        tokens--;
+        return 0;
+      }
+      return 40;
+    });
+    const qos1 = publishPacket('devices/sensor-1/telemetry', 10, 1);
+    const qos0 = publishPacket('devices/sensor-1/telemetry', 10, 0);
+    const ping = generate({ cmd: 'pingreq' });
+    const before = connectPacket().length;
+    // One write: the first QoS 1 publish passes, the second is held, and what follows it waits too.
+    conn.client.write(Buffer.concat([qos0, qos1, ping, qos1, qos0, ping]));
+    await conn.waitForBytes(before + qos0.length + qos1.length + ping.length);
+    expect(conn.received().length).toBe(before + qos0.length + qos1.length + ping.length);
+    expect(asked).toEqual([1, 0]);
+    tokens = 1; // the bucket refills meanwhile
+    await conn.waitForBytes(before + 2 * (qos0.length + qos1.length + ping.length));
+    expect(conn.received().subarray(before)).toEqual(Buffer.concat([qos0, qos1, ping, qos1, qos0, ping]));
+    expect(asked).toEqual([1, 0, 1]);
+    await closeGuarded(conn);
+  });
+
+  it('stops reading the socket while a publish is held, so the device waits in TCP buffers', async () => {
+    const conn = await connectGuarded();
+    await sendInPieces(conn, connectPacket(), []);
+    let open = false;
+    let asked = 0;
+    let heldFiveTimes: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (heldFiveTimes = resolve));
+    conn.guarded.pacePublishes(() => {
+      if (open) return 0;
+      if (++asked === 5) heldFiveTimes();
+      return 20;
+    });
+    const qos1 = publishPacket('devices/sensor-1/telemetry', 1_000, 1);
+    // More than loopback's socket buffers hold, so the rest must stay with the sender.
+    const burst = Buffer.concat(Array.from({ length: 32_000 }, () => qos1));
+    conn.client.write(burst);
+    await held;
+    expect(conn.received().length).toBe(connectPacket().length);
+    expect(conn.socket.isPaused()).toBe(true);
+    expect(conn.socket.bytesRead).toBeLessThan(connectPacket().length + burst.length);
+    expect(conn.client.writableLength).toBeGreaterThan(0);
+    open = true;
+    await conn.waitForBytes(connectPacket().length + burst.length);
+    expect(conn.received().subarray(connectPacket().length).equals(burst)).toBe(true);
+    await closeGuarded(conn);
+  });
+
+  it('delivers held publishes of a client that ends while held, then closes', async () => {
+    const conn = await connectGuarded();
+    await sendInPieces(conn, connectPacket(), []);
+    let calls = 0;
+    conn.guarded.pacePublishes(() => (calls++ === 0 ? 30 : 0));
+    const qos1 = publishPacket('devices/sensor-1/telemetry', 10, 1);
+    conn.client.end(Buffer.concat([qos1, qos1]));
+    await conn.closed;
+    expect(conn.received().subarray(connectPacket().length)).toEqual(Buffer.concat([qos1, qos1]));
+  });
+
   it('refuses a bad limit', () => {
     const socket = new net.Socket();
     expect(() => guardPackets(socket, { maxPacketBytes: -1 })).toThrow(RangeError);
@@ -318,7 +405,10 @@ type Verdict = { ok: true } | { ok: false; atByte: number; violation: PacketViol
 
 function referenceVerdict(data: Buffer, maxPacketBytes: number): Verdict {
   let i = 0;
+  let first = true;
   while (i < data.length) {
+    const isConnect = first && (data[i] as number) >> 4 === 1;
+    first = false;
     i += 1; // type and flags
     let length = 0;
     for (let n = 0; ; n++) {
@@ -330,6 +420,14 @@ function referenceVerdict(data: Buffer, maxPacketBytes: number): Verdict {
       if (byte < 0x80) break;
     }
     if (length > maxPacketBytes) return { ok: false, atByte: i - 1, violation: { reason: 'packet-too-large', declaredBytes: length } };
+    if (isConnect && length >= 2 && i + 1 < data.length) {
+      // The first CONNECT's protocol level (MQTT-3.1.2-2), when its name is at most 6 bytes.
+      const nameBytes = ((data[i] as number) << 8) | (data[i + 1] as number);
+      const at = i + 2 + nameBytes;
+      if (nameBytes <= 6 && at < i + length && at < data.length && ![3, 4].includes(data[at] as number)) {
+        return { ok: false, atByte: at, violation: { reason: 'unsupported-protocol-level', level: data[at] as number } };
+      }
+    }
     i += length;
   }
   return { ok: true };

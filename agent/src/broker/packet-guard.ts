@@ -1,16 +1,38 @@
 import { Duplex } from 'node:stream';
 
-// aedes has no maximum packet size (aedes issue 831): its parser buffers a packet whole, so a
-// 64 MiB PUBLISH was accepted and grew the broker by 127 MiB. This guard sits between the
-// socket and aedes, reads only MQTT fixed headers, and closes the connection as soon as a
-// header declares too much, before any of the body is buffered.
+// This guard sits between the socket and aedes and reads only what it must of each packet:
+// - aedes has no maximum packet size (aedes issue 831): its parser buffers a packet whole, so a
+//   64 MiB PUBLISH was accepted and grew the broker by 127 MiB. The guard closes the
+//   connection as soon as a fixed header declares too much, before any of the body is buffered.
+// - Rate limits by backpressure (DESIGN section 2): a device over its rate is read more slowly,
+//   never disconnected. Before a QoS 1/2 PUBLISH is passed on, the pacer may ask for a pause;
+//   the guard then holds the rest of the stream and stops reading the socket, so the device's
+//   publishes wait in TCP buffers and aedes sees them at exactly the device's rate (a pause per
+//   packet, not per socket read, so aedes' keepalive keeps seeing packets).
+// - MQTT-3.1.2-2: a CONNECT with a protocol level the broker does not support is answered
+//   with CONNACK return code 1 before the connection closes (aedes closes without a CONNACK).
 
 /** MQTT 3.1.1 section 2.2.3: the Remaining Length takes at most four bytes. */
 const MAX_REMAINING_LENGTH_BYTES = 4;
+const PACKET_TYPE_CONNECT = 1;
+const PACKET_TYPE_PUBLISH = 3;
+/** Protocol levels aedes speaks: 3 (MQTT 3.1) and 4 (MQTT 3.1.1). */
+const SUPPORTED_PROTOCOL_LEVELS: ReadonlySet<number> = new Set([3, 4]);
+/** CONNACK, Remaining Length 2, no session present, return code 1 (unacceptable protocol level). */
+const CONNACK_UNACCEPTABLE_PROTOCOL = Buffer.from([0x20, 0x02, 0x00, 0x01]);
+/** Longest protocol name of MQTT 3.x ("MQIsdp"); a longer declared name is left to aedes to refuse. */
+const MAX_PROTOCOL_NAME_BYTES = 6;
 
 export type PacketViolation =
   | { reason: 'packet-too-large'; declaredBytes: number }
-  | { reason: 'malformed-length' };
+  | { reason: 'malformed-length' }
+  | { reason: 'unsupported-protocol-level'; level: number };
+
+/**
+ * Asked before each QoS 1/2 PUBLISH is passed on: 0 lets it through (a token was taken),
+ * otherwise the ms to hold the stream before asking again.
+ */
+export type PublishPacer = () => number;
 
 export interface GuardPacketsOptions {
   /**
@@ -20,34 +42,85 @@ export interface GuardPacketsOptions {
   maxPacketBytes: number;
   /** Called at most once, when the guard closes the connection. Must not throw. */
   onViolation?: (violation: PacketViolation) => void;
+  /** Called each time a PUBLISH is held back by the pacer, with the pause in ms. Must not throw. */
+  onPaced?: (pauseMs: number) => void;
 }
 
 /** The stream to give aedes, with the socket it wraps (for peer address or certificate). */
-export type GuardedDuplex<S extends Duplex = Duplex> = Duplex & { readonly socket: S };
+export type GuardedDuplex<S extends Duplex = Duplex> = Duplex & {
+  readonly socket: S;
+  /** Paces the QoS 1/2 PUBLISH packets that follow (set once the device is known, after CONNECT). */
+  pacePublishes(pacer: PublishPacer): void;
+};
 
 type Phase = 'type' | 'length' | 'body';
 
+/** What the scan of a chunk stopped at. */
+type ScanStop =
+  | { type: 'violation'; violation: PacketViolation }
+  /** A QoS 1/2 PUBLISH starts at `offset` and must wait `pauseMs`. */
+  | { type: 'hold'; offset: number; pauseMs: number };
+
 /**
- * Incremental MQTT fixed-header scanner: byte 1 (type and flags), the Remaining Length
- * varint (MQTT 3.1.1 section 2.2.3), then that many body bytes skipped uncopied. Its state
- * survives any split of the byte stream into chunks.
+ * Incremental MQTT scanner: byte 1 (type and flags), the Remaining Length varint (MQTT 3.1.1
+ * section 2.2.3), then that many body bytes skipped uncopied, except the first few of the
+ * first packet (the CONNECT's protocol name and level). Its state survives any split of the
+ * byte stream into chunks, and a hold: scanning resumes at the held packet's first byte.
  */
-function createHeaderScanner(maxPacketBytes: number): (chunk: Buffer) => PacketViolation | undefined {
+function createScanner(maxPacketBytes: number, pacer: () => PublishPacer | undefined): (chunk: Buffer, from: number) => ScanStop | undefined {
   let phase: Phase = 'type';
   let remaining = 0;
   let multiplier = 1;
   let lengthBytes = 0;
+  let packets = 0;
+  /** The first body bytes of the first packet while it is a CONNECT: name length, name, level. */
+  let connectHead: number[] | undefined;
 
-  return (chunk) => {
+  /** Called with each body byte of the first CONNECT until the level is known. */
+  const checkConnect = (byte: number): ScanStop | undefined => {
+    const head = connectHead!;
+    head.push(byte);
+    if (head.length < 2) return undefined;
+    const nameBytes = (head[0]! << 8) | head[1]!;
+    if (nameBytes > MAX_PROTOCOL_NAME_BYTES) {
+      connectHead = undefined;
+      return undefined;
+    }
+    if (head.length < 2 + nameBytes + 1) return undefined;
+    connectHead = undefined;
+    const level = head[2 + nameBytes]!;
+    return SUPPORTED_PROTOCOL_LEVELS.has(level) ? undefined : { type: 'violation', violation: { reason: 'unsupported-protocol-level', level } };
+  };
+
+  return (chunk, from) => {
     const end = chunk.length;
-    let i = 0;
+    let i = from;
     while (i < end) {
       if (phase === 'body') {
+        if (connectHead !== undefined) {
+          const stop = checkConnect(chunk[i] as number);
+          i += 1;
+          remaining -= 1;
+          if (remaining === 0) {
+            connectHead = undefined;
+            phase = 'type';
+          }
+          if (stop !== undefined) return stop;
+          continue;
+        }
         const skip = Math.min(remaining, end - i);
         i += skip;
         remaining -= skip;
         if (remaining === 0) phase = 'type';
       } else if (phase === 'type') {
+        const byte = chunk[i] as number;
+        const type = byte >> 4;
+        if (type === PACKET_TYPE_PUBLISH && ((byte >> 1) & 0x03) > 0) {
+          const pauseMs = pacer()?.() ?? 0;
+          if (pauseMs > 0) return { type: 'hold', offset: i, pauseMs };
+        }
+        connectHead = packets === 0 && type === PACKET_TYPE_CONNECT ? [] : undefined;
+        packets += 1;
         i += 1;
         phase = 'length';
         remaining = 0;
@@ -60,12 +133,13 @@ function createHeaderScanner(maxPacketBytes: number): (chunk: Buffer) => PacketV
         lengthBytes += 1;
         if ((byte & 0x80) !== 0) {
           // A continuation bit on the fourth byte announces a fifth: malformed (MQTT 2.2.3).
-          if (lengthBytes === MAX_REMAINING_LENGTH_BYTES) return { reason: 'malformed-length' };
+          if (lengthBytes === MAX_REMAINING_LENGTH_BYTES) return { type: 'violation', violation: { reason: 'malformed-length' } };
           multiplier *= 128;
         } else if (remaining > maxPacketBytes) {
-          return { reason: 'packet-too-large', declaredBytes: remaining };
+          return { type: 'violation', violation: { reason: 'packet-too-large', declaredBytes: remaining } };
         } else {
           phase = remaining === 0 ? 'type' : 'body';
+          if (remaining === 0) connectHead = undefined;
         }
       }
     }
@@ -75,18 +149,26 @@ function createHeaderScanner(maxPacketBytes: number): (chunk: Buffer) => PacketV
 
 class PacketGuard<S extends Duplex> extends Duplex {
   readonly socket: S;
-  readonly #scan: (chunk: Buffer) => PacketViolation | undefined;
+  readonly #scan: (chunk: Buffer, from: number) => ScanStop | undefined;
   readonly #onViolation: ((violation: PacketViolation) => void) | undefined;
+  readonly #onPaced: ((pauseMs: number) => void) | undefined;
+  #pacer: PublishPacer | undefined;
   #violated = false;
   #socketEnded = false;
   #pendingDrain: (() => void) | undefined;
+  /** Bytes read but held back by the pacer, oldest first; the first starts at a held PUBLISH. */
+  #held: Buffer[] = [];
+  #holdTimer: NodeJS.Timeout | undefined;
+  /** False while the reader (aedes) has not asked for more since the last push. */
+  #wantMore = true;
 
   constructor(socket: S, options: GuardPacketsOptions) {
     // Like a net.Socket without allowHalfOpen: when the peer's end has been read, we end too.
     super({ allowHalfOpen: false });
     this.socket = socket;
-    this.#scan = createHeaderScanner(options.maxPacketBytes);
+    this.#scan = createScanner(options.maxPacketBytes, () => this.#pacer);
     this.#onViolation = options.onViolation;
+    this.#onPaced = options.onPaced;
 
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
@@ -95,20 +177,56 @@ class PacketGuard<S extends Duplex> extends Duplex {
     if (socket.destroyed) process.nextTick(this.#onClose);
   }
 
+  pacePublishes(pacer: PublishPacer): void {
+    this.#pacer = pacer;
+  }
+
   readonly #onData = (chunk: Buffer): void => {
     if (this.#violated) return;
-    const violation = this.#scan(chunk);
-    if (violation !== undefined) {
-      this.#violate(violation);
+    if (this.#holdTimer !== undefined) {
+      // Read before the socket saw its pause: wait behind the held bytes.
+      this.#held.push(chunk);
       return;
     }
-    // Passes whole: the chunk is forwarded as is, never copied.
-    if (!this.push(chunk)) this.socket.pause();
+    this.#pass(chunk, 0);
+  };
+
+  /** Scans `chunk` from `from` and pushes what may pass; holds the rest when the pacer says so. */
+  #pass(chunk: Buffer, from: number): void {
+    const stop = this.#scan(chunk, from);
+    if (stop?.type === 'violation') {
+      this.#violate(stop.violation);
+      return;
+    }
+    const passUpTo = stop === undefined ? chunk.length : stop.offset;
+    // Passes whole where it can: a chunk is forwarded as is, never copied.
+    const passing = from === 0 && passUpTo === chunk.length ? chunk : chunk.subarray(from, passUpTo);
+    if (passing.length > 0) this.#wantMore = this.push(passing);
+    if (stop === undefined) {
+      if (!this.#wantMore) this.socket.pause();
+      return;
+    }
+    this.#held.unshift(chunk.subarray(stop.offset));
+    this.socket.pause();
+    this.#onPaced?.(stop.pauseMs);
+    this.#holdTimer = setTimeout(this.#release, stop.pauseMs);
+  }
+
+  /** The pause is over: pass the held bytes again (they may be held again), then read on. */
+  readonly #release = (): void => {
+    this.#holdTimer = undefined;
+    while (this.#held.length > 0 && this.#holdTimer === undefined && !this.#violated && !this.destroyed) {
+      this.#pass(this.#held.shift()!, 0);
+    }
+    if (this.#holdTimer !== undefined || this.#violated || this.destroyed) return;
+    if (this.#socketEnded) this.push(null);
+    else if (this.#wantMore) this.socket.resume();
   };
 
   readonly #onEnd = (): void => {
     this.#socketEnded = true;
-    if (!this.#violated) this.push(null);
+    // Held publishes still go to aedes first; #release ends the stream after them.
+    if (!this.#violated && this.#holdTimer === undefined) this.push(null);
   };
 
   readonly #onError = (err: Error): void => {
@@ -128,9 +246,22 @@ class PacketGuard<S extends Duplex> extends Duplex {
 
   #violate(violation: PacketViolation): void {
     this.#violated = true;
-    this.socket.destroy();
+    this.#clearHold();
+    if (violation.reason === 'unsupported-protocol-level' && !this.socket.destroyed) {
+      // MQTT-3.1.2-2: answer with CONNACK 1, then close.
+      this.socket.end(CONNACK_UNACCEPTABLE_PROTOCOL);
+      this.socket.once('finish', () => this.socket.destroy());
+    } else {
+      this.socket.destroy();
+    }
     this.destroy();
     this.#onViolation?.(violation);
+  }
+
+  #clearHold(): void {
+    if (this.#holdTimer !== undefined) clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+    this.#held = [];
   }
 
   #releaseDrain(): void {
@@ -156,7 +287,8 @@ class PacketGuard<S extends Duplex> extends Duplex {
   }
 
   override _read(): void {
-    if (this.socket.isPaused() && !this.#violated) this.socket.resume();
+    this.#wantMore = true;
+    if (this.socket.isPaused() && !this.#violated && this.#holdTimer === undefined) this.socket.resume();
   }
 
   override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -186,10 +318,12 @@ class PacketGuard<S extends Duplex> extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#clearHold();
     const release = this.#pendingDrain;
     if (release !== undefined) this.socket.removeListener('drain', release);
     this.#pendingDrain = undefined;
-    this.socket.destroy();
+    // A CONNACK 1 on its way out is let finish; #violate destroys the socket after it.
+    if (!this.#violated || this.socket.writableFinished) this.socket.destroy();
     callback(error);
   }
 }
@@ -199,9 +333,11 @@ class PacketGuard<S extends Duplex> extends Duplex {
  * `handle()`. Writes go to the socket; reads come from it after their MQTT fixed headers are
  * checked: a packet declaring a Remaining Length above `maxPacketBytes`, or a Remaining Length
  * with a fifth byte (MQTT 3.1.1 section 2.2.3), destroys the socket and the wrapper at once,
- * without buffering the body, and calls `onViolation` once. Headers are scanned
- * incrementally, so any chunking of the stream is handled; bodies are not copied.
- * Backpressure holds both ways; end, close and errors are passed on both ways.
+ * without buffering the body, and calls `onViolation` once; so does a first CONNECT with an
+ * unsupported protocol level, after a CONNACK with return code 1. Once `pacePublishes` is
+ * called, each QoS 1/2 PUBLISH waits for the pacer's go. Headers are scanned incrementally, so
+ * any chunking of the stream is handled; bodies are not copied. Backpressure holds both ways;
+ * end, close and errors are passed on both ways.
  */
 export function guardPackets<S extends Duplex>(socket: S, options: GuardPacketsOptions): GuardedDuplex<S> {
   if (!Number.isSafeInteger(options.maxPacketBytes) || options.maxPacketBytes < 0) {

@@ -19,6 +19,11 @@ export interface StoredRecord extends OutboxRecordInput {
   receivedAtMs: number;
   /** Bytes this record counts against `maxBytes`. */
   bytes: number;
+  /**
+   * Set when the row cannot be sent as it is (a body that is not JSON, a column of the wrong
+   * type: disk corruption or a hand edit): why. Such a row is discarded and reported, never sent.
+   */
+  corrupt?: string | undefined;
 }
 
 export interface DeadLetterInput {
@@ -29,6 +34,8 @@ export interface DeadLetterInput {
   reason: string;
   detail: string;
   payload: Buffer;
+  /** The device's seq, when the payload had a readable one. */
+  deviceSeq?: number | undefined;
 }
 
 export interface StoredDeadLetter extends DeadLetterInput {
@@ -36,15 +43,37 @@ export interface StoredDeadLetter extends DeadLetterInput {
   atMs: number;
 }
 
-/** One eviction: a contiguous seq range of one lane dropped to stay inside the byte bound. */
+/** Why records were dropped: the byte bound (oldest first), or rows found unreadable. */
+export type EvictionReason = 'full' | 'corrupt';
+
+/** Sorted, disjoint inclusive ranges `[first, last]`. */
+export type SeqRanges = Array<[number, number]>;
+
+/**
+ * One eviction: records of one lane dropped, reported upstream so the gap they leave is
+ * explained. `full`: a contiguous seq range dropped to stay inside the byte bound; `corrupt`:
+ * single rows the uplink could not read.
+ */
 export interface EvictionRow {
   id: number;
   lane: Lane;
+  reason: EvictionReason;
   firstSeq: number;
   lastSeq: number;
   records: number;
   bytes: number;
   byDevice: Record<string, number>;
+  /** The device seqs of the telemetry dropped, per device (at most MAX_EVICTED_SEQ_RANGES ranges each, the rest merged). */
+  deviceSeqs: Array<[deviceId: string, ranges: SeqRanges]>;
+  atMs: number;
+}
+
+/** One entry of the resend window: the last device message of a slot (`deviceSeq % RESEND_WINDOW_SEQS`). */
+export interface DeviceWindowRow {
+  deviceId: string;
+  deviceSeq: number;
+  ts: number;
+  /** Agent time of its commit, epoch ms. */
   atMs: number;
 }
 
@@ -107,6 +136,15 @@ export interface Outbox {
   evictions(afterId?: number): Promise<EvictionRow[]>;
   /** The newest dead letters first. */
   deadLetters(limit: number): Promise<StoredDeadLetter[]>;
+  /**
+   * Drops records the uplink found corrupt (`StoredRecord.corrupt`) and writes an eviction row
+   * with reason `corrupt` for them, in one transaction; the row is reported like any eviction.
+   */
+  discardCorrupt(lane: Lane, records: readonly StoredRecord[]): Promise<EvictionRow>;
+  /** The persisted resend window (the last device messages per device), to rebuild it after a restart. */
+  deviceWindow(): Promise<DeviceWindowRow[]>;
+  /** Keeps the resend window of the `keepDevices` devices heard from last; returns how many entries went. */
+  pruneDeviceWindow(keepDevices: number): Promise<number>;
   stats(): OutboxStats;
   /** Commits what is queued, then closes the database. Idempotent. */
   close(): Promise<void>;

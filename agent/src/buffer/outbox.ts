@@ -6,11 +6,27 @@
  * does not isolate statements of one connection, so a read issued while a batch transaction
  * is open would see rows that may still be rolled back.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ErrorCode, Lane, OutpostError, isOutpostError } from '@outpost/shared';
-import type { Logger } from '@outpost/shared';
+import { DEVICE_ID_PATTERN, ErrorCode, Lane, OutpostError, RecordKind, isOutpostError } from '@outpost/shared';
+import {
+  assertOwnedBy,
+  assertSynchronous,
+  assertWal,
+  checkIsNewDatabase,
+  COUNTER,
+  DEFAULT_BUSY_TIMEOUT_MS,
+  DEFAULT_JOURNAL_SIZE_LIMIT_BYTES,
+  EVICTED_COUNTER,
+  LANE_TABLE,
+  LANES,
+  migrate,
+  readMeta,
+  rollbackQuietly,
+  setMaxFileBytes,
+  warnWithoutIncrementalVacuum,
+  type Meta,
+} from './outbox-schema.js';
 import { openDatabase } from './sqlite.js';
 import type { Database, SqlValue, SqliteError } from './sqlite.js';
 import type {
@@ -28,12 +44,6 @@ import type {
 export const RECORD_OVERHEAD_BYTES = 48;
 /** An eviction frees down to this fraction of `maxBytes`, so it happens once per ~10% of the bound, not per message. */
 export const EVICT_TO_FRACTION = 0.9;
-/** Timeout for a lock held by another connection (an operator's sqlite3 shell), ms. */
-export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
-/** The WAL file is truncated back to this size after a checkpoint, bytes. */
-export const DEFAULT_JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
-
-const SCHEMA_VERSION = 1;
 /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite bundled with sqlite3 v6 (3.52): bound parameters per statement. */
 const SQLITE_MAX_VARIABLE_NUMBER = 32_766;
 /** Per record row: device_id, ts, device_seq, kind, body, bytes (received_at_ms is shared as ?1). */
@@ -49,19 +59,65 @@ const VACUUM_MIN_FREE_PAGES = 256;
 /** Pages one incremental vacuum returns to the file system, so it never stalls commits for long. */
 const VACUUM_MAX_PAGES_PER_RUN = 2_048;
 
-/** Table of each lane. Lanes are interpolated into SQL, so only these names ever reach it. */
-const LANE_TABLE: Readonly<Record<Lane, string>> = { events: 'events', telemetry: 'telemetry' };
-const LANES: readonly Lane[] = [Lane.events, Lane.telemetry];
 /** Oldest telemetry goes first; events only once telemetry is empty (DESIGN section 2). */
 const EVICTION_ORDER: readonly Lane[] = [Lane.telemetry, Lane.events];
+/** Device-seq ranges an eviction reports per device; beyond, the rest stay unexplained gaps (never explained wrongly). */
+export const MAX_EVICTED_SEQ_RANGES = 64;
+/** How a corrupt row whose device id cannot be read is counted in an eviction's byDevice. */
+export const UNREADABLE_DEVICE_ID = '(unreadable)';
+/** A dead letter's report upstream keeps at most this much of its detail. */
+const DEAD_LETTER_REPORT_DETAIL_CHARS = 200;
+/** Kinds are TEXT up to this long (UplinkRecordSchema). */
+const MAX_KIND_CHARS = 64;
 
-const COUNTER = {
-  evictedEvents: 'evicted_events',
-  evictedTelemetry: 'evicted_telemetry',
-  evictedBytes: 'evicted_bytes',
-  deadLettersDropped: 'dead_letters_dropped',
-} as const;
-const EVICTED_COUNTER: Readonly<Record<Lane, string>> = { events: COUNTER.evictedEvents, telemetry: COUNTER.evictedTelemetry };
+/**
+ * Device seqs sorted by device, then seq -> per device, the ranges they form (at most
+ * MAX_EVICTED_SEQ_RANGES each, lowest first). Pure.
+ */
+export function deviceSeqRanges(rows: readonly { device_id: string; device_seq: number }[]): EvictionRow['deviceSeqs'] {
+  const out: EvictionRow['deviceSeqs'] = [];
+  let current: [string, Array<[number, number]>] | undefined;
+  for (const { device_id: deviceId, device_seq: seq } of rows) {
+    if (current?.[0] !== deviceId) {
+      current = [deviceId, []];
+      out.push(current);
+    }
+    const ranges = current[1];
+    const last = ranges.at(-1);
+    if (last !== undefined && seq <= last[1] + 1) last[1] = Math.max(last[1], seq);
+    else if (ranges.length < MAX_EVICTED_SEQ_RANGES) ranges.push([seq, seq]);
+  }
+  return out;
+}
+
+/**
+ * The events-lane record that reports a dead letter upstream (DESIGN section 2: the gap a
+ * refused payload leaves is explained), committed with it; none for a publish of no device.
+ */
+function deadLetterReport(deadLetter: DeadLetterInput): PendingRecord | undefined {
+  if (deadLetter.deviceId === null) return undefined;
+  const atMs = Date.now();
+  const body = JSON.stringify({
+    reason: deadLetter.reason,
+    topic: deadLetter.topic,
+    detail: deadLetter.detail.slice(0, DEAD_LETTER_REPORT_DETAIL_CHARS),
+    ...(deadLetter.deviceSeq === undefined ? {} : { seq: deadLetter.deviceSeq }),
+  });
+  const record: OutboxRecordInput = { lane: Lane.events, deviceId: deadLetter.deviceId, ts: atMs, deviceSeq: deadLetter.deviceSeq, kind: RecordKind.deadLetter, body };
+  // Its seq is not needed: the dead letter's promise settles with the batch.
+  return { type: 'record', record, bytes: measureRecordBytes(record), resolve: () => undefined, reject: () => undefined };
+}
+
+/** Why a stored row cannot be sent as it is, or undefined when it can. `bodyValid` is SQLite's json_valid(body). */
+function checkStoredRow(row: { device_id: unknown; ts: unknown; device_seq: unknown; kind: unknown; received_at_ms: unknown; bytes: unknown }, bodyValid: unknown): string | undefined {
+  if (bodyValid !== 1) return 'body is not valid JSON';
+  if (typeof row.device_id !== 'string' || !DEVICE_ID_PATTERN.test(row.device_id)) return 'device_id is not a device id';
+  if (!Number.isSafeInteger(row.ts)) return 'ts is not an integer';
+  if (row.device_seq !== null && !(Number.isSafeInteger(row.device_seq) && (row.device_seq as number) >= 0)) return 'device_seq is not a non-negative integer';
+  if (typeof row.kind !== 'string' || row.kind.length === 0 || row.kind.length > MAX_KIND_CHARS) return 'kind is not a kind';
+  if (!Number.isSafeInteger(row.received_at_ms) || !Number.isSafeInteger(row.bytes)) return 'received_at_ms or bytes is not an integer';
+  return undefined;
+}
 
 /** Settings read back from the outbox's own connection (synchronous is per connection). */
 export interface OutboxPragmas {
@@ -100,17 +156,13 @@ interface PendingRecord {
 interface PendingDeadLetter {
   type: 'dead-letter';
   deadLetter: DeadLetterInput;
+  /** Its report upstream (an events-lane record), committed in the same transaction; none without a device. */
+  report: PendingRecord | undefined;
   resolve(): void;
   reject(err: Error): void;
 }
 
 type Pending = PendingRecord | PendingDeadLetter;
-
-interface Meta {
-  agentId: string;
-  epoch: string;
-  createdAtMs: number;
-}
 
 /** What the in-memory counters hold; loaded at open, changed only after a COMMIT. */
 interface State {
@@ -139,6 +191,8 @@ interface LaneRow {
 interface EvictionDbRow {
   id: number;
   lane: Lane;
+  reason: EvictionRow['reason'];
+  device_seqs: string;
   first_seq: number;
   last_seq: number;
   records: number;
@@ -191,7 +245,7 @@ export async function openOutbox(options: OutboxOptions): Promise<SqliteOutbox> 
     await assertSynchronous(db, options.durability);
     await db.exec(`PRAGMA busy_timeout = ${DEFAULT_BUSY_TIMEOUT_MS}; PRAGMA journal_size_limit = ${DEFAULT_JOURNAL_SIZE_LIMIT_BYTES}`);
     if (options.maxFileBytes !== undefined) await setMaxFileBytes(db, options.maxFileBytes, options.logger);
-    if (isNew) await createSchema(db, options.agentId);
+    await migrate(db, options.agentId, isNew, options.logger);
     const meta = await readMeta(db, path);
     assertOwnedBy(meta, options.agentId, path);
     await warnWithoutIncrementalVacuum(db, path, options.logger);
@@ -220,144 +274,6 @@ function validateOptions(options: OutboxOptions): void {
   if (problems.length > 0) {
     throw new OutpostError(ErrorCode.CONFIG_INVALID, `invalid outbox options:\n${problems.join('\n')}`, { details: { problems } });
   }
-}
-
-/** True for an empty file; refuses a database that has tables but is not an outbox. */
-async function checkIsNewDatabase(db: Database): Promise<boolean> {
-  const rows = await db.all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'");
-  if (rows.length === 0) return true;
-  if (rows.some((row) => row.name === 'meta')) return false;
-  throw new OutpostError(ErrorCode.OUTBOX_UNSAFE, `${db.path} is an SQLite database but not an Outpost outbox (no meta table)`, {
-    details: { path: db.path, tables: rows.map((row) => row.name) },
-  });
-}
-
-async function assertWal(db: Database): Promise<void> {
-  const row = await db.get<{ journal_mode: string }>('PRAGMA journal_mode = WAL');
-  // WAL is refused e.g. on file systems without shared memory; rollback journals would change the durability story.
-  if (row?.journal_mode !== 'wal') {
-    throw new OutpostError(ErrorCode.OUTBOX_UNSAFE, `${db.path}: journal_mode is '${row?.journal_mode}', not 'wal'`, {
-      details: { path: db.path, journalMode: row?.journal_mode },
-    });
-  }
-}
-
-async function assertSynchronous(db: Database, durability: OutboxOptions['durability']): Promise<void> {
-  const expected = durability === 'power' ? 2 : 1;
-  await db.exec(`PRAGMA synchronous = ${durability === 'power' ? 'FULL' : 'NORMAL'}`);
-  // synchronous is per connection and a WAL database can come back at NORMAL: read it back, always.
-  const row = await db.get<{ synchronous: number }>('PRAGMA synchronous');
-  if (row?.synchronous !== expected) {
-    throw new OutpostError(
-      ErrorCode.OUTBOX_UNSAFE,
-      `${db.path}: synchronous is ${row?.synchronous}, durability '${durability}' needs ${expected}`,
-      { details: { path: db.path, durability, expected, actual: row?.synchronous } },
-    );
-  }
-}
-
-async function setMaxFileBytes(db: Database, maxFileBytes: number, logger: Logger | undefined): Promise<void> {
-  const pageSize = (await db.get<{ page_size: number }>('PRAGMA page_size'))?.page_size ?? 4096;
-  const wanted = Math.max(1, Math.floor(maxFileBytes / pageSize));
-  const row = await db.get<{ max_page_count: number }>(`PRAGMA max_page_count = ${wanted}`);
-  // SQLite never sets the cap below the current page count: a file already larger keeps its size as the cap.
-  if (row !== undefined && row.max_page_count !== wanted) {
-    logger?.warn({ path: db.path, maxFileBytes, capBytes: row.max_page_count * pageSize }, 'outbox file is already larger than maxFileBytes');
-  }
-}
-
-const SCHEMA_SQL = `
-CREATE TABLE meta (
-  id INTEGER PRIMARY KEY CHECK (id = 1),
-  agent_id TEXT NOT NULL,
-  epoch TEXT NOT NULL,
-  created_at_ms INTEGER NOT NULL
-);
-${LANES.map(
-  (lane) => `CREATE TABLE ${LANE_TABLE[lane]} (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  device_id TEXT NOT NULL,
-  ts INTEGER NOT NULL,
-  device_seq INTEGER,
-  kind TEXT NOT NULL,
-  body TEXT NOT NULL,
-  received_at_ms INTEGER NOT NULL,
-  bytes INTEGER NOT NULL
-);`,
-).join('\n')}
-CREATE TABLE dead_letters (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  device_id TEXT,
-  topic TEXT NOT NULL,
-  reason TEXT NOT NULL,
-  detail TEXT NOT NULL,
-  payload BLOB NOT NULL,
-  at_ms INTEGER NOT NULL
-);
-CREATE TABLE evictions (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  lane TEXT NOT NULL,
-  first_seq INTEGER NOT NULL,
-  last_seq INTEGER NOT NULL,
-  records INTEGER NOT NULL,
-  bytes INTEGER NOT NULL,
-  by_device TEXT NOT NULL,
-  at_ms INTEGER NOT NULL
-);
-CREATE TABLE counters (
-  name TEXT PRIMARY KEY,
-  value INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT INTO counters (name, value) VALUES ${Object.values(COUNTER)
-  .map((name) => `('${name}', 0)`)
-  .join(', ')};
-PRAGMA user_version = ${SCHEMA_VERSION};
-`;
-
-/** Creates the tables and mints the epoch, in one transaction: a crash leaves no half-made outbox. */
-async function createSchema(db: Database, agentId: string): Promise<void> {
-  await db.run('BEGIN IMMEDIATE');
-  try {
-    await db.exec(SCHEMA_SQL);
-    await db.run('INSERT INTO meta (id, agent_id, epoch, created_at_ms) VALUES (1, ?, ?, ?)', [agentId, mintEpoch(), Date.now()]);
-    await db.run('COMMIT');
-  } catch (err) {
-    await rollbackQuietly(db);
-    throw err;
-  }
-}
-
-/** Base36 creation time plus 64 random bits: unique per database, matches EpochSchema (^[0-9a-z]{8,40}$). */
-function mintEpoch(): string {
-  return Date.now().toString(36) + randomBytes(8).readBigUInt64BE().toString(36).padStart(13, '0');
-}
-
-async function readMeta(db: Database, path: string): Promise<Meta> {
-  const version = (await db.get<{ user_version: number }>('PRAGMA user_version'))?.user_version;
-  if (version !== SCHEMA_VERSION) {
-    throw new OutpostError(ErrorCode.OUTBOX_UNSAFE, `${path}: outbox schema version ${version}, this agent knows ${SCHEMA_VERSION}`, {
-      details: { path, schemaVersion: version },
-    });
-  }
-  const row = await db.get<{ agent_id: string; epoch: string; created_at_ms: number }>('SELECT agent_id, epoch, created_at_ms FROM meta WHERE id = 1');
-  if (row === undefined) throw new OutpostError(ErrorCode.OUTBOX_UNSAFE, `${path}: outbox meta row is missing`, { details: { path } });
-  return { agentId: row.agent_id, epoch: row.epoch, createdAtMs: row.created_at_ms };
-}
-
-function assertOwnedBy(meta: Meta, agentId: string, path: string): void {
-  if (meta.agentId === agentId) return;
-  // Writing another agent's outbox would publish its seqs under our id: refuse, never adopt.
-  throw new OutpostError(
-    ErrorCode.OUTBOX_UNSAFE,
-    `${path} belongs to agent '${meta.agentId}', not '${agentId}'; give each agent its own dataDir, or remove the file to re-provision`,
-    { details: { path, agentId, ownerAgentId: meta.agentId, epoch: meta.epoch } },
-  );
-}
-
-async function warnWithoutIncrementalVacuum(db: Database, path: string, logger: Logger | undefined): Promise<void> {
-  const mode = (await db.get<{ auto_vacuum: number }>('PRAGMA auto_vacuum'))?.auto_vacuum;
-  // auto_vacuum can only change by a full VACUUM; a file made elsewhere keeps working, it just never shrinks.
-  if (mode !== 2) logger?.warn({ path, autoVacuum: mode }, 'outbox database is not in incremental auto_vacuum mode; freed pages are reused but the file will not shrink');
 }
 
 async function loadState(db: Database): Promise<State> {
@@ -449,7 +365,7 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
     let bytes = 0;
     while (count < queue.length && count < maxRecordsPerCommit) {
       const item = queue[count];
-      const itemBytes = item?.type === 'record' ? item.bytes : 0;
+      const itemBytes = item?.type === 'record' ? item.bytes : (item?.report?.bytes ?? 0);
       if (count > 0 && bytes + itemBytes > maxBytes) break;
       bytes += itemBytes;
       count += 1;
@@ -460,8 +376,8 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
   /** Never throws: settles every item of the batch. */
   async function commitBatch(batch: Pending[]): Promise<void> {
     const atMs = Date.now();
-    const records = batch.filter((item): item is PendingRecord => item.type === 'record');
     const deadLetters = batch.filter((item): item is PendingDeadLetter => item.type === 'dead-letter');
+    const records = batch.flatMap((item) => (item.type === 'record' ? [item] : item.report === undefined ? [] : [item.report]));
     let outcome: BatchOutcome;
     try {
       outcome = await writeBatch(records, deadLetters, atMs);
@@ -610,17 +526,91 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
       `SELECT device_id, COUNT(*) AS n FROM ${table} WHERE seq <= ? GROUP BY device_id ORDER BY device_id`,
       [lastSeq],
     );
+    // Only telemetry carries the device's own seqs; the control plane explains device-seq gaps with them.
+    const deviceSeqs =
+      lane === Lane.telemetry
+        ? deviceSeqRanges(
+            await db.all<{ device_id: string; device_seq: number }>(
+              `SELECT device_id, device_seq FROM ${table} WHERE seq <= ? AND kind = ? AND device_seq IS NOT NULL ORDER BY device_id, device_seq`,
+              [lastSeq, RecordKind.telemetry],
+            ),
+          )
+        : [];
     const deleted = await db.run(`DELETE FROM ${table} WHERE seq <= ?`, [lastSeq]);
     // The counters promise an exact count of what is missing; anything else aborts the batch.
     if (deleted.changes !== records) throw new Error(`eviction of ${table} deleted ${deleted.changes} rows, scanned ${records}`);
     const byDevice = Object.fromEntries(byDeviceRows.map((row) => [row.device_id, row.n]));
+    return insertEviction({ lane, reason: 'full', firstSeq, lastSeq, records, bytes, byDevice, deviceSeqs, atMs });
+  }
+
+  /** Inside a transaction: the evictions row and the counters it moves. */
+  async function insertEviction(eviction: Omit<EvictionRow, 'id'>): Promise<EvictionRow> {
+    const { lane, reason, firstSeq, lastSeq, records, bytes, byDevice, deviceSeqs, atMs } = eviction;
     const inserted = await db.run(
-      'INSERT INTO evictions (lane, first_seq, last_seq, records, bytes, by_device, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      [lane, firstSeq, lastSeq, records, bytes, JSON.stringify(byDevice), atMs],
+      'INSERT INTO evictions (lane, reason, first_seq, last_seq, records, bytes, by_device, device_seqs, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [lane, reason, firstSeq, lastSeq, records, bytes, JSON.stringify(byDevice), JSON.stringify(deviceSeqs), atMs],
     );
     await addToCounter(EVICTED_COUNTER[lane], records);
     await addToCounter(COUNTER.evictedBytes, bytes);
-    return { id: inserted.lastID, lane, firstSeq, lastSeq, records, bytes, byDevice, atMs };
+    return { id: inserted.lastID, ...eviction };
+  }
+
+  async function discardCorrupt(lane: Lane, corrupt: readonly StoredRecord[]): Promise<EvictionRow> {
+    const table = laneTable(lane);
+    const seqs = [...new Set(corrupt.map((r) => r.seq))].sort((a, b) => a - b);
+    if (seqs.length === 0) throw new RangeError('discardCorrupt needs at least one record');
+    const atMs = Date.now();
+    await db.run('BEGIN IMMEDIATE');
+    let eviction: EvictionRow;
+    try {
+      // Read back what is really there: a row already drained or evicted is not counted twice.
+      const rows = await db.all<{ seq: number; device_id: unknown; device_seq: unknown; kind: unknown; bytes: unknown }>(
+        `SELECT seq, device_id, device_seq, kind, bytes FROM ${table} WHERE seq IN (${seqs.map(() => '?').join(', ')}) ORDER BY seq`,
+        seqs,
+      );
+      if (rows.length === 0) throw new Error(`no row of ${seqs.join(', ')} left in ${table}`);
+      await db.run(`DELETE FROM ${table} WHERE seq IN (${rows.map(() => '?').join(', ')})`, rows.map((r) => r.seq));
+      const byDevice: Record<string, number> = {};
+      const telemetrySeqs: { device_id: string; device_seq: number }[] = [];
+      let bytes = 0;
+      for (const row of rows) {
+        // A corrupt row may hold anything in any column: count what can be read, and no more.
+        const deviceId = typeof row.device_id === 'string' && DEVICE_ID_PATTERN.test(row.device_id) ? row.device_id : UNREADABLE_DEVICE_ID;
+        byDevice[deviceId] = (byDevice[deviceId] ?? 0) + 1;
+        bytes += Number.isSafeInteger(row.bytes) ? (row.bytes as number) : 0;
+        if (lane === Lane.telemetry && row.kind === RecordKind.telemetry && deviceId !== UNREADABLE_DEVICE_ID && Number.isSafeInteger(row.device_seq) && (row.device_seq as number) >= 0) {
+          telemetrySeqs.push({ device_id: deviceId, device_seq: row.device_seq as number });
+        }
+      }
+      telemetrySeqs.sort((a, b) => (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : a.device_seq - b.device_seq));
+      eviction = await insertEviction({
+        lane,
+        reason: 'corrupt',
+        firstSeq: rows[0]!.seq,
+        lastSeq: rows.at(-1)!.seq,
+        records: rows.length,
+        bytes,
+        byDevice,
+        deviceSeqs: deviceSeqRanges(telemetrySeqs),
+        atMs,
+      });
+      await db.run('COMMIT');
+    } catch (err) {
+      await rollbackQuietly(db);
+      throw err;
+    }
+    state.records[lane] -= eviction.records;
+    state.bytes[lane] -= eviction.bytes;
+    state.evicted[lane] += eviction.records;
+    state.evictedBytes += eviction.bytes;
+    state.oldestReceivedAtMs[lane] = await readOldestReceivedAtMs(db, lane);
+    logger?.error({ path, lane, seqs, records: eviction.records }, 'corrupt outbox rows discarded and reported as lost');
+    try {
+      onEviction?.(eviction);
+    } catch (err) {
+      logger?.error({ err, eviction }, 'onEviction callback threw');
+    }
+    return eviction;
   }
 
   async function addToCounter(name: string, delta: number): Promise<void> {
@@ -720,27 +710,55 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
     appendDeadLetter(deadLetter) {
       if (closing !== undefined) return Promise.reject(closedError());
       const snapshot: DeadLetterInput = { ...deadLetter };
-      return new Promise<void>((resolve, reject) => enqueue({ type: 'dead-letter', deadLetter: snapshot, resolve, reject }));
+      const report = deadLetterReport(snapshot);
+      return new Promise<void>((resolve, reject) => enqueue({ type: 'dead-letter', deadLetter: snapshot, report, resolve, reject }));
+    },
+
+    discardCorrupt(lane, records) {
+      return useDb('discardCorrupt', () => discardCorrupt(lane, records));
+    },
+
+    deviceWindow() {
+      return useDb('deviceWindow', async () => {
+        const rows = await db.all<{ device_id: string; device_seq: number; ts: number; at_ms: number }>('SELECT device_id, device_seq, ts, at_ms FROM device_window ORDER BY at_ms');
+        return rows.map((row) => ({ deviceId: row.device_id, deviceSeq: row.device_seq, ts: row.ts, atMs: row.at_ms }));
+      });
+    },
+
+    pruneDeviceWindow(keepDevices) {
+      return useDb('pruneDeviceWindow', async () => {
+        const result = await db.run(
+          `DELETE FROM device_window WHERE device_id NOT IN
+             (SELECT device_id FROM device_window GROUP BY device_id ORDER BY MAX(at_ms) DESC LIMIT ?)`,
+          [Math.max(0, Math.floor(keepDevices))],
+        );
+        return result.changes;
+      });
     },
 
     read(lane, afterSeq, limit) {
       return useDb('read', async () => {
         if (limit <= 0) return [];
-        const rows = await db.all<LaneRow>(
-          `SELECT seq, device_id, ts, device_seq, kind, body, received_at_ms, bytes FROM ${laneTable(lane)} WHERE seq > ? ORDER BY seq LIMIT ?`,
+        // json_valid runs in SQLite's thread, not ours: a corrupt body is found without parsing every body here.
+        const rows = await db.all<LaneRow & { body_valid: number }>(
+          `SELECT seq, device_id, ts, device_seq, kind, body, received_at_ms, bytes, json_valid(body) AS body_valid FROM ${laneTable(lane)} WHERE seq > ? ORDER BY seq LIMIT ?`,
           [afterSeq, limit],
         );
-        return rows.map((row): StoredRecord => ({
-          lane,
-          seq: row.seq,
-          deviceId: row.device_id,
-          ts: row.ts,
-          deviceSeq: row.device_seq ?? undefined,
-          kind: row.kind,
-          body: row.body,
-          receivedAtMs: row.received_at_ms,
-          bytes: row.bytes,
-        }));
+        return rows.map((row): StoredRecord => {
+          const corrupt = checkStoredRow(row, row.body_valid);
+          return {
+            lane,
+            seq: row.seq,
+            deviceId: row.device_id,
+            ts: row.ts,
+            deviceSeq: row.device_seq ?? undefined,
+            kind: row.kind,
+            body: row.body,
+            receivedAtMs: row.received_at_ms,
+            bytes: row.bytes,
+            ...(corrupt === undefined ? {} : { corrupt }),
+          };
+        });
       });
     },
 
@@ -751,12 +769,14 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
     evictions(afterId = 0) {
       return useDb('evictions', async () => {
         const rows = await db.all<EvictionDbRow>(
-          'SELECT id, lane, first_seq, last_seq, records, bytes, by_device, at_ms FROM evictions WHERE id > ? ORDER BY id',
+          'SELECT id, lane, reason, first_seq, last_seq, records, bytes, by_device, device_seqs, at_ms FROM evictions WHERE id > ? ORDER BY id',
           [afterId],
         );
         return rows.map((row): EvictionRow => ({
           id: row.id,
           lane: row.lane,
+          reason: row.reason,
+          deviceSeqs: JSON.parse(row.device_seqs) as EvictionRow['deviceSeqs'],
           firstSeq: row.first_seq,
           lastSeq: row.last_seq,
           records: row.records,
@@ -841,11 +861,6 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
 function laneTable(lane: Lane): string {
   if (!Object.hasOwn(LANE_TABLE, lane)) throw new TypeError(`unknown outbox lane ${JSON.stringify(lane)}`);
   return LANE_TABLE[lane];
-}
-
-async function rollbackQuietly(db: Database): Promise<void> {
-  // "cannot rollback - no transaction is active" after SQLite rolled back by itself is expected.
-  await db.run('ROLLBACK').catch(() => undefined);
 }
 
 function storageFailed(message: string, cause: unknown, details: Record<string, unknown>): OutpostError {

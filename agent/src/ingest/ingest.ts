@@ -1,7 +1,8 @@
-import { checkTelemetryFast, Lane, RejectReason, TelemetrySchema, type DeviceError, type Logger } from '@outpost/shared';
+import { checkTelemetryFast, Lane, RecordKind, RejectReason, TelemetrySchema, type DeviceError, type DeviceResendReport, type Logger } from '@outpost/shared';
 import type { Outbox } from '../buffer/index.js';
 import type { AgentMetrics } from '../metrics.js';
 import type { RateLimiter } from './rate-limiter.js';
+import type { ResendWindow } from './resend-window.js';
 
 /** A dead letter keeps at most this much of the rejected payload. */
 export const DEAD_LETTER_MAX_PAYLOAD_BYTES = 4096;
@@ -12,32 +13,50 @@ export type IngestOutcome =
   | { type: 'accepted'; seq: number }
   /** Committed as a dead letter with its reason and answered to the device: acknowledge, do not route. */
   | { type: 'dead-lettered'; reason: RejectReason }
+  /** A resend of a message committed before: acknowledge again, do not store or route it twice. */
+  | { type: 'resend' }
   /**
-   * Not stored. For QoS 1 the publish must stay unacknowledged (the broker closes the
-   * connection and the device resends), so nothing acknowledged is ever lost.
+   * Not stored. `rate-limited` is a QoS 0 publish over the device's rate (dropped and counted:
+   * QoS 1/2 publishes are paced by the broker instead). For QoS 1 a `storage-failed` publish
+   * must stay unacknowledged (the broker closes the connection and the device resends), so
+   * nothing acknowledged is ever lost.
    */
   | { type: 'refused'; reason: 'rate-limited' | 'storage-failed'; error?: unknown };
 
 export interface IngestOptions {
   outbox: Outbox;
+  /** Applied to QoS 0 publishes here; QoS 1/2 publishes are paced by the broker from the same limiter. */
   rateLimiter: RateLimiter;
+  /** Recognises resends of committed messages (built from `outbox.deviceWindow()`). */
+  resendWindow: ResendWindow;
   metrics: AgentMetrics;
   logger: Logger;
   /** Sends a message to the device on `devices/{id}/errors`; must not throw. */
   answer: (deviceId: string, error: DeviceError) => void;
 }
 
+export interface TelemetryPublish {
+  /** 0 when unknown (the bridge): a QoS 0 publish over the rate is dropped. */
+  qos: 0 | 1 | 2;
+  /** When the publish reached the agent (performance.now() ms), for the ack-latency histogram. */
+  receivedAtMs?: number | undefined;
+}
+
 export interface Ingest {
   /**
-   * Validates a telemetry publish and commits it (or its dead letter) to the outbox.
-   * Resolves only after the commit, so the caller may acknowledge then. Never rejects.
+   * Validates a telemetry publish and commits it (or its dead letter) to the outbox; a resend
+   * of a committed message is recognised and reported instead of stored again. Resolves only
+   * after the commit, so the caller may acknowledge then. Never rejects.
    */
-  handleTelemetry(deviceId: string, topic: string, payload: Buffer, receivedAtMs?: number): Promise<IngestOutcome>;
+  handleTelemetry(deviceId: string, topic: string, payload: Buffer, publish: TelemetryPublish): Promise<IngestOutcome>;
   /** False while the latest commit attempt failed (e.g. disk full), true again after the next success. */
   storageHealthy(): boolean;
-  /** Publishes committed and rejected since start. */
-  counts(): { accepted: number; rejected: number };
+  /** Publishes committed, rejected and recognised as resends since start. */
+  counts(): { accepted: number; rejected: number; resends: number };
 }
+
+/** Once the resend window has dropped this many devices, the persisted window is pruned to match. */
+const PRUNE_WINDOW_AFTER_FORGOTTEN = 256;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -76,12 +95,15 @@ export function parseTelemetryPayload(payload: Buffer): Parsed {
   return { ok: true, body, ts: t.ts, deviceSeq: t.seq };
 }
 
-/** The ingest stage: rate limit -> parse -> validate -> outbox (or dead letter + answer). */
+/** The ingest stage: rate limit (QoS 0) -> parse -> validate -> resend check -> outbox (or dead letter + answer). */
 export function createIngest(options: IngestOptions): Ingest {
-  const { outbox, rateLimiter, metrics, logger, answer } = options;
+  const { outbox, rateLimiter, resendWindow, metrics, logger, answer } = options;
   let storageOk = true;
   let accepted = 0;
   let rejected = 0;
+  let resends = 0;
+  let forgottenDevices = 0;
+  let pruning = false;
 
   function storageFailed(error: unknown, deviceId: string): IngestOutcome {
     metrics.storageFailures.inc();
@@ -92,7 +114,7 @@ export function createIngest(options: IngestOptions): Ingest {
 
   async function deadLetter(deviceId: string, topic: string, payload: Buffer, reason: RejectReason, detail: string, deviceSeq?: number): Promise<IngestOutcome> {
     try {
-      await outbox.appendDeadLetter({ deviceId, topic, reason, detail, payload: payload.subarray(0, DEAD_LETTER_MAX_PAYLOAD_BYTES) });
+      await outbox.appendDeadLetter({ deviceId, topic, reason, detail, payload: payload.subarray(0, DEAD_LETTER_MAX_PAYLOAD_BYTES), deviceSeq });
     } catch (error) {
       return storageFailed(error, deviceId);
     }
@@ -103,18 +125,58 @@ export function createIngest(options: IngestOptions): Ingest {
     return { type: 'dead-lettered', reason };
   }
 
+  /**
+   * A resend: stored once already, so only a small report goes upstream (the control plane
+   * counts it as a device duplicate); the device is acknowledged once the report commits.
+   */
+  async function resend(deviceId: string, deviceSeq: number, ts: number): Promise<IngestOutcome> {
+    const report: DeviceResendReport = { seq: deviceSeq, ts };
+    try {
+      await outbox.append({ lane: Lane.events, deviceId, ts, deviceSeq, kind: RecordKind.deviceResend, body: JSON.stringify(report) });
+    } catch (error) {
+      return storageFailed(error, deviceId);
+    }
+    storageOk = true;
+    resends++;
+    metrics.deviceResends.inc();
+    return { type: 'resend' };
+  }
+
+  /** Keeps the persisted resend window about as small as the one in memory. */
+  function pruneWindowIfDue(): void {
+    forgottenDevices += resendWindow.takeForgotten();
+    if (pruning || forgottenDevices < PRUNE_WINDOW_AFTER_FORGOTTEN) return;
+    pruning = true;
+    forgottenDevices = 0;
+    outbox
+      .pruneDeviceWindow(resendWindow.devices())
+      .catch((err: unknown) => logger.warn({ err }, 'pruning the persisted resend window failed; it is tried again later'))
+      .finally(() => (pruning = false));
+  }
+
   return {
-    async handleTelemetry(deviceId, topic, payload, receivedAtMs = performance.now()) {
-      if (!rateLimiter.tryTake(deviceId)) {
+    async handleTelemetry(deviceId, topic, payload, publish) {
+      const receivedAtMs = publish.receivedAtMs ?? performance.now();
+      if (publish.qos === 0 && !rateLimiter.tryTake(deviceId)) {
         rejected++;
         metrics.rejected.inc({ reason: RejectReason.rateLimited });
-        answer(deviceId, { ts: Date.now(), reason: RejectReason.rateLimited, topic, detail: 'device is over its message rate; QoS 1 messages are not acknowledged and will be resent' });
+        answer(deviceId, { ts: Date.now(), reason: RejectReason.rateLimited, topic, detail: 'device is over its message rate; QoS 0 messages over it are dropped (QoS 1 and 2 are read more slowly instead)' });
         return { type: 'refused', reason: 'rate-limited' };
       }
       const parsed = parseTelemetryPayload(payload);
       if (!parsed.ok) return deadLetter(deviceId, topic, payload, parsed.reason, parsed.detail, parsed.deviceSeq);
+      const { deviceSeq } = parsed;
+      if (deviceSeq !== undefined) {
+        const seen = resendWindow.check(deviceId, deviceSeq, parsed.ts);
+        if (seen.type === 'resend' || (seen.type === 'pending' && (await seen.committed))) return resend(deviceId, deviceSeq, parsed.ts);
+      }
+      const committed = outbox.append({ lane: Lane.telemetry, deviceId, ts: parsed.ts, deviceSeq, kind: RecordKind.telemetry, body: parsed.body });
+      if (deviceSeq !== undefined) {
+        resendWindow.track(deviceId, deviceSeq, parsed.ts, committed);
+        pruneWindowIfDue();
+      }
       try {
-        const seq = await outbox.append({ lane: Lane.telemetry, deviceId, ts: parsed.ts, deviceSeq: parsed.deviceSeq, kind: 'telemetry', body: parsed.body });
+        const seq = await committed;
         storageOk = true;
         accepted++;
         metrics.accepted.inc();
@@ -125,6 +187,6 @@ export function createIngest(options: IngestOptions): Ingest {
       }
     },
     storageHealthy: () => storageOk,
-    counts: () => ({ accepted, rejected }),
+    counts: () => ({ accepted, rejected, resends }),
   };
 }

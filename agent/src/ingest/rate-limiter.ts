@@ -1,11 +1,18 @@
 /** Default burst: one second's worth of messages. */
 export const DEFAULT_BURST_SECONDS = 1;
+/** The limiter sweeps idle keys once it holds this many (and then again at twice what remains). */
+export const MIN_SWEEP_KEYS = 1_024;
 
 export interface RateLimiter {
-  /** Takes one token for `key`; false when the key is over its rate. */
+  /** Takes one token for `key`; false when the key is over its rate (nothing taken). */
   tryTake(key: string, nowMs?: number): boolean;
-  /** Forgets a key (its device disconnected). */
-  forget(key: string): void;
+  /**
+   * Takes one token for `key` and returns 0 when there is one; otherwise takes nothing and
+   * returns the ms until there will be one (the caller pauses the device that long).
+   */
+  takeOrWait(key: string, nowMs?: number): number;
+  /** Keys with state (a full bucket holds none and is swept away). */
+  size(): number;
 }
 
 interface Bucket {
@@ -15,27 +22,57 @@ interface Bucket {
 
 /**
  * Token bucket per key. `ratePerS` 0 turns limiting off.
+ *
+ * State stays bounded: a bucket that has refilled to `burst` carries no information (a new one
+ * starts full), so once the map holds MIN_SWEEP_KEYS keys, or twice as many as after the last
+ * sweep, full buckets are dropped. Devices with ever-new ClientIds cannot grow it without bound.
+ *
  * @param ratePerS sustained messages per second per key
  * @param burst bucket size, default one second's worth
  */
 export function createRateLimiter(ratePerS: number, burst = Math.max(1, Math.ceil(ratePerS * DEFAULT_BURST_SECONDS))): RateLimiter {
   const buckets = new Map<string, Bucket>();
-  if (ratePerS <= 0) return { tryTake: () => true, forget: () => undefined };
-  return {
-    tryTake(key, nowMs = performance.now()) {
-      let bucket = buckets.get(key);
-      if (bucket === undefined) {
-        bucket = { tokens: burst, updatedMs: nowMs };
-        buckets.set(key, bucket);
-      }
-      bucket.tokens = Math.min(burst, bucket.tokens + ((nowMs - bucket.updatedMs) * ratePerS) / 1000);
-      bucket.updatedMs = nowMs;
-      if (bucket.tokens < 1) return false;
+  if (ratePerS <= 0) return { tryTake: () => true, takeOrWait: () => 0, size: () => 0 };
+  let sweepAt = MIN_SWEEP_KEYS;
+
+  const refill = (bucket: Bucket, nowMs: number): void => {
+    bucket.tokens = Math.min(burst, bucket.tokens + (Math.max(0, nowMs - bucket.updatedMs) * ratePerS) / 1000);
+    bucket.updatedMs = nowMs;
+  };
+
+  const sweep = (nowMs: number): void => {
+    for (const [key, bucket] of buckets) {
+      refill(bucket, nowMs);
+      if (bucket.tokens >= burst) buckets.delete(key);
+    }
+    sweepAt = Math.max(MIN_SWEEP_KEYS, 2 * buckets.size);
+  };
+
+  const bucketOf = (key: string, nowMs: number): Bucket => {
+    let bucket = buckets.get(key);
+    if (bucket === undefined) {
+      if (buckets.size >= sweepAt) sweep(nowMs);
+      bucket = { tokens: burst, updatedMs: nowMs };
+      buckets.set(key, bucket);
+    } else {
+      refill(bucket, nowMs);
+    }
+    return bucket;
+  };
+
+  const takeOrWait = (key: string, nowMs = performance.now()): number => {
+    const bucket = bucketOf(key, nowMs);
+    if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
-      return true;
-    },
-    forget(key) {
-      buckets.delete(key);
-    },
+      return 0;
+    }
+    // At least 1 ms, so a caller that waits and asks again always finds the token.
+    return Math.max(1, Math.ceil(((1 - bucket.tokens) * 1000) / ratePerS));
+  };
+
+  return {
+    tryTake: (key, nowMs) => takeOrWait(key, nowMs) === 0,
+    takeOrWait,
+    size: () => buckets.size,
   };
 }

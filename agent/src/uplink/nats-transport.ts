@@ -1,7 +1,7 @@
 // The agent's only import of the @nats-io modules: a small transport the uplink drives.
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import type { Logger, UplinkConfig } from '@outpost/shared';
+import { redactUrl, type Logger, type UplinkConfig } from '@outpost/shared';
 
 /** What happened to the link, as the uplink sees it. */
 export type TransportEvent =
@@ -67,7 +67,7 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
       try {
         return await connectOnce();
       } catch (error) {
-        logger.warn({ err: error, servers: config.servers }, 'uplink cannot connect yet; buffering');
+        logger.warn({ err: error, servers: config.servers.map(redactUrl) }, 'uplink cannot connect yet; buffering');
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, backoffMs());
           wakeFromBackoff = () => {
@@ -108,7 +108,7 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
     logger.info({ server }, 'uplink connected');
     emit({ type: 'connected', server });
     const conn = nc;
-    void (async () => {
+    (async () => {
       for await (const status of conn.status()) {
         if (status.type === 'disconnect') {
           setUp(false);
@@ -122,7 +122,7 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
           logger.warn('uplink connection stale (no PONG); reconnecting');
         }
       }
-    })();
+    })().catch((err: unknown) => logger.error({ err }, 'uplink status watch ended'));
     void conn.closed().then(() => {
       setUp(false);
       emit({ type: 'closed' });

@@ -125,7 +125,20 @@ export function startUplink(options: UplinkOptions): Uplink {
     if (!evictionsPending) return;
     evictionsPending = false;
     for (const e of await outbox.evictions(evictionsReportedThrough)) {
-      const report: EvictionReport = { id: e.id, agentId, epoch, lane: e.lane, firstSeq: e.firstSeq, lastSeq: e.lastSeq, records: e.records, bytes: e.bytes, byDevice: e.byDevice, atMs: e.atMs };
+      const report: EvictionReport = {
+        id: e.id,
+        agentId,
+        epoch,
+        lane: e.lane,
+        reason: e.reason,
+        firstSeq: e.firstSeq,
+        lastSeq: e.lastSeq,
+        records: e.records,
+        bytes: e.bytes,
+        byDevice: e.byDevice,
+        ...(e.deviceSeqs.length === 0 ? {} : { deviceSeqs: e.deviceSeqs }),
+        atMs: e.atMs,
+      };
       await transport.publish(evictionSubject(agentId), Buffer.from(JSON.stringify(report)), { msgId: evictionMsgId(agentId, epoch, e.id) });
       evictionsReportedThrough = e.id;
     }
@@ -185,13 +198,21 @@ export function startUplink(options: UplinkOptions): Uplink {
           else await pause(IDLE_RECHECK_MS);
           continue;
         }
-        const { lane, records } = batch;
-        const first = records[0]!.seq;
+        const { lane } = batch;
+        let { records } = batch;
         const last = records.at(-1)!.seq;
         sentThrough[lane] = last;
         // A full batch means more is waiting; a short one means the lane is nearly drained, where
         // reading again at once would only find the records that arrived meanwhile.
         if (records.length === config.batchMaxRecords) next = readNext(sentThrough);
+        if (records.some((r) => r.corrupt !== undefined)) {
+          // One unreadable row must not make the whole batch unreadable upstream (and lost once
+          // deleted here): it is dropped and reported like an eviction, the rest goes on.
+          await outbox.discardCorrupt(lane, records.filter((r) => r.corrupt !== undefined));
+          records = records.filter((r) => r.corrupt === undefined);
+          if (records.length === 0) continue;
+        }
+        const first = records[0]!.seq;
         const payload = await encode(lane, records);
         crashIf('after-commit-before-publish');
         const ack = transport.publish(uplinkSubject(agentId, lane), payload, {

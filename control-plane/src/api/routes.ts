@@ -21,7 +21,8 @@ import {
 import type { Registry } from 'prom-client';
 import type { FleetRegistry } from '../fleet/fleet-registry.js';
 import { toAgentSummary, type StatusThresholds } from '../fleet/fleet-record.js';
-import { summarizeLane, type LaneAccounting } from '../ingest/accounting.js';
+import type { AgentAccounting } from '../ingest/accounting-ingest.js';
+import { summarizeLane } from '../ingest/accounting.js';
 import type { AnomalyLog } from '../live/anomaly-log.js';
 import type { EventHub } from '../live/event-hub.js';
 import type { RecentWindow } from '../live/recent-window.js';
@@ -41,7 +42,7 @@ export interface HealthCheck {
 export interface ApiDeps {
   fleet: FleetRegistry;
   /** Every (epoch, lane) accounting of an agent. */
-  readAccounting(agentId: string): Promise<LaneAccounting[]>;
+  readAccounting(agentId: string): Promise<AgentAccounting>;
   thresholds: StatusThresholds;
   registry: Registry;
   health(): HealthCheck[];
@@ -79,9 +80,9 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
 
   /** The agent's fleet record and accounting; undefined when neither exists. */
   const loadAgent = async (agentId: string) => {
-    const [record, lanes] = await Promise.all([fleet.get(agentId), deps.readAccounting(agentId)]);
-    if (record === undefined && lanes.length === 0) return undefined;
-    return { record, lanes };
+    const [record, { lanes, problems }] = await Promise.all([fleet.get(agentId), deps.readAccounting(agentId)]);
+    if (record === undefined && lanes.length === 0 && problems.length === 0) return undefined;
+    return { record, lanes, problems };
   };
 
   const agentList = (): AgentListResponse => {
@@ -149,7 +150,12 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
         const agent = await loadAgent(agentId);
         if (agent === undefined) return agentNotFound(agentId);
         const accounting = agent.lanes.map(summarizeLane);
-        const body: AgentDetailResponse = { ...toAgentSummary(agentId, agent.record, deps.now(), thresholds), accounting, totals: accountingTotals(accounting) };
+        const body: AgentDetailResponse = {
+          ...toAgentSummary(agentId, agent.record, deps.now(), thresholds),
+          accounting,
+          totals: accountingTotals(accounting),
+          accountingProblems: agent.problems,
+        };
         return ok(body);
       },
     }),

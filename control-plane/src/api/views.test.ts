@@ -31,7 +31,11 @@ describe('device views', () => {
       received: 4,
       kinds: { anomaly: 1, telemetry: 3 },
       duplicates: 1,
+      deviceDuplicates: 0,
+      deadLetters: {},
       gaps: 2,
+      explainedGaps: { deadLetters: 0, evicted: 0 },
+      unexplainedGaps: 2,
       evicted: 1,
       latest: { ts: T0 + 100, receivedAtMs: T0, metrics: { t: 42 } },
     });
@@ -45,6 +49,38 @@ describe('device views', () => {
 
     const totals = accountingTotals(lanes.map(summarizeLane));
     expect(totals).toEqual({ received: 5, duplicates: 1, gaps: 0, explainedByEviction: 0, unexplainedGaps: 0, evicted: 2 });
+  });
+
+  it('explain device-seq gaps by refused payloads and evicted telemetry, and count device resends apart', () => {
+    const telemetry = createLaneAccounting('gw-1', 'epochaaaa', 'telemetry');
+    // Device seqs 1, 2, 6 and 8 arrive; 6 arrives twice (the agent stored a resend again).
+    applyBatch(telemetry, batch('epochaaaa', 'telemetry', [1, 2, 6, 6, 8].map((deviceSeq) => ({ deviceSeq, ts: T0 + deviceSeq })), 1), 1, T0);
+    applyEviction(
+      telemetry,
+      { id: 1, agentId: 'gw-1', epoch: 'epochaaaa', lane: 'telemetry', firstSeq: 10, lastSeq: 11, records: 2, bytes: 20, byDevice: { d1: 2 }, deviceSeqs: [['d1', [[4, 5]]]], atMs: T0 },
+      T0,
+    );
+    const events = createLaneAccounting('gw-1', 'epochaaaa', 'events');
+    applyBatch(
+      events,
+      batch('epochaaaa', 'events', [
+        { kind: 'dead-letter', deviceSeq: 3, body: { reason: 'invalid-payload', topic: 'devices/d1/telemetry', detail: 'metrics: required', seq: 3 } },
+        { kind: 'device-resend', deviceSeq: 2, ts: T0 + 2, body: { seq: 2, ts: T0 + 2 } },
+      ], 1),
+      2,
+      T0,
+    );
+    const [d1] = deviceSummaries([telemetry, events]);
+    expect(DeviceSummarySchema.safeParse(d1).success).toBe(true);
+    expect(d1).toMatchObject({
+      received: 4,
+      kinds: { telemetry: 4 },
+      deviceDuplicates: 2,
+      deadLetters: { 'invalid-payload': 1 },
+      gaps: 4,
+      explainedGaps: { deadLetters: 1, evicted: 2 },
+      unexplainedGaps: 1,
+    });
   });
 
   it('count inference results per kind, and never let them move the latest reading or the device seqs', () => {

@@ -12,10 +12,14 @@ import { IntervalSet } from '../ingest/interval-set.js';
 interface MergedDevice {
   received: number;
   duplicates: number;
+  deviceDuplicates: number;
   byKind: Map<string, number>;
+  deadLetters: Map<string, number>;
   evicted: number;
   latest: LatestReading | undefined;
   deviceSeqs: IntervalSet;
+  deadLetterSeqs: IntervalSet;
+  evictedSeqs: IntervalSet;
   forgotten: number;
   byEpochLane: DeviceDetailResponse['byEpochLane'];
 }
@@ -31,7 +35,20 @@ function mergeDevices(lanes: readonly LaneAccounting[]): Map<string, MergedDevic
   const entry = (deviceId: string): MergedDevice => {
     let m = merged.get(deviceId);
     if (m === undefined) {
-      m = { received: 0, duplicates: 0, byKind: new Map(), evicted: 0, latest: undefined, deviceSeqs: new IntervalSet(), forgotten: 0, byEpochLane: [] };
+      m = {
+        received: 0,
+        duplicates: 0,
+        deviceDuplicates: 0,
+        byKind: new Map(),
+        deadLetters: new Map(),
+        evicted: 0,
+        latest: undefined,
+        deviceSeqs: new IntervalSet(),
+        deadLetterSeqs: new IntervalSet(),
+        evictedSeqs: new IntervalSet(),
+        forgotten: 0,
+        byEpochLane: [],
+      };
       merged.set(deviceId, m);
     }
     return m;
@@ -43,11 +60,16 @@ function mergeDevices(lanes: readonly LaneAccounting[]): Map<string, MergedDevic
       const evicted = lane.evictions.byDevice.get(deviceId) ?? 0;
       const m = entry(deviceId);
       m.evicted += evicted;
+      const evictedSeqs = lane.evictions.deviceSeqs.get(deviceId);
+      if (evictedSeqs !== undefined) m.evictedSeqs.addAll(evictedSeqs);
       m.byEpochLane.push({ epoch: lane.epoch, lane: lane.lane, received: tally?.received ?? 0, duplicates: tally?.duplicates ?? 0, evicted });
       if (tally === undefined) continue;
       m.received += tally.received;
       m.duplicates += tally.duplicates;
+      m.deviceDuplicates += tally.deviceDuplicates;
       for (const [kind, count] of tally.byKind) m.byKind.set(kind, (m.byKind.get(kind) ?? 0) + count);
+      for (const [reason, count] of tally.deadLetters) m.deadLetters.set(reason, (m.deadLetters.get(reason) ?? 0) + count);
+      m.deadLetterSeqs.addAll(tally.deadLetterSeqs);
       m.latest = newer(m.latest, tally.latest);
       m.deviceSeqs.addAll(tally.deviceSeqs);
       m.forgotten += tally.deviceSeqGapsForgotten;
@@ -56,14 +78,30 @@ function mergeDevices(lanes: readonly LaneAccounting[]): Map<string, MergedDevic
   return merged;
 }
 
+const byKey = ([a]: [string, number], [b]: [string, number]): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The device-seq holes and what explains them: a refused payload's seq first, then the seq of
+ * evicted (or corrupt) telemetry. Holes merged away to bound the stored value stay unexplained.
+ */
+function explainGaps(m: MergedDevice): Pick<DeviceSummary, 'gaps' | 'explainedGaps' | 'unexplainedGaps'> {
+  const holes = IntervalSet.from(m.deviceSeqs.gaps());
+  const byDeadLetter = holes.countIntersection(m.deadLetterSeqs);
+  const byEviction = holes.countIntersection(m.deadLetterSeqs.union(m.evictedSeqs)) - byDeadLetter;
+  const gaps = holes.count() + m.forgotten;
+  return { gaps, explainedGaps: { deadLetters: byDeadLetter, evicted: byEviction }, unexplainedGaps: gaps - byDeadLetter - byEviction };
+}
+
 function toSummary(deviceId: string, m: MergedDevice): DeviceSummary {
   return {
     deviceId,
     received: m.received,
     // Object.fromEntries defines own properties, so even a kind named `__proto__` stays a plain key.
-    kinds: Object.fromEntries([...m.byKind].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    kinds: Object.fromEntries([...m.byKind].sort(byKey)),
     duplicates: m.duplicates,
-    gaps: m.deviceSeqs.countGaps() + m.forgotten,
+    deviceDuplicates: m.deviceDuplicates,
+    deadLetters: Object.fromEntries([...m.deadLetters].sort(byKey)),
+    ...explainGaps(m),
     evicted: m.evicted,
     latest: m.latest === undefined ? null : { ts: m.latest.ts, receivedAtMs: m.latest.receivedAtMs, metrics: { ...m.latest.metrics } },
   };

@@ -25,9 +25,15 @@ export interface HeartbeatInput {
 export function applyHeartbeat(record: FleetRecord | undefined, input: HeartbeatInput): FleetRecord | undefined {
   const { heartbeat, storedAtMs } = input;
   if (record === undefined) {
-    return { v: 1, agentId: heartbeat.agentId, heartbeat, firstSeenMs: storedAtMs, lastSeenMs: storedAtMs, heartbeats: 1 };
+    return { v: 1, agentId: heartbeat.agentId, heartbeat, firstSeenMs: storedAtMs, lastSeenMs: storedAtMs, heartbeats: 1, restarts: 0 };
   }
   if (storedAtMs <= record.lastSeenMs) return undefined;
+  // A process start time other than the last one seen: the agent restarted in between.
+  const before = record.heartbeat.startedAtMs;
+  if (before !== undefined && heartbeat.startedAtMs !== undefined && heartbeat.startedAtMs !== before) {
+    record.restarts = (record.restarts ?? 0) + 1;
+    record.lastRestartMs = storedAtMs;
+  }
   record.heartbeat = heartbeat;
   record.lastSeenMs = storedAtMs;
   record.firstSeenMs = Math.min(record.firstSeenMs, storedAtMs);
@@ -69,6 +75,8 @@ export function toAgentSummary(agentId: string, record: FleetRecord | undefined,
       buffer: null,
       ingest: null,
       inference: null,
+      startedAtMs: null,
+      restarts: 0,
     };
   }
   const hb = record.heartbeat;
@@ -83,5 +91,7 @@ export function toAgentSummary(agentId: string, record: FleetRecord | undefined,
     buffer: hb.buffer,
     ingest: hb.ingest,
     inference: hb.inference ?? null,
+    startedAtMs: hb.startedAtMs ?? null,
+    restarts: record.restarts ?? 0,
   };
 }

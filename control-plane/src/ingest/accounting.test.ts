@@ -35,9 +35,9 @@ const fresh = () => createLaneAccounting(AGENT, EPOCH, 'telemetry');
 describe('applyBatch', () => {
   it('counts new records once and re-sent ones as duplicates, whatever the batch boundaries', () => {
     const acc = fresh();
-    expect(applyBatch(acc, batch(1, 10), 1, T0)).toEqual({ type: 'batch', records: 10, duplicates: 0 });
+    expect(applyBatch(acc, batch(1, 10), 1, T0)).toEqual({ type: 'batch', records: 10, duplicates: 0, deviceDuplicates: 0 });
     // A re-cut batch: the agent resent 6..10 together with new records 11..15.
-    expect(applyBatch(acc, batch(6, 15), 2, T0)).toEqual({ type: 'batch', records: 5, duplicates: 5 });
+    expect(applyBatch(acc, batch(6, 15), 2, T0)).toEqual({ type: 'batch', records: 5, duplicates: 5, deviceDuplicates: 0 });
     expect(summarizeLane(acc)).toMatchObject({ received: 15, duplicates: 5, maxSeq: 15, gaps: 0 });
     expect(acc.devices.get('d0')).toMatchObject({ received: 7, duplicates: 3 });
     expect(acc.devices.get('d1')).toMatchObject({ received: 8, duplicates: 2 });
@@ -55,7 +55,7 @@ describe('applyBatch', () => {
     const acc = fresh();
     const b = batch(1, 3);
     b.records.push(record(2));
-    expect(applyBatch(acc, b, 1, T0)).toEqual({ type: 'batch', records: 3, duplicates: 1 });
+    expect(applyBatch(acc, b, 1, T0)).toEqual({ type: 'batch', records: 3, duplicates: 1, deviceDuplicates: 0 });
   });
 
   it('keeps the newest telemetry per device, even when batches arrive out of order', () => {
@@ -91,6 +91,119 @@ describe('applyBatch', () => {
     const tally = acc.devices.get('d0')!;
     expect(tally.deviceSeqs.rangeCount()).toBeLessThanOrEqual(MAX_DEVICE_SEQ_RANGES);
     expect(tally.deviceSeqs.countGaps() + tally.deviceSeqGapsForgotten).toBe(n);
+  });
+});
+
+describe('device resends and refused payloads', () => {
+  /** Device `d1`'s message `deviceSeq` sent at `ts`, stored by the agent under agent seq `seq`. */
+  const message = (seq: number, deviceSeq: number, ts: number, kind = 'telemetry', body: unknown = { ts, seq: deviceSeq, metrics: { t: 1 } }): UplinkRecord => ({
+    seq,
+    deviceId: 'd1',
+    ts,
+    receivedAtMs: ts,
+    deviceSeq,
+    kind,
+    body,
+  });
+  const lane = (records: UplinkRecord[], laneName: 'telemetry' | 'events' = 'telemetry'): UplinkBatch => ({
+    agentId: AGENT,
+    epoch: EPOCH,
+    lane: laneName,
+    firstSeq: records[0]!.seq,
+    lastSeq: records.at(-1)!.seq,
+    records,
+  });
+
+  it('counts a device message stored twice by the agent (same device seq and ts, new agent seq) as a device duplicate, not as received', () => {
+    const acc = fresh();
+    applyBatch(acc, lane([message(1, 1, T0), message(2, 2, T0 + 1000)]), 1, T0);
+    const delta = applyBatch(acc, lane([message(3, 2, T0 + 1000), message(4, 3, T0 + 2000)]), 2, T0);
+    expect(delta).toEqual({ type: 'batch', records: 2, duplicates: 0, deviceDuplicates: 1 });
+    const d1 = acc.devices.get('d1')!;
+    expect({ received: d1.received, telemetry: d1.byKind.get('telemetry'), deviceDuplicates: d1.deviceDuplicates }).toEqual({ received: 3, telemetry: 3, deviceDuplicates: 1 });
+    // The agent seq itself was received: no gap in the agent's seqs.
+    expect(summarizeLane(acc)).toMatchObject({ received: 4, gaps: 0, duplicates: 0 });
+  });
+
+  it('keeps every message of a device that restarts its seqs (same seq, another ts)', () => {
+    const acc = fresh();
+    applyBatch(acc, lane([message(1, 1, T0), message(2, 2, T0 + 1000)]), 1, T0);
+    applyBatch(acc, lane([message(3, 1, T0 + 60_000), message(4, 2, T0 + 61_000)]), 2, T0);
+    const d1 = acc.devices.get('d1')!;
+    expect({ received: d1.received, deviceDuplicates: d1.deviceDuplicates }).toEqual({ received: 4, deviceDuplicates: 0 });
+    expect(d1.latest?.ts).toBe(T0 + 61_000);
+  });
+
+  it("counts the agent's device-resend reports as device duplicates, not as the device's data", () => {
+    const acc = createLaneAccounting(AGENT, EPOCH, 'events');
+    const delta = applyBatch(acc, lane([message(1, 7, T0, 'device-resend', { seq: 7, ts: T0 }), message(2, 8, T0, 'device-resend', { seq: 8, ts: T0 })], 'events'), 1, T0);
+    expect(delta).toEqual({ type: 'batch', records: 2, duplicates: 0, deviceDuplicates: 2 });
+    const d1 = acc.devices.get('d1')!;
+    expect({ received: d1.received, kinds: [...d1.byKind], deviceDuplicates: d1.deviceDuplicates }).toEqual({ received: 0, kinds: [], deviceDuplicates: 2 });
+  });
+
+  it('keeps dead-letter reports by reason with their device seqs, and evicted device seqs, to explain gaps', () => {
+    const events = createLaneAccounting(AGENT, EPOCH, 'events');
+    applyBatch(
+      events,
+      lane(
+        [
+          message(1, 3, T0, 'dead-letter', { reason: 'invalid-json', topic: 'devices/d1/telemetry', detail: 'x', seq: 3 }),
+          message(2, 0, T0, 'dead-letter', { reason: 'not-utf8', topic: 'devices/d1/telemetry', detail: 'y' }),
+        ],
+        'events',
+      ),
+      1,
+      T0,
+    );
+    const d1 = events.devices.get('d1')!;
+    expect([...d1.deadLetters]).toEqual([
+      ['invalid-json', 1],
+      ['not-utf8', 1],
+    ]);
+    expect(d1.deadLetterSeqs.toJSON()).toEqual([[3, 3]]);
+    expect(d1.received).toBe(0);
+
+    const telemetry = fresh();
+    applyEviction(telemetry, { ...eviction(1, 5, 6, { d1: 2 }), deviceSeqs: [['d1', [[5, 6]]]] }, T0);
+    applyEviction(telemetry, { ...eviction(2, 9, 9, { d1: 1 }), reason: 'corrupt', deviceSeqs: [['d1', [[9, 9]]]] }, T0);
+    expect(telemetry.evictions.deviceSeqs.get('d1')!.toJSON()).toEqual([
+      [5, 6],
+      [9, 9],
+    ]);
+    expect(telemetry.evictions.corruptRecords).toBe(1);
+    // Both survive the stored value.
+    const back = fromAccountingValue(AccountingValueSchema.parse(JSON.parse(JSON.stringify(toAccountingValue(events)))));
+    expect(back.devices.get('d1')!.deadLetterSeqs.toJSON()).toEqual([[3, 3]]);
+    const backT = fromAccountingValue(AccountingValueSchema.parse(JSON.parse(JSON.stringify(toAccountingValue(telemetry)))));
+    expect(backT.evictions.deviceSeqs.get('d1')!.count()).toBe(3);
+  });
+
+  it('remembers the recent messages across the stored value, so a resend after a restart of the control plane is still recognised', () => {
+    const acc = fresh();
+    applyBatch(acc, lane([message(1, 1, T0), message(2, 2, T0 + 1000)]), 1, T0);
+    const back = fromAccountingValue(AccountingValueSchema.parse(JSON.parse(JSON.stringify(toAccountingValue(acc)))));
+    expect(applyBatch(back, lane([message(3, 2, T0 + 1000)]), 2, T0)).toMatchObject({ deviceDuplicates: 1 });
+  });
+
+  it('reads values written before resends were counted', () => {
+    const old = toAccountingValue(fresh()) as Record<string, unknown>;
+    applyBatch(fresh(), batch(1, 1), 1, T0);
+    const acc = fresh();
+    applyBatch(acc, batch(1, 2), 1, T0);
+    const value = toAccountingValue(acc);
+    for (const d of value.devices) {
+      delete d.deviceDuplicates;
+      delete d.recentMessages;
+      delete d.deadLetters;
+      delete d.deadLetterSeqs;
+    }
+    delete value.evictions.deviceSeqs;
+    delete value.evictions.corruptRecords;
+    expect(old.v).toBe(1);
+    const back = fromAccountingValue(value);
+    expect(back.devices.get('d1')!.deviceDuplicates).toBe(0);
+    expect(back.evictions.corruptRecords).toBe(0);
   });
 });
 

@@ -3,8 +3,10 @@
 // lives in ../nats/kv-cas-writer.ts, so a batch's whole effect is one compare-and-set write.
 import {
   AccountingValueSchema,
+  EvictionReason,
   MAX_METRICS_PER_MESSAGE,
   METRIC_NAME_PATTERN,
+  RecordKind,
   type AccountingValue,
   type EvictionReport,
   type Lane,
@@ -17,8 +19,15 @@ import { IntervalSet } from './interval-set.js';
 export const MAX_DEVICE_SEQ_RANGES = 256;
 /** Stream seqs of applied uplink messages remembered per lane, to recognise a redelivery. */
 export const RECENT_STREAM_SEQS = 256;
-/** The record kind of a device's own readings (the others are the agent's results about it). */
-const TELEMETRY_KIND = 'telemetry';
+/**
+ * Device messages remembered per device to recognise a resend the agent stored twice (its own
+ * window, 256 per device and kept on disk, catches them first; this one is the backstop).
+ */
+export const RECENT_DEVICE_MESSAGES = 32;
+/** Device-seq ranges of dead letters or evictions kept per device; beyond it the highest are dropped (gaps then stay unexplained, never wrongly explained). */
+export const MAX_EXPLAINED_SEQ_RANGES = 256;
+/** A dead-letter reason as stored: the reasons the agent uses are short; anything longer is cut. */
+const MAX_REASON_CHARS = 64;
 
 export interface LatestReading {
   seq: number;
@@ -28,13 +37,22 @@ export interface LatestReading {
 }
 
 export interface DeviceTally {
+  /** Records of this device counted once, but reports about its messages (resends, dead letters). */
   received: number;
+  /** Records whose agent seq had been counted before. */
   duplicates: number;
   /** `received` by record kind: the agent's inference results carry the device id too. */
   byKind: Map<string, number>;
   latest: LatestReading | undefined;
   deviceSeqs: IntervalSet;
   deviceSeqGapsForgotten: number;
+  /** Device messages that arrived again (same seq and ts), reported by the agent or recognised here. */
+  deviceDuplicates: number;
+  /** seq -> ts of the latest RECENT_DEVICE_MESSAGES telemetry messages, oldest first. */
+  recentMessages: Map<number, number>;
+  /** Refused payloads by reason. */
+  deadLetters: Map<string, number>;
+  deadLetterSeqs: IntervalSet;
 }
 
 export interface EvictionTally {
@@ -44,6 +62,10 @@ export interface EvictionTally {
   bytes: number;
   byDevice: Map<string, number>;
   lastAtMs: number | undefined;
+  /** Device seqs of evicted telemetry, per device. */
+  deviceSeqs: Map<string, IntervalSet>;
+  /** Of `records`, rows discarded as corrupt. */
+  corruptRecords: number;
 }
 
 /** In-memory form of the KV value under `accountingKey(agentId, epoch, lane)`. */
@@ -61,7 +83,7 @@ export interface LaneAccounting {
 
 /** What one input changed; summed into metrics once the write landed. */
 export type AccountingDelta =
-  | { type: 'batch'; records: number; duplicates: number }
+  | { type: 'batch'; records: number; duplicates: number; deviceDuplicates: number }
   | { type: 'eviction'; records: number };
 
 export type AccountingInput =
@@ -76,7 +98,7 @@ export function createLaneAccounting(agentId: string, epoch: string, lane: Lane)
     seqs: new IntervalSet(),
     duplicates: 0,
     devices: new Map(),
-    evictions: { ids: new IntervalSet(), seqs: new IntervalSet(), records: 0, bytes: 0, byDevice: new Map(), lastAtMs: undefined },
+    evictions: { ids: new IntervalSet(), seqs: new IntervalSet(), records: 0, bytes: 0, byDevice: new Map(), lastAtMs: undefined, deviceSeqs: new Map(), corruptRecords: 0 },
     recentStreamSeqs: [],
     updatedAtMs: 0,
   };
@@ -85,7 +107,18 @@ export function createLaneAccounting(agentId: string, epoch: string, lane: Lane)
 function deviceTally(acc: LaneAccounting, deviceId: string): DeviceTally {
   let tally = acc.devices.get(deviceId);
   if (tally === undefined) {
-    tally = { received: 0, duplicates: 0, byKind: new Map(), latest: undefined, deviceSeqs: new IntervalSet(), deviceSeqGapsForgotten: 0 };
+    tally = {
+      received: 0,
+      duplicates: 0,
+      byKind: new Map(),
+      latest: undefined,
+      deviceSeqs: new IntervalSet(),
+      deviceSeqGapsForgotten: 0,
+      deviceDuplicates: 0,
+      recentMessages: new Map(),
+      deadLetters: new Map(),
+      deadLetterSeqs: new IntervalSet(),
+    };
     acc.devices.set(deviceId, tally);
   }
   return tally;
@@ -112,11 +145,26 @@ function isNewer(ts: number, seq: number, than: LatestReading | undefined): bool
   return than === undefined || ts > than.ts || (ts === than.ts && seq > than.seq);
 }
 
+/** Adds `seqs` to `set`, unless that would hold more than MAX_EXPLAINED_SEQ_RANGES ranges. */
+function addExplaining(set: IntervalSet, first: number, last: number): void {
+  if (set.rangeCount() < MAX_EXPLAINED_SEQ_RANGES || set.countIn(first - 1, last + 1) > 0) set.add(first, last);
+}
+
+/** The `reason` and `seq` of a dead-letter report body, as far as they can be read. */
+function deadLetterFacts(body: unknown): { reason: string; seq: number | undefined } {
+  const b = typeof body === 'object' && body !== null ? (body as { reason?: unknown; seq?: unknown }) : {};
+  const reason = typeof b.reason === 'string' && b.reason.length > 0 ? b.reason.slice(0, MAX_REASON_CHARS) : 'unknown';
+  const seq = Number.isSafeInteger(b.seq) && (b.seq as number) >= 0 ? (b.seq as number) : undefined;
+  return { reason, seq };
+}
+
 /**
  * Counts a batch into `acc` (in place): records whose agent seq is new are received, the
- * others duplicates; device stats and latest telemetry follow. Returns undefined, changing
- * nothing, when the uplink message with `streamSeq` was applied before (a redelivery after a
- * lost ack).
+ * others duplicates. Of the received, a device's message seen before (same device seq and ts:
+ * a resend the agent stored twice) and the agent's `device-resend` reports count as device
+ * duplicates; `dead-letter` reports as refused payloads; the rest as the device's data, with
+ * its latest telemetry. Returns undefined, changing nothing, when the uplink message with
+ * `streamSeq` was applied before (a redelivery after a lost ack).
  */
 export function applyBatch(acc: LaneAccounting, batch: UplinkBatch, streamSeq: number, nowMs: number): AccountingDelta | undefined {
   if (acc.recentStreamSeqs.includes(streamSeq)) return undefined;
@@ -125,6 +173,7 @@ export function applyBatch(acc: LaneAccounting, batch: UplinkBatch, streamSeq: n
 
   let records = 0;
   let duplicates = 0;
+  let deviceDuplicates = 0;
   // Newest new telemetry record per device in this batch; its body is checked once, at the end.
   const newest = new Map<string, UplinkBatch['records'][number]>();
   for (const record of batch.records) {
@@ -135,15 +184,36 @@ export function applyBatch(acc: LaneAccounting, batch: UplinkBatch, streamSeq: n
       continue;
     }
     records++;
-    tally.received++;
-    tally.byKind.set(record.kind, (tally.byKind.get(record.kind) ?? 0) + 1);
+    if (record.kind === RecordKind.deviceResend) {
+      deviceDuplicates++;
+      tally.deviceDuplicates++;
+      continue;
+    }
+    if (record.kind === RecordKind.deadLetter) {
+      const { reason, seq } = deadLetterFacts(record.body);
+      tally.deadLetters.set(reason, (tally.deadLetters.get(reason) ?? 0) + 1);
+      if (seq !== undefined) addExplaining(tally.deadLetterSeqs, seq, seq);
+      continue;
+    }
     // Only telemetry is the device's own seq. Inference and anomaly records carry the seq of the
     // reading they scored: sparse in the events lane, they would pass MAX_DEVICE_SEQ_RANGES and
     // count their holes as forgotten gaps, and an anomaly whose reading was evicted would fill its hole.
-    if (record.kind !== TELEMETRY_KIND) continue;
-    if (record.deviceSeq !== undefined && tally.deviceSeqs.add(record.deviceSeq) > 0 && tally.deviceSeqs.rangeCount() > MAX_DEVICE_SEQ_RANGES) {
-      tally.deviceSeqGapsForgotten += tally.deviceSeqs.fillLowestGap();
+    if (record.kind === RecordKind.telemetry && record.deviceSeq !== undefined) {
+      if (tally.recentMessages.get(record.deviceSeq) === record.ts) {
+        deviceDuplicates++;
+        tally.deviceDuplicates++;
+        continue;
+      }
+      tally.recentMessages.delete(record.deviceSeq);
+      tally.recentMessages.set(record.deviceSeq, record.ts);
+      if (tally.recentMessages.size > RECENT_DEVICE_MESSAGES) tally.recentMessages.delete(tally.recentMessages.keys().next().value as number);
+      if (tally.deviceSeqs.add(record.deviceSeq) > 0 && tally.deviceSeqs.rangeCount() > MAX_DEVICE_SEQ_RANGES) {
+        tally.deviceSeqGapsForgotten += tally.deviceSeqs.fillLowestGap();
+      }
     }
+    tally.received++;
+    tally.byKind.set(record.kind, (tally.byKind.get(record.kind) ?? 0) + 1);
+    if (record.kind !== RecordKind.telemetry) continue;
     const best = newest.get(record.deviceId);
     if (best === undefined || record.ts > best.ts || (record.ts === best.ts && record.seq > best.seq)) newest.set(record.deviceId, record);
   }
@@ -155,7 +225,7 @@ export function applyBatch(acc: LaneAccounting, batch: UplinkBatch, streamSeq: n
   }
   acc.duplicates += duplicates;
   acc.updatedAtMs = nowMs;
-  return { type: 'batch', records, duplicates };
+  return { type: 'batch', records, duplicates, deviceDuplicates };
 }
 
 /**
@@ -171,6 +241,15 @@ export function applyEviction(acc: LaneAccounting, report: EvictionReport, nowMs
   ev.bytes += report.bytes;
   for (const [deviceId, count] of Object.entries(report.byDevice)) ev.byDevice.set(deviceId, (ev.byDevice.get(deviceId) ?? 0) + count);
   ev.lastAtMs = Math.max(ev.lastAtMs ?? report.atMs, report.atMs);
+  if (report.reason === EvictionReason.corrupt) ev.corruptRecords += report.records;
+  for (const [deviceId, ranges] of report.deviceSeqs ?? []) {
+    let set = ev.deviceSeqs.get(deviceId);
+    if (set === undefined) {
+      set = new IntervalSet();
+      ev.deviceSeqs.set(deviceId, set);
+    }
+    for (const [first, last] of ranges) if (first <= last) addExplaining(set, first, last);
+  }
   acc.updatedAtMs = nowMs;
   return { type: 'eviction', records: report.records };
 }
@@ -220,6 +299,10 @@ export function toAccountingValue(acc: LaneAccounting): AccountingValue {
       ...(t.latest === undefined ? {} : { latest: { seq: t.latest.seq, ts: t.latest.ts, receivedAtMs: t.latest.receivedAtMs, metrics: Object.entries(t.latest.metrics) } }),
       deviceSeqs: t.deviceSeqs.toJSON(),
       deviceSeqGapsForgotten: t.deviceSeqGapsForgotten,
+      deviceDuplicates: t.deviceDuplicates,
+      recentMessages: [...t.recentMessages],
+      deadLetters: [...t.deadLetters],
+      deadLetterSeqs: t.deadLetterSeqs.toJSON(),
     })),
     evictions: {
       ids: acc.evictions.ids.toJSON(),
@@ -228,6 +311,8 @@ export function toAccountingValue(acc: LaneAccounting): AccountingValue {
       bytes: acc.evictions.bytes,
       byDevice: [...acc.evictions.byDevice],
       ...(acc.evictions.lastAtMs === undefined ? {} : { lastAtMs: acc.evictions.lastAtMs }),
+      deviceSeqs: [...acc.evictions.deviceSeqs].map(([deviceId, set]) => [deviceId, set.toJSON()]),
+      corruptRecords: acc.evictions.corruptRecords,
     },
     recentStreamSeqs: acc.recentStreamSeqs.slice(),
     updatedAtMs: acc.updatedAtMs,
@@ -256,6 +341,10 @@ export function fromAccountingValue(value: unknown): LaneAccounting {
           latest: d.latest === undefined ? undefined : { seq: d.latest.seq, ts: d.latest.ts, receivedAtMs: d.latest.receivedAtMs, metrics: Object.fromEntries(d.latest.metrics) },
           deviceSeqs: IntervalSet.from(d.deviceSeqs),
           deviceSeqGapsForgotten: d.deviceSeqGapsForgotten,
+          deviceDuplicates: d.deviceDuplicates ?? 0,
+          recentMessages: new Map(d.recentMessages ?? []),
+          deadLetters: new Map(d.deadLetters ?? []),
+          deadLetterSeqs: IntervalSet.from(d.deadLetterSeqs ?? []),
         },
       ]),
     ),
@@ -266,6 +355,8 @@ export function fromAccountingValue(value: unknown): LaneAccounting {
       bytes: v.evictions.bytes,
       byDevice: new Map(v.evictions.byDevice),
       lastAtMs: v.evictions.lastAtMs,
+      deviceSeqs: new Map((v.evictions.deviceSeqs ?? []).map(([deviceId, ranges]) => [deviceId, IntervalSet.from(ranges)])),
+      corruptRecords: v.evictions.corruptRecords ?? 0,
     },
     recentStreamSeqs: v.recentStreamSeqs,
     updatedAtMs: v.updatedAtMs,

@@ -11,7 +11,11 @@ interface LiveRecordBase {
   ts: number;
   /** Agent time when the record was committed, epoch ms. */
   receivedAtMs: number;
-  /** `{epoch}:{lane}:{seq}`: the same record resent in another batch has the same key. */
+  /**
+   * The identity of what the record shows, so nothing shows twice: a device message by its
+   * device seq and ts (`m:{seq}:{ts}`: the agent resending a batch, or a device resend stored
+   * twice, carries the same), anything else by its place in the outbox (`{epoch}:{lane}:{seq}`).
+   */
   key: string;
 }
 
@@ -30,7 +34,9 @@ export function parseInferenceBody(body: unknown): InferencePoint | undefined {
 
 /** The live form of one record of `batch`; undefined for another kind or a malformed body. */
 export function toLiveRecord(batch: Pick<UplinkBatch, 'agentId' | 'epoch' | 'lane'>, record: UplinkRecord): LiveRecord | undefined {
-  const base = { agentId: batch.agentId, deviceId: record.deviceId, ts: record.ts, receivedAtMs: record.receivedAtMs, key: `${batch.epoch}:${batch.lane}:${record.seq}` };
+  const key =
+    record.kind === RecordKind.telemetry && record.deviceSeq !== undefined ? `m:${record.deviceSeq}:${record.ts}` : `${batch.epoch}:${batch.lane}:${record.seq}`;
+  const base = { agentId: batch.agentId, deviceId: record.deviceId, ts: record.ts, receivedAtMs: record.receivedAtMs, key };
   switch (record.kind) {
     case RecordKind.telemetry: {
       const metrics = telemetryMetrics(record.body);

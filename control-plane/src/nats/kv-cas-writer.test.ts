@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, OutpostError, type UplinkBatch } from '@outpost/shared';
 import { accountingModel } from '../ingest/accounting-ingest.js';
 import { summarizeLane, type AccountingDelta, type AccountingInput } from '../ingest/accounting.js';
-import { createKvCasWriter, type Ackable } from './kv-cas-writer.js';
+import { createKvCasWriter, MAX_POISON_ATTEMPTS, type Ackable, type GiveUp } from './kv-cas-writer.js';
 import type { KvBucket, KvEntry } from './types.js';
 
 const logger = pino({ level: 'silent' });
@@ -51,6 +51,11 @@ class MemoryBucket implements KvBucket {
     return this.#seq;
   }
 
+  async put(key: string, value: Uint8Array) {
+    this.#values.set(key, { value, revision: ++this.#seq });
+    return this.#seq;
+  }
+
   async keys() {
     return [...this.#values.keys()];
   }
@@ -68,6 +73,7 @@ class MemoryBucket implements KvBucket {
 class Message implements Ackable {
   acks = 0;
   naks = 0;
+  terms: string[] = [];
   ack() {
     this.acks++;
   }
@@ -75,6 +81,9 @@ class Message implements Ackable {
     this.naks++;
   }
   working() {}
+  term(reason = '') {
+    this.terms.push(reason);
+  }
 }
 
 const KEY = 'gw-1.epoch0001.telemetry';
@@ -85,13 +94,15 @@ function batchInput(first: number, last: number, streamSeq: number): AccountingI
   return { type: 'batch', batch, streamSeq };
 }
 
-function writer(kv: MemoryBucket, deltas: AccountingDelta[] = [], conflicts = { n: 0 }) {
+function writer(kv: MemoryBucket, deltas: AccountingDelta[] = [], conflicts = { n: 0 }, givenUp: GiveUp[] = [], model = accountingModel) {
   return createKvCasWriter({
     kv,
-    model: accountingModel,
+    model,
     logger,
     onCommit: (_k, _s, _r, d) => deltas.push(...d),
     onConflict: () => conflicts.n++,
+    onGiveUp: (g) => givenUp.push(g),
+    poisonRetryMs: () => 1,
   });
 }
 
@@ -178,5 +189,78 @@ describe('createKvCasWriter', () => {
       [0, 1],
     ]);
     expect(w.pending()).toBe(0);
+  });
+
+  it('a stored value that does not decode: its messages are terminated after bounded retries, other keys go on, later ones are terminated at once', async () => {
+    const kv = new MemoryBucket();
+    const reads = { n: 0 };
+    const get = kv.get.bind(kv);
+    kv.get = async (key: string) => {
+      if (key === KEY) reads.n++;
+      return get(key);
+    };
+    await kv.put(KEY, new TextEncoder().encode('{"v":1,"not":"an accounting value"}'));
+    const givenUp: GiveUp[] = [];
+    const w = writer(kv, [], { n: 0 }, givenUp);
+    const poisoned = new Message();
+    const other = new Message();
+    w.submit(KEY, batchInput(1, 10, 1), poisoned);
+    w.submit('gw-2.epoch0001.telemetry', batchInput(1, 10, 2), other);
+    await settle(w);
+    expect(other.acks).toBe(1);
+    expect(poisoned.acks).toBe(0);
+    expect(poisoned.terms).toHaveLength(1);
+    expect(poisoned.terms[0]).toMatch(/^KV_VALUE_INVALID: /);
+    expect(reads.n).toBe(MAX_POISON_ATTEMPTS);
+    expect(givenUp).toEqual([expect.objectContaining({ type: 'value-invalid', key: KEY, messages: 1 })]);
+    expect(givenUp[0]!.error.code).toBe('KV_VALUE_INVALID');
+
+    // Known bad at this revision: the next message is terminated after one look, without retries.
+    const next = new Message();
+    w.submit(KEY, batchInput(11, 20, 3), next);
+    await settle(w);
+    expect(next.terms).toHaveLength(1);
+    expect(reads.n).toBe(MAX_POISON_ATTEMPTS + 1);
+
+    // Fixed by an operator (the key removed and written anew): counting resumes.
+    await kv.put(KEY, accountingModel.encode(accountingModel.empty(KEY, batchInput(1, 1, 1))));
+    const after = new Message();
+    w.submit(KEY, batchInput(21, 30, 4), after);
+    await settle(w);
+    expect(after.acks).toBe(1);
+    expect(summarizeLane(kv.read(KEY)!)).toMatchObject({ received: 10 });
+    await w.close();
+  });
+
+  it('an item whose apply throws is terminated alone after bounded retries; the rest of its group is written', async () => {
+    const kv = new MemoryBucket();
+    const givenUp: GiveUp[] = [];
+    const applyCalls = { bad: 0 };
+    const model = {
+      ...accountingModel,
+      apply(state: Parameters<typeof accountingModel.apply>[0], item: AccountingInput, nowMs: number) {
+        if (item.type === 'batch' && item.streamSeq === 2) {
+          applyCalls.bad++;
+          throw new Error('boom');
+        }
+        return accountingModel.apply(state, item, nowMs);
+      },
+    };
+    const w = writer(kv, [], { n: 0 }, givenUp, model);
+    const messages = [new Message(), new Message(), new Message()];
+    messages.forEach((m, k) => w.submit(KEY, batchInput(k * 10 + 1, k * 10 + 10, k + 1), m));
+    await settle(w);
+    expect(messages.map((m) => [m.acks, m.terms.length])).toEqual([
+      [1, 0],
+      [0, 1],
+      [1, 0],
+    ]);
+    expect(applyCalls.bad).toBe(MAX_POISON_ATTEMPTS);
+    expect(givenUp).toEqual([expect.objectContaining({ type: 'apply-failed', key: KEY, messages: 1 })]);
+    expect(givenUp[0]!.error.code).toBe('ACCOUNTING_FAILED');
+    // The third message's records are counted, the second's are not (a visible gap, not silence).
+    expect(summarizeLane(kv.read(KEY)!)).toMatchObject({ received: 20, gaps: 10 });
+    expect(w.pending()).toBe(0);
+    await w.close();
   });
 });

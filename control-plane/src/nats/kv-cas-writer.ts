@@ -7,6 +7,11 @@
 //   5. only then ack the group's messages.
 // A conflict (another replica wrote the key) drops the cached value, re-reads and re-applies.
 // A crash after 4 and before 5 redelivers the messages; the model recognises them.
+// Nothing stalls on one bad value: a stored value that does not decode, or an item whose apply
+// throws, is retried MAX_POISON_ATTEMPTS times, then its messages are terminated and reported
+// (onGiveUp); the key's other messages and every other key go on. A key found poisoned is
+// remembered at its revision, so later messages for it are terminated without the retries
+// until the value changes (an operator fixed or removed it).
 import { setTimeout as delay } from 'node:timers/promises';
 import { ErrorCode, isOutpostError, OutpostError, type Logger } from '@outpost/shared';
 import type { KvBucket } from './types.js';
@@ -27,7 +32,14 @@ export interface Ackable {
   ack(): void;
   nak(delayMs?: number): void;
   working(): void;
+  /** Refused for good: never delivered again. */
+  term(reason?: string): void;
 }
+
+/** Why messages were given up: the key's stored value, or one item that could not be applied. */
+export type GiveUp =
+  | { type: 'value-invalid'; key: string; error: OutpostError; messages: number }
+  | { type: 'apply-failed'; key: string; error: OutpostError; messages: number };
 
 export interface KvCasWriterOptions<S, I, D> {
   kv: KvBucket;
@@ -42,6 +54,10 @@ export interface KvCasWriterOptions<S, I, D> {
   onCommit?: (key: string, state: S, revision: number, deltas: readonly D[], messages: number) => void;
   onConflict?: () => void;
   onWriteError?: (error: unknown) => void;
+  /** Messages were terminated after MAX_POISON_ATTEMPTS: count, log and show it. Must not throw. */
+  onGiveUp?: (giveUp: GiveUp) => void;
+  /** Pause before the n-th retry of a poisoned value or item (tests shorten it); default POISON_RETRY_BASE_MS * 2^(n-1). */
+  poisonRetryMs?: (attempt: number) => number;
 }
 
 export interface KvCasWriter<I> {
@@ -64,7 +80,21 @@ export const DEFAULT_MAX_ITEMS_PER_WRITE = 512;
 const MAX_CONFLICT_PAUSE_MS = 20;
 /** Other failures (NATS away, timeouts) back off exponentially up to this. */
 const MAX_BACKOFF_MS = 2_000;
+/** A value that does not decode, or an item whose apply throws, is tried this often before its messages are terminated. */
+export const MAX_POISON_ATTEMPTS = 3;
+const POISON_RETRY_BASE_MS = 100;
 
+/** Thrown inside writeGroup when one item's apply throws: that item, not the whole group, is at fault. */
+class ItemFailed extends Error {
+  readonly index: number;
+  readonly error: OutpostError;
+
+  constructor(index: number, error: OutpostError) {
+    super(error.message, { cause: error });
+    this.index = index;
+    this.error = error;
+  }
+}
 interface Queued<I> {
   item: I;
   message: Ackable;
@@ -119,27 +149,65 @@ export function createKvCasWriter<S, I, D>(options: KvCasWriterOptions<S, I, D>)
     }
   };
 
+  /** Keys whose stored value did not decode, at that revision: later messages are terminated at once while it stays. */
+  const poisoned = new Map<string, number>();
+  const poisonRetryMs = options.poisonRetryMs ?? ((attempt: number) => POISON_RETRY_BASE_MS * 2 ** (attempt - 1));
+
+  const giveUp = (queued: readonly Queued<I>[], event: GiveUp): void => {
+    for (const q of queued) q.message.term(`${event.error.code}: ${event.error.message}`.slice(0, 256));
+    try {
+      options.onGiveUp?.(event);
+    } catch (err) {
+      logger.error({ err }, 'onGiveUp failed');
+    }
+  };
+
   const pause = (ms: number): Promise<void> => delay(ms, undefined, { signal: closeSignal.signal }).catch(() => undefined);
   const backoff = (failures: number): Promise<void> => {
     const ceiling = Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(failures, 10));
     return pause(ceiling / 2 + Math.random() * (ceiling / 2));
   };
 
-  /** Steps 3 to 5 for one group, retried until written or closing. */
+  /** Step 3 for one item: a throw becomes ItemFailed, so the item alone is blamed. */
+  const applyItem = (state: S, item: I, index: number, nowMs: number): D | undefined => {
+    try {
+      return model.apply(state, item, nowMs);
+    } catch (cause) {
+      throw new ItemFailed(
+        index,
+        isOutpostError(cause) ? cause : new OutpostError(ErrorCode.ACCOUNTING_FAILED, `${kv.name}: applying a message failed: ${(cause as Error).message}`, { cause }),
+      );
+    }
+  };
+
+  /** Steps 3 to 5 for one group, retried until written, given up or closing. */
   const writeGroup = async (key: string, group: Queued<I>[]): Promise<void> => {
     let conflicts = 0;
     let failures = 0;
+    let valueAttempts = 0;
+    const itemAttempts = new Map<Queued<I>, number>();
+    const knownBad = poisoned.get(key);
+    if (knownBad !== undefined) {
+      const entry = await kv.get(key).catch(() => undefined);
+      if (entry?.revision === knownBad) {
+        const error = new OutpostError(ErrorCode.KV_VALUE_INVALID, `${kv.name}/${key} revision ${knownBad} is still not a valid value`, { details: { bucket: kv.name, key, revision: knownBad } });
+        giveUp(group, { type: 'value-invalid', key, error, messages: group.length });
+        return;
+      }
+      poisoned.delete(key);
+    }
     for (;;) {
+      if (group.length === 0) return;
       try {
         // Taken out of the cache while it is changed in place: a failed write leaves no half-applied state behind.
         const current = cache.get(key) ?? (await load(key, group[0]!.item));
         cache.delete(key);
         const nowMs = now();
         const deltas: D[] = [];
-        for (const queued of group) {
-          const delta = model.apply(current.state, queued.item, nowMs);
+        group.forEach((queued, index) => {
+          const delta = applyItem(current.state, queued.item, index, nowMs);
           if (delta !== undefined) deltas.push(delta);
-        }
+        });
         let revision = current.revision;
         if (deltas.length > 0) {
           const bytes = model.encode(current.state);
@@ -154,6 +222,25 @@ export function createKvCasWriter<S, I, D>(options: KvCasWriterOptions<S, I, D>)
         }
         return;
       } catch (err) {
+        if (err instanceof ItemFailed) {
+          // The cached state was taken out above, so the item's half-done change is gone with it.
+          const queued = group[err.index]!;
+          const attempts = (itemAttempts.get(queued) ?? 0) + 1;
+          itemAttempts.set(queued, attempts);
+          logger.error({ err: err.error, bucket: kv.name, key, attempts }, 'applying a message failed');
+          if (attempts >= MAX_POISON_ATTEMPTS) {
+            group.splice(err.index, 1);
+            settled(1);
+            giveUp([queued], { type: 'apply-failed', key, error: err.error, messages: 1 });
+          } else {
+            await pause(poisonRetryMs(attempts));
+          }
+          if (closing) {
+            for (const q of group) q.message.nak();
+            return;
+          }
+          continue;
+        }
         const conflict = isOutpostError(err, ErrorCode.KV_CONFLICT);
         if (conflict) options.onConflict?.();
         else options.onWriteError?.(err);
@@ -170,8 +257,21 @@ export function createKvCasWriter<S, I, D>(options: KvCasWriterOptions<S, I, D>)
           if (conflicts > 1) await pause(Math.random() * Math.min(MAX_CONFLICT_PAUSE_MS, conflicts));
           continue;
         }
+        if (isOutpostError(err, ErrorCode.KV_VALUE_INVALID)) {
+          valueAttempts++;
+          logger.error({ err, bucket: kv.name, key, attempts: valueAttempts }, 'stored value is not valid');
+          if (valueAttempts >= MAX_POISON_ATTEMPTS) {
+            const revision = typeof err.details.revision === 'number' ? err.details.revision : undefined;
+            if (revision !== undefined) poisoned.set(key, revision);
+            giveUp(group, { type: 'value-invalid', key, error: err, messages: group.length });
+            return;
+          }
+          for (const queued of group) queued.message.working();
+          await pause(poisonRetryMs(valueAttempts));
+          continue;
+        }
         failures++;
-        logger[isOutpostError(err, ErrorCode.KV_VALUE_INVALID) ? 'error' : 'warn']({ err, bucket: kv.name, key, failures }, 'KV write failed; retrying');
+        logger.warn({ err, bucket: kv.name, key, failures }, 'KV write failed; retrying');
         for (const queued of group) queued.message.working();
         await backoff(failures);
       }
@@ -191,6 +291,7 @@ export function createKvCasWriter<S, I, D>(options: KvCasWriterOptions<S, I, D>)
         try {
           await writeGroup(key, group);
         } finally {
+          // Items given up one by one were settled as they went; the rest are settled here.
           settled(group.length);
         }
       }

@@ -5,7 +5,7 @@ import type { ConsumerConfig, ConsumerMessages, JetStreamClient, JetStreamManage
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ErrorCode, OutpostError, type ControlPlaneNatsConfig, type Logger } from '@outpost/shared';
+import { ErrorCode, OutpostError, redactUrl, type ControlPlaneNatsConfig, type Logger } from '@outpost/shared';
 import type {
   ConsumeOptions,
   ConsumerLag,
@@ -59,9 +59,10 @@ export async function connectNats(config: ControlPlaneNatsConfig, logger: Logger
       timeout: config.connectTimeoutMs,
     });
   } catch (cause) {
-    throw new OutpostError(ErrorCode.NATS_UNAVAILABLE, `cannot connect to NATS at ${config.servers.join(', ')}: ${(cause as Error).message}`, {
+    const servers = config.servers.map(redactUrl);
+    throw new OutpostError(ErrorCode.NATS_UNAVAILABLE, `cannot connect to NATS at ${servers.join(', ')}: ${(cause as Error).message}`, {
       cause,
-      details: { servers: config.servers },
+      details: { servers },
     });
   }
   const js = jetstream(nc, { timeout: JS_API_TIMEOUT_MS });
@@ -90,7 +91,8 @@ class Client implements NatsClient {
     this.#js = js;
     this.#jsm = jsm;
     this.#logger = logger;
-    void this.#watchStatus();
+    // A throw inside the status iterator must not become an unhandled rejection.
+    this.#watchStatus().catch((err: unknown) => logger.error({ err }, 'NATS status watch ended'));
     void nc.closed().then((err) => {
       this.#connected = false;
       if (err !== undefined && this.#closing === undefined) logger.error({ err }, 'NATS connection closed for good');
@@ -249,6 +251,7 @@ class Client implements NatsClient {
   consume(stream: string, durable: string, handler: MessageHandler, options: ConsumeOptions): Consumption {
     let stopped = false;
     let messages: ConsumerMessages | undefined;
+    const stopSignal = new AbortController();
     const log = this.#logger.child({ stream, consumer: durable });
 
     const runOnce = async (): Promise<void> => {
@@ -260,7 +263,7 @@ class Client implements NatsClient {
         iter.stop();
         return;
       }
-      void (async () => {
+      (async () => {
         for await (const note of iter.status()) {
           if (note.type !== 'next' && note.type !== 'heartbeat') log.debug({ note }, 'consumer notification');
           if (note.type === 'consumer_not_found' || note.type === 'stream_not_found') {
@@ -273,7 +276,7 @@ class Client implements NatsClient {
             iter.stop();
           }
         }
-      })();
+      })().catch((err: unknown) => log.warn({ err }, 'consumer status watch ended'));
       for await (const msg of iter) {
         const wrapped = wrapMessage(msg);
         try {
@@ -295,7 +298,7 @@ class Client implements NatsClient {
           if (!stopped) log.warn({ err }, 'consumer stopped; starting again');
         }
         if (stopped || this.#nc.isClosed()) break;
-        await delay(CONSUME_RESTART_WAIT_MS);
+        await delay(CONSUME_RESTART_WAIT_MS, undefined, { signal: stopSignal.signal }).catch(() => undefined);
         if (stopped) break;
         await options.redeclare().catch((err: unknown) => log.warn({ err }, 're-declaring the consumer failed'));
       }
@@ -304,7 +307,8 @@ class Client implements NatsClient {
     return {
       async stop() {
         stopped = true;
-        // Ends the for-await in runOnce (or runOnce sees `stopped` once its iterator exists).
+        // Ends the restart pause at once, and the for-await in runOnce (or runOnce sees `stopped` once its iterator exists).
+        stopSignal.abort();
         messages?.stop();
         await loop;
       },
@@ -432,6 +436,10 @@ class Bucket implements KvBucket {
     } catch (err) {
       throw this.#mapConflict(err, key);
     }
+  }
+
+  put(key: string, value: Uint8Array): Promise<number> {
+    return this.#kv.put(key, value);
   }
 
   async update(key: string, value: Uint8Array, revision: number): Promise<number> {

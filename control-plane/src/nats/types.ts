@@ -27,6 +27,8 @@ export interface KvBucket {
    * @throws OutpostError KV_CONFLICT when another write came in between.
    */
   update(key: string, value: Uint8Array, revision: number): Promise<number>;
+  /** Writes a key whatever its revision (last writer wins: only for values no one counts on). */
+  put(key: string, value: Uint8Array): Promise<number>;
   /** Keys matching a NATS subject filter below the bucket (`agent-1.>`), or all keys. */
   keys(filter?: string): Promise<string[]>;
   /** Current values first, then every change, until `stop()`; survives reconnects. */

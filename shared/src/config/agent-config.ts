@@ -9,6 +9,8 @@ export const DEFAULT_MAX_BUFFER_BYTES = 512 * 1024 * 1024;
 export const DEFAULT_DEAD_LETTER_MAX_ROWS = 10_000;
 export const DEFAULT_MAX_RECORDS_PER_COMMIT = 1_000;
 export const DEFAULT_RATE_LIMIT_MSGS_PER_S = 1_000;
+/** Devices whose recent messages the agent remembers to recognise resends. */
+export const DEFAULT_RESEND_WINDOW_DEVICES = 4_096;
 export const DEFAULT_HTTP_PORT = 9464;
 
 const PortSchema = z.number().int().min(0).max(65535);
@@ -185,11 +187,20 @@ export const AgentConfigSchema = z.strictObject({
     .default({ durability: 'power', maxBytes: DEFAULT_MAX_BUFFER_BYTES, deadLetterMaxRows: DEFAULT_DEAD_LETTER_MAX_ROWS, maxRecordsPerCommit: DEFAULT_MAX_RECORDS_PER_COMMIT }),
   ingest: z
     .strictObject({
-      /** Per-device token bucket of the embedded broker; 0 turns it off. Bridge mode leaves limits to the site broker. */
+      /**
+       * Per-device token bucket of the embedded broker; 0 turns it off. A device over it is read
+       * more slowly (QoS 1/2) or has its QoS 0 publishes dropped and counted; never disconnected.
+       * Bridge mode leaves limits to the site broker.
+       */
       rateLimitMsgsPerS: z.number().min(0).default(DEFAULT_RATE_LIMIT_MSGS_PER_S),
       rateLimitBurst: z.number().int().min(1).optional(),
+      /**
+       * Devices whose recent messages are remembered to recognise resends (the last 256 seqs
+       * each, about 4 KiB per device); beyond it the least recently heard from are forgotten.
+       */
+      resendWindowDevices: z.number().int().min(1).max(1_000_000).default(DEFAULT_RESEND_WINDOW_DEVICES),
     })
-    .default({ rateLimitMsgsPerS: DEFAULT_RATE_LIMIT_MSGS_PER_S }),
+    .default({ rateLimitMsgsPerS: DEFAULT_RATE_LIMIT_MSGS_PER_S, resendWindowDevices: DEFAULT_RESEND_WINDOW_DEVICES }),
   /** Where the outbox drains to; without it the agent buffers only. */
   uplink: UplinkSchema.optional(),
   faults: FaultsSchema.optional(),

@@ -42,6 +42,18 @@ export const DeviceAccountingValueSchema = z.object({
   deviceSeqs: SeqRangesSchema,
   /** Device-seq holes merged away to bound the value's size; still counted as gaps. */
   deviceSeqGapsForgotten: Count,
+  /**
+   * Device messages that arrived again (a resend after a lost acknowledgement: same seq and
+   * ts), counted once: those the agent recognised (`device-resend` reports) plus those the
+   * control plane recognised itself. Absent in values written before resends were counted.
+   */
+  deviceDuplicates: Count.optional(),
+  /** The device's latest messages as `[seq, ts]` (oldest first), to recognise a resend that got past the agent. */
+  recentMessages: z.array(z.tuple([z.number().int().nonnegative(), z.number().int()])).optional(),
+  /** Payloads the agent refused, by reason (`dead-letter` reports). */
+  deadLetters: z.array(z.tuple([z.string().min(1).max(64), Count])).optional(),
+  /** Device seqs of the refused payloads that had one: they explain device-seq gaps. */
+  deadLetterSeqs: SeqRangesSchema.optional(),
 });
 export type DeviceAccountingValue = z.infer<typeof DeviceAccountingValueSchema>;
 
@@ -55,6 +67,10 @@ export const EvictionAccountingValueSchema = z.object({
   bytes: Count,
   byDevice: z.array(z.tuple([z.string(), Count])),
   lastAtMs: z.number().int().optional(),
+  /** The device seqs of the telemetry evicted, per device (they explain device-seq gaps). */
+  deviceSeqs: z.array(z.tuple([z.string(), SeqRangesSchema])).optional(),
+  /** Of `records`, rows the agent found corrupt and discarded. */
+  corruptRecords: Count.optional(),
 });
 export type EvictionAccountingValue = z.infer<typeof EvictionAccountingValueSchema>;
 
@@ -79,6 +95,26 @@ export const AccountingValueSchema = z.object({
 });
 export type AccountingValue = z.infer<typeof AccountingValueSchema>;
 
+/**
+ * KV value under `accountingFailureKey(...)` in ACCOUNTING_BUCKET: uplink messages of one
+ * (agent, epoch, lane) were given up after retries (the stored value does not decode, or a
+ * message could not be applied); they were terminated, and the agent is flagged in the API.
+ */
+export const AccountingFailureSchema = z.object({
+  v: z.literal(1),
+  agentId: AgentIdSchema,
+  epoch: EpochSchema,
+  lane: LaneSchema,
+  /** KV_VALUE_INVALID or ACCOUNTING_FAILED. */
+  code: z.string().min(1),
+  message: z.string(),
+  /** Messages terminated so far (as this record's writers saw it). */
+  messages: Count,
+  firstAtMs: z.number().int(),
+  lastAtMs: z.number().int(),
+});
+export type AccountingFailure = z.infer<typeof AccountingFailureSchema>;
+
 /** KV value under the agent id in FLEET_BUCKET: the last heartbeat and when it was seen. */
 export const FleetRecordSchema = z.object({
   v: z.literal(1),
@@ -90,5 +126,9 @@ export const FleetRecordSchema = z.object({
   /** When the newest heartbeat was stored by NATS (server clock), epoch ms. */
   lastSeenMs: z.number().int(),
   heartbeats: Count,
+  /** Times the agent's process start time changed between heartbeats (absent in records written before). */
+  restarts: Count.optional(),
+  /** When the last restart was seen (server clock), epoch ms. */
+  lastRestartMs: z.number().int().optional(),
 });
 export type FleetRecord = z.infer<typeof FleetRecordSchema>;

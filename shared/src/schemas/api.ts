@@ -57,6 +57,10 @@ export const AgentSummarySchema = z.object({
   buffer: HeartbeatShape.buffer.nullable(),
   ingest: HeartbeatShape.ingest.nullable(),
   inference: HeartbeatShape.inference.unwrap().nullable(),
+  /** When the agent's current process started (from its heartbeat), epoch ms. */
+  startedAtMs: z.number().int().nullable(),
+  /** Restarts seen by the control plane (a new process start time between two heartbeats). */
+  restarts: Count,
 });
 export type AgentSummary = z.infer<typeof AgentSummarySchema>;
 
@@ -94,9 +98,24 @@ export const AccountingTotalsSchema = z.object({
 });
 export type AccountingTotals = z.infer<typeof AccountingTotalsSchema>;
 
+/** Something of an agent's accounting the control plane could not count (its other lanes still are). */
+export const AccountingProblemSchema = z.object({
+  epoch: z.string(),
+  lane: z.string(),
+  /** Stable: KV_VALUE_INVALID (the stored value does not decode) or ACCOUNTING_FAILED (a message could not be applied). */
+  code: z.string(),
+  message: z.string(),
+  /** Uplink messages terminated because of it, when known. */
+  messages: Count.optional(),
+  lastAtMs: z.number().int().optional(),
+});
+export type AccountingProblem = z.infer<typeof AccountingProblemSchema>;
+
 export const AgentDetailResponseSchema = AgentSummarySchema.extend({
   accounting: z.array(LaneAccountingSummarySchema),
   totals: AccountingTotalsSchema,
+  /** Empty while everything the agent sent could be counted. */
+  accountingProblems: z.array(AccountingProblemSchema),
 });
 export type AgentDetailResponse = z.infer<typeof AgentDetailResponseSchema>;
 
@@ -110,16 +129,31 @@ export type LatestReadingView = z.infer<typeof LatestReadingViewSchema>;
 /** One device of an agent, merged over all its epochs and lanes. */
 export const DeviceSummarySchema = z.object({
   deviceId: DeviceIdSchema,
-  /** Records of this device counted once, of every kind (telemetry, inference results, anomalies, ...). */
+  /**
+   * Records of this device counted once, of every kind (telemetry, inference results,
+   * anomalies, ...); reports about its messages (resends, refused payloads) are counted apart.
+   */
   received: Count,
   /**
    * `received` by record kind (`telemetry`, `inference`, `anomaly`, ...). Compare `telemetry`
    * with `gaps` for how complete a device's own data is: only telemetry carries device seqs.
    */
   kinds: z.record(z.string(), Count),
+  /** Records whose agent seq had been counted before (the uplink sent them again), dropped. */
   duplicates: Count,
+  /**
+   * Device messages that arrived again after a lost acknowledgement (same device seq and ts: a
+   * QoS 1/2 resend), counted once and not in `received`: recognised by the agent or here.
+   */
+  deviceDuplicates: Count,
+  /** Payloads of this device the agent refused (dead letters), by reason. */
+  deadLetters: z.record(z.string(), Count),
   /** Holes in the device's own seq between the lowest and highest seen. */
   gaps: Count,
+  /** Of `gaps`: seqs of payloads the agent refused, and seqs of telemetry it evicted or found corrupt. */
+  explainedGaps: z.object({ deadLetters: Count, evicted: Count }),
+  /** Of `gaps`, those nothing explains: messages the device never sent, or that never reached the agent. */
+  unexplainedGaps: Count,
   /** Records of this device the agent reported evicted. */
   evicted: Count,
   latest: LatestReadingViewSchema.nullable(),
@@ -181,6 +215,14 @@ export const RecordKind = {
   inference: 'inference',
   /** Events lane; body: InferenceResult with `anomaly: true`. */
   anomaly: 'anomaly',
+  /**
+   * Events lane; body: DeviceResendReport `{ seq, ts }`. A device message the agent had already
+   * committed arrived again (a QoS 1/2 resend after a lost acknowledgement): acknowledged again,
+   * stored once, and reported so the control plane counts it as a device duplicate.
+   */
+  deviceResend: 'device-resend',
+  /** Events lane; body: DeadLetterReport `{ reason, topic, detail, seq? }`: a device payload the agent refused. */
+  deadLetter: 'dead-letter',
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 

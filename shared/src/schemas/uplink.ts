@@ -45,27 +45,60 @@ export const UplinkBatchSchema = z
   .refine((b) => b.lastSeq >= b.firstSeq, { message: 'lastSeq must be >= firstSeq', path: ['lastSeq'] });
 export type UplinkBatch = z.infer<typeof UplinkBatchSchema>;
 
-/** Records the agent dropped to stay inside its byte bound: reported so gaps are explained. */
+/** Sorted, disjoint inclusive ranges `[first, last]` of seqs. */
+const SeqRangeListSchema = z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])).max(1_024);
+
+/** Why records were dropped: the outbox's byte bound (oldest first), or rows the uplink found corrupt. */
+export const EvictionReason = { full: 'full', corrupt: 'corrupt' } as const;
+export type EvictionReason = (typeof EvictionReason)[keyof typeof EvictionReason];
+
+/** Records the agent dropped (to stay inside its byte bound, or unreadable): reported so gaps are explained. */
 export const EvictionReportSchema = z.object({
   /** The agent's eviction row id: reports are idempotent by (agentId, epoch, id). */
   id: z.number().int().positive(),
   agentId: AgentIdSchema,
   epoch: EpochSchema,
   lane: LaneSchema,
+  /** Absent in reports of agents from before reasons: `full`. */
+  reason: z.enum([EvictionReason.full, EvictionReason.corrupt]).optional(),
+  /** `full`: every record of [firstSeq, lastSeq]; `corrupt`: `records` rows between them. */
   firstSeq: z.number().int().positive(),
   lastSeq: z.number().int().positive(),
   records: z.number().int().positive(),
   bytes: z.number().int().nonnegative(),
   /** Evicted record counts per device. */
   byDevice: z.record(z.string(), z.number().int().positive()),
+  /** The device seqs of the telemetry evicted, per device, as ranges (a device's own data lost: explains its seq gaps). */
+  deviceSeqs: z.array(z.tuple([DeviceIdSchema, SeqRangeListSchema])).optional(),
   atMs: z.number().int(),
 });
 export type EvictionReport = z.infer<typeof EvictionReportSchema>;
+
+/** Body of a `device-resend` record: a device message committed before arrived again. */
+export const DeviceResendReportSchema = z.object({
+  seq: z.number().int().nonnegative(),
+  /** The message's device time, epoch ms (the same as the original's). */
+  ts: z.number().int(),
+});
+export type DeviceResendReport = z.infer<typeof DeviceResendReportSchema>;
+
+/** Body of a `dead-letter` record: a device payload the agent refused, reported so the gap it leaves is explained. */
+export const DeadLetterReportSchema = z.object({
+  /** A RejectReason. */
+  reason: z.string().min(1).max(64),
+  topic: z.string().max(1_024),
+  detail: z.string().max(1_024),
+  /** The device's seq, when the payload had a readable one. */
+  seq: z.number().int().nonnegative().optional(),
+});
+export type DeadLetterReport = z.infer<typeof DeadLetterReportSchema>;
 
 export const HeartbeatSchema = z.object({
   agentId: AgentIdSchema,
   epoch: EpochSchema,
   ts: z.number().int(),
+  /** When this agent process started, epoch ms: a new value means the agent restarted. */
+  startedAtMs: z.number().int().optional(),
   labels: z.record(z.string(), z.string()),
   versions: z.object({ agent: z.string(), model: z.string().optional(), config: z.string().optional() }),
   buffer: z.object({
@@ -80,6 +113,8 @@ export const HeartbeatSchema = z.object({
   ingest: z.object({
     accepted: z.number().int().nonnegative(),
     rejected: z.number().int().nonnegative(),
+    /** Device resends recognised (acknowledged again, stored once) since the process started. */
+    resends: z.number().int().nonnegative().optional(),
     devicesConnected: z.number().int().nonnegative(),
     /** Publishes committed per second since the previous heartbeat. */
     acceptedPerS: z.number().nonnegative().optional(),
