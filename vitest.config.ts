@@ -20,7 +20,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
-          include: ['{shared,agent,control-plane,models,simulators}/src/**/*.test.ts', 'control-plane/dashboard/src/**/*.test.ts'],
+          include: ['{shared,agent,control-plane,models,simulators}/src/**/*.test.ts', 'control-plane/dashboard/src/**/*.test.ts', 'tests/src/demo/**/*.test.ts'],
         },
       },
       {

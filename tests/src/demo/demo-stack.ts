@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import { relative } from 'node:path';
 import { DEFAULT_INFERENCE_SELF_TEST_TIMEOUT_MS } from '@outpost/shared';
 import { waitFor } from '../harness/wait.js';
-import { findNatsServer, startDemoNats, startDemoProcess, type ChildExit, type DemoProcess, type StartedDemoProcess } from './processes.js';
+import { findNatsServer, startDemoNats, startDemoProcess, type ChildExit, type DemoProcess, type StartDemoProcessOptions, type StartedDemoProcess } from './processes.js';
+import type { RestartLimit } from './restart-policy.js';
 import {
   agentConfig,
   BINARIES,
@@ -14,13 +15,16 @@ import {
   formatModelRef,
   generateDevicePasswords,
   MANUAL_DEVICE_ID,
+  pinAgentPorts,
   planDemoAgents,
   prepareDemoModel,
   REPO_ROOT,
   simulatorArgs,
+  type DemoAgentPlan,
   type DemoModel,
   type DemoOptions,
 } from './stack-config.js';
+import { superviseProcess, type SupervisedProcess, type SupervisorEvent } from './supervisor.js';
 
 /** A reason the demo cannot start that the user can fix; main prints the message only. */
 export class DemoSetupError extends Error {
@@ -40,6 +44,8 @@ export interface DemoEndpoints {
   agents: {
     agentId: string;
     mqttUrl: string;
+    /** The agent's own HTTP server: /healthz, /metrics. */
+    httpUrl: string;
     labels: Record<string, string>;
     devices: string[];
     /** The model the agent reports serving (`name@version`); null with --no-inference. */
@@ -54,20 +60,67 @@ export interface DemoEndpoints {
   simulatedDevices: number;
 }
 
-export interface UnexpectedExit {
-  name: string;
-  exit: ChildExit;
-  tail: string;
+/** The figures of a simulator's JSON summary (its last line) that the demo prints when it ends. */
+export interface SimulatorFigures {
+  sent: number;
+  acked: number;
+  /** QoS 1 telemetry PUBACKed, over all its devices. */
+  telemetryPubacked: number;
+  unacked: number;
+  problems: string[];
+}
+
+/** What happens to the demo's processes while it runs; main prints each one. */
+export type DemoEvent =
+  | Exclude<SupervisorEvent, { type: 'ended' | 'gave-up' }>
+  /** A simulator given a duration (--sim-duration) ended; `summary` undefined when it printed none. */
+  | { type: 'simulator-finished'; name: string; exit: ChildExit; summary: SimulatorFigures | undefined };
+
+/** A process that kept dying: restarted as often as the limit allows, it stays down and the demo stops. */
+export type DemoFailure = Extract<SupervisorEvent, { type: 'gave-up' }>;
+
+export interface DemoStackHooks {
+  onEvent?(event: DemoEvent): void;
+  /** Default DEFAULT_RESTART_LIMIT (5 restarts in 60 s per process). */
+  restartLimit?: RestartLimit;
 }
 
 export interface DemoStack {
   readonly endpoints: DemoEndpoints;
-  /** Resolves when a child exits while the demo runs: which one, how, its last output. */
-  readonly unexpectedExit: Promise<UnexpectedExit>;
-  /** Stops in reverse order of start: simulators, agents, control plane, nats-server. Idempotent. */
+  /**
+   * Resolves when a process keeps dying: every process that dies on its own is restarted (same
+   * command, config, data dir and ports) until it reaches the restart limit.
+   */
+  readonly failure: Promise<DemoFailure>;
+  /**
+   * Stops in reverse order of start: simulators, agents, control plane, nats-server; before it
+   * stops any, it ends every supervision, so nothing is restarted during the shutdown. Idempotent.
+   */
   close(): Promise<void>;
   /** SIGKILLs every child still running (a second Ctrl-C). */
   kill(): void;
+}
+
+/** The figures of the last JSON summary line (`"mode":"live"`) in a simulator's output. */
+export function readSimulatorSummary(output: string): SimulatorFigures | undefined {
+  for (const line of output.split('\n').reverse()) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const s = JSON.parse(line) as { mode?: unknown; sent?: unknown; acked?: unknown; unacked?: unknown; problems?: unknown; perDevice?: Record<string, { telemetryPubacked?: unknown }> };
+      if (s.mode !== 'live') continue;
+      const count = (v: unknown): number => (typeof v === 'number' ? v : 0);
+      return {
+        sent: count(s.sent),
+        acked: count(s.acked),
+        telemetryPubacked: Object.values(s.perDevice ?? {}).reduce((sum, d) => sum + count(d.telemetryPubacked), 0),
+        unacked: count(s.unacked),
+        problems: Array.isArray(s.problems) ? s.problems.map(String) : [],
+      };
+    } catch {
+      // Not a summary line.
+    }
+  }
+  return undefined;
 }
 
 /** Fails with a message naming the port and the option when `port` is taken on 127.0.0.1. */
@@ -199,10 +252,12 @@ async function prepareDataDir(dataDir: string): Promise<void> {
 
 /**
  * Starts the whole demo: nats-server (JetStream), the control plane, the agents, and one
- * device simulator per agent. If any step fails, what already started is stopped again and
- * the error (with the failed child's last output) is thrown.
+ * device simulator per agent, each supervised: one that dies on its own is restarted (see
+ * DemoStack.failure), a simulator given a duration ends on its own and is reported. If any
+ * step fails, what already started is stopped again and the error (with the failed child's
+ * last output) is thrown.
  */
-export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
+export async function startDemoStack(options: DemoOptions, hooks: DemoStackHooks = {}): Promise<DemoStack> {
   const natsBinary = checkPrerequisites();
   await checkHttpPort(options.httpPort);
   await prepareDataDir(options.dataDir);
@@ -218,24 +273,27 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
   }
 
   /** In start order; close stops them in reverse, layer by layer. */
-  const layers: DemoProcess[][] = [];
-  let closing = false;
-  let reportExit: (exit: UnexpectedExit) => void = () => {};
-  const unexpectedExit = new Promise<UnexpectedExit>((resolve) => (reportExit = resolve));
-  const supervise = (p: DemoProcess): void => {
-    void p.exited.then((exit) => {
-      if (!closing) reportExit({ name: p.name, exit, tail: p.tail() });
-    });
+  const layers: SupervisedProcess[][] = [];
+  let reportFailure: (failure: DemoFailure) => void = () => {};
+  const failure = new Promise<DemoFailure>((resolve) => (reportFailure = resolve));
+  const onSupervisorEvent = (event: SupervisorEvent): void => {
+    if (event.type === 'gave-up') reportFailure(event);
+    else if (event.type === 'ended') hooks.onEvent?.({ type: 'simulator-finished', name: event.name, exit: event.exit, summary: readSimulatorSummary(event.tail) });
+    else hooks.onEvent?.(event);
   };
-  const started = (layer: DemoProcess[]): void => {
-    layers.push(layer);
-    layer.forEach(supervise);
-  };
+  /**
+   * Supervises a started process; `restart` starts it again with the same command (undefined:
+   * it is not restarted). A restart reuses the config file, so the same data dir and ports.
+   */
+  const supervise = (first: DemoProcess, restart: ((signal: AbortSignal) => Promise<DemoProcess>) | undefined): SupervisedProcess =>
+    superviseProcess({ first, restart, onEvent: onSupervisorEvent, limit: hooks.restartLimit });
+  const restartWith = (spec: StartDemoProcessOptions) => (signal: AbortSignal) => startDemoProcess({ ...spec, signal });
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
-    closing = true;
     closed ??= (async () => {
+      // Supervision ends everywhere first: a process that dies while the others stop stays down.
+      for (const layer of layers) for (const p of layer) p.retire();
       for (const layer of layers.slice().reverse()) await Promise.all(layer.map((p) => p.stop()));
     })();
     return closed;
@@ -243,60 +301,77 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
 
   try {
     const nats = await startDemoNats(natsBinary, paths.nats, paths.log('nats-server'));
-    started([nats]);
+    // Restarted on the port its clients have and on its store: agents and control plane reconnect by themselves.
+    layers.push([supervise(nats, (signal) => startDemoNats(natsBinary, paths.nats, paths.log('nats-server'), { port: nats.port, signal }))]);
 
     const operatorToken = generateOperatorToken();
     await writeFile(paths.operatorToken, `${operatorToken}\n`, { mode: 0o600 });
     await writeFile(paths.controlPlaneConfig, JSON.stringify(controlPlaneConfig(nats.url, options.httpPort, operatorToken), null, 2));
-    const controlPlane = await startDemoProcess({
+    const controlPlaneSpec: StartDemoProcessOptions = {
       name: 'control-plane',
       file: process.execPath,
       args: [BINARIES.controlPlane, '--config', paths.controlPlaneConfig],
       readyEvent: 'control-plane-ready',
       logFile: paths.log('control-plane'),
-    });
-    started([controlPlane]);
+    };
+    const controlPlane = await startDemoProcess(controlPlaneSpec);
+    layers.push([supervise(controlPlane, restartWith(controlPlaneSpec))]);
     const httpPort = controlPlane.ready['httpPort'] as number;
+    // A restart serves the dashboard and API where the user has them open.
+    if (options.httpPort !== httpPort) await writeFile(paths.controlPlaneConfig, JSON.stringify(controlPlaneConfig(nats.url, httpPort, operatorToken), null, 2));
 
     const plans = planDemoAgents(options);
     const passwords = generateDevicePasswords([...plans.flatMap((p) => p.deviceIds), MANUAL_DEVICE_ID]);
     await writeFile(paths.credentials, JSON.stringify(passwords, null, 2), { mode: 0o600 });
 
-    const agentStarts = await Promise.allSettled(
-      plans.map(async (plan) => {
-        const file = paths.agentConfig(plan.agentId);
-        await writeFile(file, JSON.stringify(await agentConfig(plan, nats.url, options.dataDir, passwords, model), null, 2));
-        return startDemoProcess({
-          name: `agent ${plan.agentId}`,
-          file: process.execPath,
-          args: [BINARIES.agent, '--config', file],
-          readyEvent: 'agent-ready',
-          logFile: paths.log(plan.agentId),
-        });
-      }),
-    );
-    const agents = agentStarts.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    started(agents);
+    const startAgent = async (plan: DemoAgentPlan): Promise<{ agent: StartedDemoProcess; spec: StartDemoProcessOptions }> => {
+      const file = paths.agentConfig(plan.agentId);
+      const config = await agentConfig(plan, nats.url, options.dataDir, passwords, model);
+      await writeFile(file, JSON.stringify(config, null, 2));
+      const spec: StartDemoProcessOptions = {
+        name: `agent ${plan.agentId}`,
+        file: process.execPath,
+        args: [BINARIES.agent, '--config', file],
+        readyEvent: 'agent-ready',
+        logFile: paths.log(plan.agentId),
+      };
+      const agent = await startDemoProcess(spec);
+      try {
+        await writeFile(file, JSON.stringify(pinAgentPorts(config, { mqttPort: agent.ready['mqttPort'] as number, httpPort: agent.ready['httpPort'] as number }), null, 2));
+      } catch (error) {
+        await agent.stop(1_000);
+        throw error;
+      }
+      return { agent, spec };
+    };
+    const agentStarts = await Promise.allSettled(plans.map(startAgent));
+    const agentLayer = agentStarts.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    layers.push(agentLayer.map(({ agent, spec }) => supervise(agent, restartWith(spec))));
     const failed = agentStarts.find((s) => s.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
+    const agents = agentLayer.map((a) => a.agent);
     const mqttUrls = agents.map((a) => `mqtt://127.0.0.1:${a.ready['mqttPort'] as number}`);
     const servingModels = model === undefined ? agents.map(() => null) : await Promise.all(agents.map((a) => waitForAgentInference(a, model)));
 
-    const simulators = await Promise.all(
-      plans.flatMap((plan, i) =>
-        plan.deviceIds.length === 0
-          ? []
-          : [
-              startDemoProcess({
-                name: `simulator for ${plan.agentId}`,
-                file: process.execPath,
-                args: simulatorArgs(plan, mqttUrls[i] as string, paths.credentials, options.ratePerS),
-                logFile: paths.log(`simulator-${plan.agentId}`),
-              }),
-            ],
-      ),
+    const simulatorSpecs = plans.flatMap((plan, i): StartDemoProcessOptions[] =>
+      plan.deviceIds.length === 0
+        ? []
+        : [
+            {
+              name: `simulator for ${plan.agentId}`,
+              file: process.execPath,
+              args: simulatorArgs(plan, mqttUrls[i] as string, paths.credentials, options.ratePerS, options.simDurationS),
+              logFile: paths.log(`simulator-${plan.agentId}`),
+            },
+          ],
     );
-    started(simulators);
+    const simulatorStarts = await Promise.allSettled(simulatorSpecs.map((spec) => startDemoProcess(spec)));
+    // A simulator with a duration ends on its own: reported, not restarted. One without runs as long as the demo.
+    layers.push(
+      simulatorStarts.flatMap((s, i) => (s.status === 'fulfilled' ? [supervise(s.value, options.simDurationS === undefined ? restartWith(simulatorSpecs[i]!) : undefined)] : [])),
+    );
+    const failedSimulator = simulatorStarts.find((s) => s.status === 'rejected');
+    if (failedSimulator !== undefined) throw failedSimulator.reason;
 
     const base = `http://127.0.0.1:${httpPort}`;
     const manualAgent = plans.findIndex((p) => p.hasManualDevice);
@@ -311,6 +386,7 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
       agents: plans.map((plan, i) => ({
         agentId: plan.agentId,
         mqttUrl: mqttUrls[i] as string,
+        httpUrl: `http://127.0.0.1:${agents[i]!.ready['httpPort'] as number}`,
         labels: plan.labels,
         devices: plan.deviceIds,
         model: servingModels[i] ?? null,
@@ -327,10 +403,9 @@ export async function startDemoStack(options: DemoOptions): Promise<DemoStack> {
     };
     return {
       endpoints,
-      unexpectedExit,
+      failure,
       close,
       kill() {
-        closing = true;
         for (const layer of layers) for (const p of layer) p.kill();
       },
     };

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Composition root of `npm run demo`: the only demo file that reads argv, prints, handles
 // signals and calls process.exit. It starts nats-server, the control plane, the agents and the
-// device simulators (demo-stack.ts), prints where everything is, and stops it all on Ctrl-C.
+// device simulators (demo-stack.ts), prints where everything is and every restart of a process
+// that died, and stops it all on Ctrl-C or when a process keeps dying.
 import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DemoSetupError, startDemoStack, type DemoEndpoints, type DemoStack } from './demo-stack.js';
+import { DemoSetupError, startDemoStack, type DemoEndpoints, type DemoEvent, type DemoFailure, type DemoStack } from './demo-stack.js';
 import { describeExit } from './processes.js';
+import { DEFAULT_RESTART_LIMIT, formatRestartLimit } from './restart-policy.js';
 import {
   DEFAULT_DEMO_AGENTS,
   DEFAULT_DEMO_DATA_DIR,
@@ -25,7 +27,9 @@ const USAGE = `Usage: npm run demo -- [options]   (or: node tests/dist/demo/main
 Starts nats-server, the Outpost control plane, agents with embedded MQTT brokers and local
 inference (the shipped anomaly model, signed with the dev key .keys/dev-signing-key.pem, created
 on first use), and simulated devices on this machine; prints the dashboard URL and the
-endpoints; Ctrl-C stops everything.
+endpoints; Ctrl-C stops everything. A process that dies on its own (kill -9 an agent) is
+restarted on its data dir, config and ports, and the restart is printed; one that keeps dying
+(more than ${formatRestartLimit(DEFAULT_RESTART_LIMIT)}) stops the demo.
 
 Options:
   --agents <n>       agents to start (default ${DEFAULT_DEMO_AGENTS})
@@ -33,6 +37,8 @@ Options:
   --rate <msgPerS>   messages per second of each simulated device (default ${DEFAULT_DEMO_RATE_PER_S}; the model scores
                      windows of 32 messages: a device's first inference result comes after 32 of them)
   --no-sim           start no device simulator (publish yourself with the printed credential)
+  --sim-duration <s> simulators send for this many seconds, then end and print what was acknowledged;
+                     the rest keeps running (default: they run until the demo stops)
   --no-inference     agents without local inference (no model is signed or loaded)
   --http-port <p>    control-plane HTTP port: dashboard and API (default ${DEFAULT_DEMO_HTTP_PORT}; 0 = any free port)
   --data-dir <dir>   where configs, data and logs go; emptied on every start (default .data/demo)
@@ -59,6 +65,7 @@ function parseOptions(argv: string[]): DemoOptions | 'help' {
         devices: { type: 'string' },
         rate: { type: 'string' },
         'no-sim': { type: 'boolean' },
+        'sim-duration': { type: 'string' },
         'no-inference': { type: 'boolean' },
         'http-port': { type: 'string' },
         'data-dir': { type: 'string' },
@@ -71,11 +78,14 @@ function parseOptions(argv: string[]): DemoOptions | 'help' {
   if (values.help === true) return 'help';
   const rate = values.rate === undefined ? undefined : Number(values.rate);
   if (rate !== undefined && !(Number.isFinite(rate) && rate > 0 && rate <= 10_000)) throw new UsageError(`--rate must be a number above 0 and at most 10000, got ${JSON.stringify(values.rate)}`);
+  const simDuration = values['sim-duration'] === undefined ? undefined : Number(values['sim-duration']);
+  if (simDuration !== undefined && !(Number.isFinite(simDuration) && simDuration > 0)) throw new UsageError(`--sim-duration must be a number of seconds above 0, got ${JSON.stringify(values['sim-duration'])}`);
   return {
     agents: integer('--agents', values.agents, 1, 50) ?? DEFAULT_DEMO_AGENTS,
     devices: integer('--devices', values.devices, 0, 100_000) ?? DEFAULT_DEMO_DEVICES,
     ratePerS: rate ?? DEFAULT_DEMO_RATE_PER_S,
     sim: values['no-sim'] !== true,
+    simDurationS: simDuration,
     inference: values['no-inference'] !== true,
     httpPort: integer('--http-port', values['http-port'], 0, 65_535) ?? DEFAULT_DEMO_HTTP_PORT,
     dataDir: resolve(values['data-dir'] ?? DEFAULT_DEMO_DATA_DIR),
@@ -143,7 +153,7 @@ function printReady(e: DemoEndpoints): void {
     token: e.token,
     natsUrl: e.natsUrl,
     dataDir: e.dataDir,
-    agents: e.agents.map((a) => ({ agentId: a.agentId, mqttUrl: a.mqttUrl, labels: a.labels, devices: a.devices, model: a.model })),
+    agents: e.agents.map((a) => ({ agentId: a.agentId, mqttUrl: a.mqttUrl, httpUrl: a.httpUrl, labels: a.labels, devices: a.devices, model: a.model })),
     model:
       model === null
         ? null
@@ -162,6 +172,37 @@ function printReady(e: DemoEndpoints): void {
     pid: process.pid,
   };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+/**
+ * One human line on stderr (`demo: agent demo-agent-2 exited (signal SIGKILL); restarted in
+ * 0.4 s (restart 1)`) and one JSON line on stdout for scripts, like the ready line.
+ */
+function printEvent(event: DemoEvent): void {
+  switch (event.type) {
+    case 'restarted':
+      process.stderr.write(`demo: ${event.name} exited (${describeExit(event.exit)}); restarted in ${formatSeconds(event.downMs / 1_000)} (restart ${event.restarts})\n`);
+      process.stdout.write(`${JSON.stringify({ event: 'demo-process-restarted', name: event.name, exit: event.exit, downMs: event.downMs, restarts: event.restarts, pid: event.pid })}\n`);
+      break;
+    case 'restart-failed':
+      process.stderr.write(`demo: ${event.name} did not start again: ${event.error.split('\n')[0]}; trying again\n`);
+      process.stdout.write(`${JSON.stringify({ event: 'demo-restart-failed', name: event.name, error: event.error })}\n`);
+      break;
+    case 'simulator-finished': {
+      const s = event.summary;
+      const figures =
+        s === undefined
+          ? 'it printed no summary'
+          : `sent ${s.sent}, acknowledged ${s.acked} (telemetry PUBACKed ${s.telemetryPubacked}), unacknowledged ${s.unacked}${s.problems.length > 0 ? `; problems: ${s.problems.join('; ')}` : ''}`;
+      process.stderr.write(`demo: ${event.name} finished (${describeExit(event.exit)}): ${figures}; the rest keeps running\n`);
+      process.stdout.write(`${JSON.stringify({ event: 'demo-simulator-finished', name: event.name, exit: event.exit, summary: s ?? null })}\n`);
+      break;
+    }
+  }
+}
+
+function describeFailure(f: DemoFailure): string {
+  return `${f.name} died again (${f.why}) after ${f.recent} restart(s) within ${formatSeconds(f.limit.intervalMs / 1_000)}; the limit is ${formatRestartLimit(f.limit)}, so it stays down`;
 }
 
 async function main(): Promise<number> {
@@ -196,7 +237,7 @@ async function main(): Promise<number> {
 
   process.stderr.write(`demo: starting nats-server, the control plane and ${options.agents} agent(s) (data in ${shown(options.dataDir)})...\n`);
   try {
-    stack = await startDemoStack(options);
+    stack = await startDemoStack(options, { onEvent: printEvent });
   } catch (error) {
     if (signalled !== undefined) return EXIT_OK;
     process.stderr.write(`demo: ${error instanceof DemoSetupError ? error.message : (error as Error).message}\n`);
@@ -204,15 +245,17 @@ async function main(): Promise<number> {
   }
   const running = stack;
 
-  const outcome = await new Promise<{ type: 'signal' } | { type: 'child-exit'; name: string; how: string; tail: string }>((resolveOutcome) => {
+  const outcome = await new Promise<{ type: 'signal' } | { type: 'failure'; failure: DemoFailure }>((resolveOutcome) => {
     onSignal = () => resolveOutcome({ type: 'signal' });
     if (signalled !== undefined) onSignal();
-    void running.unexpectedExit.then((u) => resolveOutcome({ type: 'child-exit', name: u.name, how: describeExit(u.exit), tail: u.tail }));
+    void running.failure.then((failure) => resolveOutcome({ type: 'failure', failure }));
     if (signalled === undefined) printReady(running.endpoints);
   });
 
-  if (outcome.type === 'child-exit') {
-    process.stderr.write(`demo: ${outcome.name} exited unexpectedly (${outcome.how}); its last output:\n${outcome.tail || '(none)'}\ndemo: stopping the rest (logs in ${shown(running.endpoints.logsDir)})\n`);
+  if (outcome.type === 'failure') {
+    const f = outcome.failure;
+    process.stderr.write(`demo: ${describeFailure(f)}; its last output:\n${f.tail || '(none)'}\ndemo: stopping the rest (logs in ${shown(running.endpoints.logsDir)})\n`);
+    process.stdout.write(`${JSON.stringify({ event: 'demo-failed', name: f.name, why: f.why, recent: f.recent, restarts: f.restarts, limit: f.limit })}\n`);
   } else {
     process.stderr.write('demo: stopping simulators, agents, control plane, nats-server...\n');
   }

@@ -42,6 +42,8 @@ export interface StartDemoProcessOptions {
   readyEvent?: string;
   readyTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Aborting it before the ready line stops the child and rejects (the demo shuts down during a restart). */
+  signal?: AbortSignal;
 }
 
 export interface StartedDemoProcess extends DemoProcess {
@@ -55,11 +57,14 @@ export interface StartedDemoProcess extends DemoProcess {
  *   group reaches the demo only and the demo stops its children in order;
  * - under `setpriv --pdeathsig KILL` (the harness's spawnOwned), so none outlives a demo that
  *   is killed outright;
- * - with its output kept in `logFile` and its last lines in memory.
+ * - with its output kept in `logFile` (appended: a restarted child's output follows the
+ *   previous one's) and its last lines in memory.
  *
- * @throws Error when it exits or does not print its ready line in time, with its last output.
+ * @throws Error when it exits or does not print its ready line in time, with its last output;
+ *   the signal's reason when `options.signal` aborts first (the child is stopped).
  */
 export async function startDemoProcess(options: StartDemoProcessOptions): Promise<StartedDemoProcess> {
+  options.signal?.throwIfAborted();
   const log = createWriteStream(options.logFile, { flags: 'a' });
   // A log file that cannot be written must not take the demo down; the tail stays in memory.
   log.on('error', () => {});
@@ -98,13 +103,23 @@ export async function startDemoProcess(options: StartDemoProcessOptions): Promis
 
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const outcome = await Promise.race([
     readyLine.then((ready) => ({ type: 'ready' as const, ready })),
     exited.then((exit) => ({ type: 'exited' as const, exit })),
     new Promise<{ type: 'timeout' }>((resolve) => (timer = setTimeout(() => resolve({ type: 'timeout' }), timeoutMs))),
+    new Promise<{ type: 'aborted' }>((resolve) => {
+      onAbort = () => resolve({ type: 'aborted' });
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    }),
   ]);
   clearTimeout(timer);
+  if (onAbort !== undefined) options.signal?.removeEventListener('abort', onAbort);
   if (outcome.type === 'ready') return Object.assign(demoProcess, { ready: outcome.ready });
+  if (outcome.type === 'aborted') {
+    await demoProcess.stop(1_000);
+    throw options.signal?.reason ?? new Error(`${options.name}: start aborted`);
+  }
   if (outcome.type === 'timeout') await demoProcess.stop(1_000);
   const why = outcome.type === 'exited' ? `exited (${describeExit(outcome.exit)})` : `printed no ready line within ${timeoutMs} ms`;
   throw new Error(`${options.name} ${why} while starting; its last output:\n${demoProcess.tail() || '(none)'}\n(full log: ${options.logFile})`);
@@ -154,25 +169,36 @@ export interface DemoNats extends DemoProcess {
   readonly port: number;
 }
 
+export interface StartDemoNatsOptions {
+  /** Listen here (a restart: the port of the first start, which every client has); default -1, any free port. */
+  port?: number;
+  /** Aborting it before the server is up stops it and rejects. */
+  signal?: AbortSignal;
+}
+
 /**
  * Starts nats-server with JetStream from a config written into `dir` (`nats-server.conf`,
  * store in `dir/jetstream`). `port: -1` lets the server pick a free port and report it in its
- * ports file, so the demo never takes 4222 nor races anyone for a port.
+ * ports file, so the demo never takes 4222 nor races anyone for a port; a restart passes the
+ * port it got, on the same store.
  */
-export async function startDemoNats(binary: string, dir: string, logFile: string): Promise<DemoNats> {
+export async function startDemoNats(binary: string, dir: string, logFile: string, options: StartDemoNatsOptions = {}): Promise<DemoNats> {
   const configFile = join(dir, 'nats-server.conf');
-  await writeFile(configFile, renderNatsConfig(dir));
+  await writeFile(configFile, renderNatsConfig(dir, options.port ?? -1));
+  // A server that was killed leaves its ports file behind: read only the new server's.
   for (const name of await readdir(dir)) if (name.endsWith('.ports')) await rm(join(dir, name), { force: true });
-  const nats = await startDemoProcess({ name: 'nats-server', file: binary, args: ['-c', configFile], logFile });
+  const nats = await startDemoProcess({ name: 'nats-server', file: binary, args: ['-c', configFile], logFile, signal: options.signal });
   try {
     const port = await waitFor(
       async () => {
+        options.signal?.throwIfAborted();
         if (!nats.isRunning()) throw new Error(`nats-server exited while starting; its last output:\n${nats.tail()}`);
         return readPortsFile(dir, nats.pid);
       },
       { what: 'the nats-server ports file', timeoutMs: 15_000 },
     );
     await waitForTcp('127.0.0.1', port, 10_000);
+    options.signal?.throwIfAborted();
     return Object.assign(nats, { url: `nats://127.0.0.1:${port}`, port });
   } catch (error) {
     await nats.stop(1_000);
@@ -180,11 +206,11 @@ export async function startDemoNats(binary: string, dir: string, logFile: string
   }
 }
 
-function renderNatsConfig(dir: string): string {
+function renderNatsConfig(dir: string, port: number): string {
   return [
     '# Written by `npm run demo` (tests/src/demo); rewritten on every start.',
     'host: "127.0.0.1"',
-    'port: -1',
+    `port: ${port}`,
     'server_name: "outpost_demo"',
     `ports_file_dir: ${JSON.stringify(dir)}`,
     'jetstream {',

@@ -75,6 +75,11 @@ export interface DemoOptions {
   /** Messages per second of each simulated device. */
   ratePerS: number;
   sim: boolean;
+  /**
+   * Seconds of traffic each simulator sends before it ends (and prints its summary); the rest of
+   * the demo keeps running. Undefined: simulators run until the demo stops.
+   */
+  simDurationS: number | undefined;
   /** Agents run the shipped model; false: agents without local inference. */
   inference: boolean;
   dataDir: string;
@@ -269,8 +274,24 @@ export async function agentConfig(
   return config;
 }
 
-/** The simulator's command line for one agent's devices. */
-export function simulatorArgs(plan: DemoAgentPlan, mqttUrl: string, credentialsFile: string, ratePerS: number): string[] {
+/**
+ * The agent's config with the ports it bound on its first start (it was given port 0: any free
+ * one) instead of 0, so that a restart binds the same ones: its devices and simulator reconnect
+ * to the address they have, and /healthz stays where it was.
+ */
+export function pinAgentPorts(config: AgentConfigInput, ports: { mqttPort: number; httpPort: number }): AgentConfigInput {
+  const broker = config.broker?.mode === 'embedded' ? { ...config.broker, port: ports.mqttPort } : config.broker;
+  const pinned: AgentConfigInput = { ...config, broker, http: { ...config.http, port: ports.httpPort } };
+  parseConfig(AgentConfigSchema, pinned, `demo agent config ${config.agentId}`);
+  return pinned;
+}
+
+/**
+ * The simulator's command line for one agent's devices; with `durationS`, the simulator ends
+ * after that many seconds of traffic (its JSON summary, PUBACKed seqs per device included, is
+ * the last line of its log).
+ */
+export function simulatorArgs(plan: DemoAgentPlan, mqttUrl: string, credentialsFile: string, ratePerS: number, durationS?: number): string[] {
   return [
     BINARIES.simulator,
     'devices',
@@ -289,5 +310,6 @@ export function simulatorArgs(plan: DemoAgentPlan, mqttUrl: string, credentialsF
     '--json',
     '--rate',
     String(ratePerS),
+    ...(durationS === undefined ? [] : ['--duration', String(durationS)]),
   ];
 }
