@@ -126,6 +126,7 @@ function printReady(e: DemoEndpoints): void {
   const lines = [
     '',
     `Outpost demo is running: ${e.agents.length} agent(s), ${e.simulatedDevices} simulated device(s). Ctrl-C stops everything.`,
+    `A process that dies is restarted on its data dir and ports (try kill -9 on an agent); one that dies more than ${formatRestartLimit(DEFAULT_RESTART_LIMIT)} stops the demo.`,
     '',
     `  dashboard   ${e.dashboardUrl}`,
     `  HTTP API    ${e.apiUrl}/agents   (header Authorization: Bearer ${e.token}; description at ${e.apiUrl}/openapi.json)`,
