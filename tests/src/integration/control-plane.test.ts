@@ -4,9 +4,12 @@
 import { gzipSync } from 'node:zlib';
 import { jetstream, jetstreamManager, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  ACCOUNTING_BUCKET,
+  accountingKey,
   AgentDetailResponseSchema,
   AgentListResponseSchema,
   ApiErrorResponseSchema,
@@ -235,6 +238,42 @@ describe('control plane accounting', () => {
       expect(sample(metrics, 'outpost_cp_bad_messages_total', `stream="uplink",reason="${reason}"`), reason).toBe(count);
     }
     expect((await agentDetail(cp, 'gw-3'))!.totals).toMatchObject({ received: 10, duplicates: 0 });
+  });
+});
+
+describe('nothing stalls on one bad value', () => {
+  it("a poisoned accounting value of agent A: agents B and C keep being counted, A is flagged with a stable code", async () => {
+    const server = await nats();
+    // Written before any replica cached it: what a bug of another version, or a hand edit, leaves behind.
+    const nc = await connect({ servers: [server.url] });
+    cleanups.push(() => nc.close());
+    const kv = await new Kvm(nc).create(ACCOUNTING_BUCKET, { history: 1 });
+    await kv.put(accountingKey('gw-a', EPOCH, 'telemetry'), '{"v":1,"this":"is not an accounting value"}');
+    const cp = await controlPlane(server);
+    const [a, b, c] = await Promise.all(['gw-a', 'gw-b', 'gw-c'].map((id) => FakeAgent.connect(server, id)));
+    // Interleaved, so A's messages sit in the consumer between B's and C's.
+    for (let k = 0; k < 5; k++) {
+      for (const agent of [a!, b!, c!]) await agent.publishBatch(agent.batch(k * 20 + 1, k * 20 + 20));
+    }
+    await waitForReceived(cp, 'gw-b', 100);
+    await waitForReceived(cp, 'gw-c', 100);
+    const flagged = await waitFor(
+      async () => {
+        const detail = await agentDetail(cp, 'gw-a');
+        return detail !== undefined && detail.accountingProblems.some((p) => p.messages !== undefined && p.messages >= 5) ? detail : undefined;
+      },
+      { what: "gw-a's five batches given up and shown on the agent", timeoutMs: 30_000 },
+    );
+    expect(flagged.accountingProblems).toContainEqual(expect.objectContaining({ epoch: EPOCH, lane: 'telemetry', code: 'KV_VALUE_INVALID', messages: 5 }));
+    expect(flagged.accounting).toEqual([]);
+    const metrics = (await api(cp, '/metrics')).text;
+    expect(sample(metrics, 'outpost_cp_accounting_given_up_messages_total', 'code="KV_VALUE_INVALID"')).toBe(5);
+    // B and C are still counted after A's poison was met, and the consumer is not held.
+    await b!.publishBatch(b!.batch(101, 150));
+    await c!.publishBatch(c!.batch(101, 150));
+    await waitForReceived(cp, 'gw-b', 150);
+    await waitForReceived(cp, 'gw-c', 150);
+    expect((await agentDetail(cp, 'gw-b'))!.accountingProblems).toEqual([]);
   });
 });
 
