@@ -161,6 +161,22 @@ describe('dashboard in headless Chromium', () => {
       { timeout: UI_TIMEOUT_MS },
     );
     expect(await page.getAttribute('[data-testid="device-row-press-1"] [data-testid="completeness"]', 'data-ratio')).toBe('1.000000');
+    // A device with two holes in its seqs: 3 is a payload the agent refused (reported as a dead
+    // letter), 4 never arrived. The row tells the one from the other.
+    const gapTs = Date.now();
+    const valve = (seq: number, deviceSeq: number) => ({ seq, deviceId: 'valve-9', ts: gapTs + deviceSeq, receivedAtMs: gapTs, deviceSeq, kind: 'telemetry', body: { ts: gapTs + deviceSeq, seq: deviceSeq, metrics: { flow: deviceSeq } } });
+    await publishBatch(server, { agentId: 'gw-north', epoch: 'e2egaps00001', lane: 'telemetry', firstSeq: 1, lastSeq: 3, records: [valve(1, 1), valve(2, 2), valve(3, 5)] });
+    await publishBatch(server, {
+      agentId: 'gw-north',
+      epoch: 'e2egaps00001',
+      lane: 'events',
+      firstSeq: 1,
+      lastSeq: 1,
+      records: [{ seq: 1, deviceId: 'valve-9', ts: gapTs, receivedAtMs: gapTs, deviceSeq: 3, kind: 'dead-letter', body: { reason: 'invalid-json', topic: 'devices/valve-9/telemetry', detail: 'x', seq: 3 } }],
+    });
+    await page.waitForSelector('[data-testid="device-row-valve-9"] [data-testid="unexplained-gaps"]', { timeout: UI_TIMEOUT_MS });
+    expect(await page.textContent('[data-testid="device-row-valve-9"] [data-testid="gaps"]')).toBe('2 (1 unexplained)');
+    expect(await page.getAttribute('[data-testid="device-row-valve-9"] [data-testid="gaps"] span', 'title')).toBe('1 refused by the agent, 0 evicted, 1 unexplained');
     await page.screenshot({ path: join(OUTPUT_DIR, 'dashboard-agent.png'), fullPage: true });
 
     // The device: a chart per metric, fed by /series, then by pushed telemetry.

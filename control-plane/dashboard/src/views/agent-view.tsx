@@ -47,13 +47,35 @@ function DeviceRow({ agentId, device, latest, nowMs }: { agentId: string; device
       <td class="num" data-testid="received">
         {formatCount(device.received)}
       </td>
-      <td class="num">{formatCount(device.duplicates)}</td>
-      <td class="num">{formatCount(device.gaps)}</td>
+      <td class="num" data-testid="device-duplicates" title="device resends (same seq and ts), counted once">
+        {formatCount(device.deviceDuplicates)}
+      </td>
+      <td class="num" data-testid="gaps">
+        <GapsCell device={device} />
+      </td>
       <td class="num">{formatCount(device.evicted)}</td>
       <td class="num">
         <Completeness ratio={completeness(device)} testId="completeness" />
       </td>
     </tr>
+  );
+}
+
+/** Gaps, and how many of them nothing explains (neither a refused payload nor an eviction). */
+function GapsCell({ device }: { device: DeviceSummary }) {
+  if (device.gaps === 0) return <span>0</span>;
+  const explained = device.explainedGaps.deadLetters + device.explainedGaps.evicted;
+  return (
+    <span title={`${formatCount(device.explainedGaps.deadLetters)} refused by the agent, ${formatCount(device.explainedGaps.evicted)} evicted, ${formatCount(device.unexplainedGaps)} unexplained`}>
+      {formatCount(device.gaps)}{' '}
+      {device.unexplainedGaps > 0 ? (
+        <span class="warn" data-testid="unexplained-gaps">
+          ({formatCount(device.unexplainedGaps)} unexplained)
+        </span>
+      ) : (
+        <span class="muted">({formatCount(explained)} explained)</span>
+      )}
+    </span>
   );
 }
 
@@ -110,12 +132,32 @@ function AgentCard({ agent, detail, nowMs }: { agent: AgentSummary; detail: Agen
         <span class="fact-label">Last seen</span>
         <span>{formatAgo(agent.lastSeenMs, nowMs)}</span>
       </div>
+      <div class="fact">
+        <span class="fact-label">Restarts</span>
+        <span data-testid="agent-restarts">
+          {formatCount(agent.restarts)}
+          {agent.startedAtMs !== null && <span class="muted"> · running since {formatAgo(agent.startedAtMs, nowMs)}</span>}
+        </span>
+      </div>
       {totals !== undefined && (
         <div class="fact fact-wide">
           <span class="fact-label">Records</span>
           <span>
             {formatCount(totals.received)} received · {formatCount(totals.duplicates)} duplicates · {formatCount(totals.gaps)} gaps ({formatCount(totals.explainedByEviction)}{' '}
             explained by eviction) · <Completeness ratio={agentCompleteness(totals)} testId="agent-completeness" />
+          </span>
+        </div>
+      )}
+      {detail !== undefined && detail.accountingProblems.length > 0 && (
+        <div class="fact fact-wide" data-testid="accounting-problems">
+          <span class="fact-label">Not counted</span>
+          <span class="warn">
+            {detail.accountingProblems.map((p) => (
+              <span key={`${p.epoch}:${p.lane}:${p.code}`}>
+                {p.code} on {p.lane}
+                {p.messages === undefined ? '' : ` (${formatCount(p.messages)} batches set aside)`}: {p.message}{' '}
+              </span>
+            ))}
           </span>
         </div>
       )}
@@ -192,8 +234,12 @@ export function AgentView({ agentId }: { agentId: string }) {
                       <th>Latest values</th>
                       <th class="num">Updated</th>
                       <th class="num">Received</th>
-                      <th class="num">Duplicates</th>
-                      <th class="num">Gaps</th>
+                      <th class="num" title="device resends after a lost acknowledgement, counted once">
+                        Resends
+                      </th>
+                      <th class="num" title="holes in the device's own seq; unexplained: neither refused by the agent nor evicted">
+                        Gaps
+                      </th>
                       <th class="num">Evicted</th>
                       <th class="num" title="telemetry received / (received + max(gaps, evicted))">
                         Complete

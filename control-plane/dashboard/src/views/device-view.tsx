@@ -173,13 +173,33 @@ export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: s
             </span>
           </div>
           <div class="fact">
-            <span class="fact-label">Duplicates</span>
-            <span>{formatCount(d.duplicates)}</span>
+            <span class="fact-label">Resends</span>
+            <span>
+              <span data-testid="device-duplicates">{formatCount(d.deviceDuplicates)}</span>
+              <span class="muted"> device messages sent again (counted once) · {formatCount(d.duplicates)} uplink duplicates dropped</span>
+            </span>
+          </div>
+          <div class="fact">
+            <span class="fact-label">Refused</span>
+            <span>
+              {Object.keys(d.deadLetters).length === 0
+                ? '0'
+                : Object.entries(d.deadLetters)
+                    .map(([reason, n]) => `${formatCount(n)} ${reason}`)
+                    .join(', ')}
+            </span>
           </div>
           <div class="fact">
             <span class="fact-label">Gaps</span>
             <span>
               {formatCount(d.gaps)}
+              {d.gaps > 0 && (
+                <span data-testid="gap-explanation">
+                  {' '}
+                  — {formatCount(d.explainedGaps.deadLetters)} refused, {formatCount(d.explainedGaps.evicted)} evicted,{' '}
+                  <span class={d.unexplainedGaps > 0 ? 'warn' : 'muted'}>{formatCount(d.unexplainedGaps)} unexplained</span>
+                </span>
+              )}
               {d.deviceSeq.gapRanges.length > 0 && (
                 <span class="muted">
                   {' '}
