@@ -65,7 +65,9 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['node:*'], message: 'the dashboard runs in a browser.' },
-            { group: ['@outpost/*', '../../../*/src/*'], allowTypeImports: true, message: 'the dashboard imports our packages as types only (import type).' },
+            // One exception: the shared backoff, a pure module without dependencies.
+            { regex: '^@outpost/(?!shared/backoff$)', allowTypeImports: true, message: 'the dashboard imports our packages as types only (import type), but @outpost/shared/backoff.' },
+            { group: ['../../../*/src/*'], allowTypeImports: true, message: 'the dashboard imports our packages as types only (import type).' },
             { group: ['zod'], message: 'the dashboard bundle carries no zod; import the shared types.' },
             ...sdkRestrictions(),
           ],

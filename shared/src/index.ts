@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './backoff.js';
 export * from './topics.js';
 export * from './subjects.js';
 export * from './schemas/device.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '@outpost/shared';
+import { backoffDelayMs, type Logger } from '@outpost/shared';
 import type { AgentMetrics } from '../metrics.js';
 import type { ModelProcess, ModelProcessExit } from './model-process.js';
 import type { VerifiedModel } from './model-source.js';
@@ -14,9 +14,12 @@ export interface RestartBackoff {
   maxDelayMs: number;
 }
 
-/** Delay before restart number `attempt` (0-based): initial * 2^attempt, capped at max, ms. */
+/**
+ * Delay before restart number `attempt` (0-based): initial * 2^attempt, capped at max, ms. No
+ * jitter: a local child process has no peers to collide with, and tests can rely on the delays.
+ */
 export function restartDelayMs(backoff: RestartBackoff, attempt: number): number {
-  return Math.min(backoff.maxDelayMs, backoff.initialDelayMs * 2 ** Math.min(attempt, 30));
+  return backoffDelayMs({ initialMs: backoff.initialDelayMs, maxMs: backoff.maxDelayMs, jitter: 'none' }, attempt);
 }
 
 /**

@@ -1,7 +1,7 @@
 // The agent's only import of the @nats-io modules: a small transport the uplink drives.
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { redactUrl, type Logger, type UplinkConfig } from '@outpost/shared';
+import { createBackoff, redactUrl, sleep, type Logger, type UplinkConfig } from '@outpost/shared';
 
 /** What happened to the link, as the uplink sees it. */
 export type TransportEvent =
@@ -44,21 +44,20 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
   let isUp = false;
   let closed = false;
   let waiters: (() => void)[] = [];
-  let attempt = 0;
+  // Equal jitter: a fleet coming back after an outage does not reconnect in lockstep.
+  const reconnectBackoff = createBackoff({ initialMs: config.reconnectBaseWaitMs, maxMs: config.reconnectMaxWaitMs, jitter: 'equal' });
+  /** Aborted to end a wait for the next connect attempt at once (close()). */
+  const closing = new AbortController();
 
   const setUp = (up: boolean): void => {
     isUp = up;
     if (up) {
-      attempt = 0;
+      reconnectBackoff.reset();
       for (const w of waiters.splice(0)) w();
     }
   };
 
-  const backoffMs = (): number => {
-    // Full jitter: a fleet coming back after an outage does not reconnect in lockstep.
-    const ceiling = Math.min(config.reconnectMaxWaitMs, config.reconnectBaseWaitMs * 2 ** Math.min(attempt++, 16));
-    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-  };
+  const backoffMs = (): number => Math.round(reconnectBackoff.next());
 
   /** First connect: nats.js reconnects forever only once connected, so retry the first one here, abortably. */
   const connectFirst = async (): Promise<NatsConnection | undefined> => {
@@ -68,17 +67,10 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
         return await connectOnce();
       } catch (error) {
         logger.warn({ err: error, servers: config.servers.map(redactUrl) }, 'uplink cannot connect yet; buffering');
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, backoffMs());
-          wakeFromBackoff = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await sleep(backoffMs(), closing.signal);
       }
     }
   };
-  let wakeFromBackoff = (): void => undefined;
 
   const connectOnce = (): Promise<NatsConnection> =>
     connect({
@@ -156,7 +148,7 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
     async close() {
       closed = true;
       waiters = [];
-      wakeFromBackoff();
+      closing.abort();
       await ready;
       if (nc !== undefined && !nc.isClosed()) await nc.close();
     },

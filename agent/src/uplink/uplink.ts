@@ -14,6 +14,8 @@ import {
   type Logger,
   type UplinkBatch,
   type UplinkConfig,
+  createBackoff,
+  type BackoffPolicy,
 } from '@outpost/shared';
 import type { Outbox, StoredRecord } from '../buffer/index.js';
 import type { AgentMetrics } from '../metrics.js';
@@ -25,10 +27,10 @@ const gzip = promisify(gzipCallback);
 export const IDLE_RECHECK_MS = 1_000;
 /**
  * Pauses after failed publishes while still connected: the first short (a restarted server
- * answers on the socket a moment before its JetStream does), then doubling up to the max.
+ * answers on the socket a moment before its JetStream does), then doubling up to the max,
+ * with equal jitter so agents that failed together do not retry together.
  */
-export const RETRY_PAUSE_FIRST_MS = 25;
-export const RETRY_PAUSE_MAX_MS = 500;
+export const RETRY_PAUSE: BackoffPolicy = { initialMs: 25, maxMs: 500, jitter: 'equal' };
 
 export interface UplinkOptions {
   agentId: string;
@@ -242,7 +244,7 @@ export function startUplink(options: UplinkOptions): Uplink {
   }
 
   const running = (async () => {
-    let retryPauseMs = RETRY_PAUSE_FIRST_MS;
+    const retryPause = createBackoff(RETRY_PAUSE);
     while (!stopping) {
       if (!transport.connected()) {
         metrics.uplinkConnected.set(0);
@@ -257,10 +259,10 @@ export function startUplink(options: UplinkOptions): Uplink {
         if (stopping) break;
         metrics.uplinkErrors.inc();
         evictionsPending = true;
-        if (batchesAcknowledged > acknowledgedBefore) retryPauseMs = RETRY_PAUSE_FIRST_MS;
-        logger.warn({ err: error, retryInMs: retryPauseMs }, 'uplink publish failed; resending from the oldest unacknowledged record');
-        if (transport.connected()) await pause(retryPauseMs);
-        retryPauseMs = Math.min(RETRY_PAUSE_MAX_MS, retryPauseMs * 2);
+        if (batchesAcknowledged > acknowledgedBefore) retryPause.reset();
+        const retryInMs = Math.round(retryPause.next());
+        logger.warn({ err: error, retryInMs }, 'uplink publish failed; resending from the oldest unacknowledged record');
+        if (transport.connected()) await pause(retryInMs);
       }
     }
   })();

@@ -4,6 +4,7 @@
 import { responseError } from './api-client.js';
 import type { ServerEvent, ServerEventType } from './api-types.js';
 import { createSseParser } from './sse-parser.js';
+import { backoffDelayMs } from '@outpost/shared/backoff';
 
 /** First reconnect delay; doubles per failed attempt. */
 export const DEFAULT_RECONNECT_MIN_MS = 500;
@@ -50,10 +51,9 @@ export interface EventStream {
 
 const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEventType>(['agents', 'telemetry', 'inference', 'anomaly']);
 
-/** Delay before reconnect attempt `attempt` (0-based): exponential, 50..100 % jitter so a fleet of tabs does not reconnect in step. */
+/** Delay before reconnect attempt `attempt` (0-based): exponential with equal jitter (50..100 %), so a fleet of tabs does not reconnect in step. */
 export function reconnectDelayMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20));
-  return Math.round(ceiling * (0.5 + random() / 2));
+  return Math.round(backoffDelayMs({ initialMs: minMs, maxMs, jitter: 'equal' }, attempt, random));
 }
 
 /** When to reconnect; pure apart from `random`, so its pacing is tested without a server. */

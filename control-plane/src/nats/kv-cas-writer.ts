@@ -13,7 +13,7 @@
 // remembered at its revision, so later messages for it are terminated without the retries
 // until the value changes (an operator fixed or removed it).
 import { setTimeout as delay } from 'node:timers/promises';
-import { ErrorCode, isOutpostError, OutpostError, type Logger } from '@outpost/shared';
+import { backoffDelayMs, ErrorCode, isOutpostError, OutpostError, type BackoffPolicy, type Logger } from '@outpost/shared';
 import type { KvBucket } from './types.js';
 
 /** How the values of one bucket are read, changed and written. */
@@ -56,7 +56,7 @@ export interface KvCasWriterOptions<S, I, D> {
   onWriteError?: (error: unknown) => void;
   /** Messages were terminated after MAX_POISON_ATTEMPTS: count, log and show it. Must not throw. */
   onGiveUp?: (giveUp: GiveUp) => void;
-  /** Pause before the n-th retry of a poisoned value or item (tests shorten it); default POISON_RETRY_BASE_MS * 2^(n-1). */
+  /** Pause before the n-th retry of a poisoned value or item (tests shorten it); default 100 ms doubling. */
   poisonRetryMs?: (attempt: number) => number;
 }
 
@@ -78,11 +78,11 @@ export const DEFAULT_MAX_ITEMS_PER_WRITE = 512;
  * random pause (up to this) so two replicas on one key stop colliding in lockstep.
  */
 const MAX_CONFLICT_PAUSE_MS = 20;
-/** Other failures (NATS away, timeouts) back off exponentially up to this. */
-const MAX_BACKOFF_MS = 2_000;
+/** Other failures (NATS away, timeouts) back off exponentially, with equal jitter. */
+const WRITE_RETRY_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2_000, jitter: 'equal' };
 /** A value that does not decode, or an item whose apply throws, is tried this often before its messages are terminated. */
 export const MAX_POISON_ATTEMPTS = 3;
-const POISON_RETRY_BASE_MS = 100;
+const POISON_RETRY_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 1_000, jitter: 'none' };
 
 /** Thrown inside writeGroup when one item's apply throws: that item, not the whole group, is at fault. */
 class ItemFailed extends Error {
@@ -151,7 +151,7 @@ export function createKvCasWriter<S, I, D>(options: KvCasWriterOptions<S, I, D>)
 
   /** Keys whose stored value did not decode, at that revision: later messages are terminated at once while it stays. */
   const poisoned = new Map<string, number>();
-  const poisonRetryMs = options.poisonRetryMs ?? ((attempt: number) => POISON_RETRY_BASE_MS * 2 ** (attempt - 1));
+  const poisonRetryMs = options.poisonRetryMs ?? ((attempt: number) => backoffDelayMs(POISON_RETRY_BACKOFF, attempt - 1));
 
   const giveUp = (queued: readonly Queued<I>[], event: GiveUp): void => {
     for (const q of queued) q.message.term(`${event.error.code}: ${event.error.message}`.slice(0, 256));
@@ -163,10 +163,7 @@ export function createKvCasWriter<S, I, D>(options: KvCasWriterOptions<S, I, D>)
   };
 
   const pause = (ms: number): Promise<void> => delay(ms, undefined, { signal: closeSignal.signal }).catch(() => undefined);
-  const backoff = (failures: number): Promise<void> => {
-    const ceiling = Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(failures, 10));
-    return pause(ceiling / 2 + Math.random() * (ceiling / 2));
-  };
+  const backoff = (failures: number): Promise<void> => pause(backoffDelayMs(WRITE_RETRY_BACKOFF, failures - 1));
 
   /** Step 3 for one item: a throw becomes ItemFailed, so the item alone is blamed. */
   const applyItem = (state: S, item: I, index: number, nowMs: number): D | undefined => {
