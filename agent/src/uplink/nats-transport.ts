@@ -32,7 +32,12 @@ export interface UplinkTransport {
 /**
  * Connects in the background: the agent starts and buffers even when NATS is away at boot.
  * Reconnects forever with jittered exponential backoff (nats.js gives up after 10 attempts
- * by default) and pings often enough to find a dead link within `pingIntervalMs * (maxPingOut + 2)`.
+ * by default) and finds a hung server within `pingIntervalMs * (maxPingOut + 1)` (18 s with
+ * the defaults 6 s and 2): nats.js v3 (nats-core heartbeats.js) pings every pingIntervalMs,
+ * any PONG clears the count of pings outstanding, and the first tick that finds maxPingOut
+ * of them still unanswered disconnects (status `staleConnection`) instead of pinging again.
+ * Worst case, the server hangs just after answering a ping: maxPingOut more ticks send pings,
+ * the one after gives up.
  */
 export function createNatsTransport(config: UplinkConfig, logger: Logger): UplinkTransport {
   const listeners: ((event: TransportEvent) => void)[] = [];
