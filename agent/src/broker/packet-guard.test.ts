@@ -314,7 +314,7 @@ describe('guardPackets over TCP', () => {
       conn.client.write(connect);
       await Promise.all([conn.closed, conn.clientClosed]);
       expect(Buffer.concat(answer)).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x01]));
-      expect(conn.violations).toEqual([{ reason: 'unsupported-protocol-level', level }]);
+      expect(conn.violations).toEqual([{ reason: 'unsupported-protocol-level', protocolLevel: level }]);
     }
     // Levels 3 and 4 pass untouched.
     const conn = await connectGuarded();
@@ -425,7 +425,7 @@ function referenceVerdict(data: Buffer, maxPacketBytes: number): Verdict {
       const nameBytes = ((data[i] as number) << 8) | (data[i + 1] as number);
       const at = i + 2 + nameBytes;
       if (nameBytes <= 6 && at < i + length && at < data.length && ![3, 4].includes(data[at] as number)) {
-        return { ok: false, atByte: at, violation: { reason: 'unsupported-protocol-level', level: data[at] as number } };
+        return { ok: false, atByte: at, violation: { reason: 'unsupported-protocol-level', protocolLevel: data[at] as number } };
       }
     }
     i += length;

@@ -26,7 +26,7 @@ const MAX_PROTOCOL_NAME_BYTES = 6;
 export type PacketViolation =
   | { reason: 'packet-too-large'; declaredBytes: number }
   | { reason: 'malformed-length' }
-  | { reason: 'unsupported-protocol-level'; level: number };
+  | { reason: 'unsupported-protocol-level'; protocolLevel: number };
 
 /**
  * Asked before each QoS 1/2 PUBLISH is passed on: 0 lets it through (a token was taken),
@@ -89,7 +89,7 @@ function createScanner(maxPacketBytes: number, pacer: () => PublishPacer | undef
     if (head.length < 2 + nameBytes + 1) return undefined;
     connectHead = undefined;
     const level = head[2 + nameBytes]!;
-    return SUPPORTED_PROTOCOL_LEVELS.has(level) ? undefined : { type: 'violation', violation: { reason: 'unsupported-protocol-level', level } };
+    return SUPPORTED_PROTOCOL_LEVELS.has(level) ? undefined : { type: 'violation', violation: { reason: 'unsupported-protocol-level', protocolLevel: level } };
   };
 
   return (chunk, from) => {

@@ -34,7 +34,7 @@ describe('device views', () => {
       deviceDuplicates: 0,
       deadLetters: {},
       gaps: 2,
-      explainedGaps: { deadLetters: 0, evicted: 0 },
+      explainedGaps: { deadLetters: 0, evicted: 0, refusedWithoutSeq: 0 },
       unexplainedGaps: 2,
       evicted: 1,
       latest: { ts: T0 + 100, receivedAtMs: T0, metrics: { t: 42 } },
@@ -78,9 +78,19 @@ describe('device views', () => {
       deviceDuplicates: 2,
       deadLetters: { 'invalid-payload': 1 },
       gaps: 4,
-      explainedGaps: { deadLetters: 1, evicted: 2 },
+      explainedGaps: { deadLetters: 1, evicted: 2, refusedWithoutSeq: 0 },
       unexplainedGaps: 1,
     });
+  });
+
+  it('let refused payloads without a readable seq explain as many remaining gaps, no more', () => {
+    const telemetry = createLaneAccounting('gw-1', 'epochaaaa', 'telemetry');
+    applyBatch(telemetry, batch('epochaaaa', 'telemetry', [1, 4, 8].map((deviceSeq) => ({ deviceSeq, ts: T0 + deviceSeq })), 1), 1, T0);
+    const events = createLaneAccounting('gw-1', 'epochaaaa', 'events');
+    const unreadable = { kind: 'dead-letter', body: { reason: 'not-utf8', topic: 'devices/d1/telemetry', detail: 'payload is not valid UTF-8' } };
+    applyBatch(events, batch('epochaaaa', 'events', [unreadable, unreadable], 1), 2, T0);
+    const [d1] = deviceSummaries([telemetry, events]);
+    expect(d1).toMatchObject({ deadLetters: { 'not-utf8': 2 }, gaps: 5, explainedGaps: { deadLetters: 0, evicted: 0, refusedWithoutSeq: 2 }, unexplainedGaps: 3 });
   });
 
   it('count inference results per kind, and never let them move the latest reading or the device seqs', () => {

@@ -19,6 +19,7 @@ interface MergedDevice {
   latest: LatestReading | undefined;
   deviceSeqs: IntervalSet;
   deadLetterSeqs: IntervalSet;
+  deadLettersWithoutSeq: number;
   evictedSeqs: IntervalSet;
   forgotten: number;
   byEpochLane: DeviceDetailResponse['byEpochLane'];
@@ -45,6 +46,7 @@ function mergeDevices(lanes: readonly LaneAccounting[]): Map<string, MergedDevic
         latest: undefined,
         deviceSeqs: new IntervalSet(),
         deadLetterSeqs: new IntervalSet(),
+        deadLettersWithoutSeq: 0,
         evictedSeqs: new IntervalSet(),
         forgotten: 0,
         byEpochLane: [],
@@ -70,6 +72,7 @@ function mergeDevices(lanes: readonly LaneAccounting[]): Map<string, MergedDevic
       for (const [kind, count] of tally.byKind) m.byKind.set(kind, (m.byKind.get(kind) ?? 0) + count);
       for (const [reason, count] of tally.deadLetters) m.deadLetters.set(reason, (m.deadLetters.get(reason) ?? 0) + count);
       m.deadLetterSeqs.addAll(tally.deadLetterSeqs);
+      m.deadLettersWithoutSeq += tally.deadLettersWithoutSeq;
       m.latest = newer(m.latest, tally.latest);
       m.deviceSeqs.addAll(tally.deviceSeqs);
       m.forgotten += tally.deviceSeqGapsForgotten;
@@ -82,14 +85,20 @@ const byKey = ([a]: [string, number], [b]: [string, number]): number => (a < b ?
 
 /**
  * The device-seq holes and what explains them: a refused payload's seq first, then the seq of
- * evicted (or corrupt) telemetry. Holes merged away to bound the stored value stay unexplained.
+ * evicted (or corrupt) telemetry, then refused payloads whose seq could not be read (one hole
+ * each at most). Holes merged away to bound the stored value are explained only by the last.
  */
 function explainGaps(m: MergedDevice): Pick<DeviceSummary, 'gaps' | 'explainedGaps' | 'unexplainedGaps'> {
   const holes = IntervalSet.from(m.deviceSeqs.gaps());
   const byDeadLetter = holes.countIntersection(m.deadLetterSeqs);
   const byEviction = holes.countIntersection(m.deadLetterSeqs.union(m.evictedSeqs)) - byDeadLetter;
   const gaps = holes.count() + m.forgotten;
-  return { gaps, explainedGaps: { deadLetters: byDeadLetter, evicted: byEviction }, unexplainedGaps: gaps - byDeadLetter - byEviction };
+  const refusedWithoutSeq = Math.min(m.deadLettersWithoutSeq, gaps - byDeadLetter - byEviction);
+  return {
+    gaps,
+    explainedGaps: { deadLetters: byDeadLetter, evicted: byEviction, refusedWithoutSeq },
+    unexplainedGaps: gaps - byDeadLetter - byEviction - refusedWithoutSeq,
+  };
 }
 
 function toSummary(deviceId: string, m: MergedDevice): DeviceSummary {

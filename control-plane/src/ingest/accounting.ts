@@ -53,6 +53,8 @@ export interface DeviceTally {
   /** Refused payloads by reason. */
   deadLetters: Map<string, number>;
   deadLetterSeqs: IntervalSet;
+  /** Refused payloads whose seq could not be read (not JSON, not UTF-8): each may explain one gap. */
+  deadLettersWithoutSeq: number;
 }
 
 export interface EvictionTally {
@@ -118,6 +120,7 @@ function deviceTally(acc: LaneAccounting, deviceId: string): DeviceTally {
       recentMessages: new Map(),
       deadLetters: new Map(),
       deadLetterSeqs: new IntervalSet(),
+      deadLettersWithoutSeq: 0,
     };
     acc.devices.set(deviceId, tally);
   }
@@ -193,6 +196,7 @@ export function applyBatch(acc: LaneAccounting, batch: UplinkBatch, streamSeq: n
       const { reason, seq } = deadLetterFacts(record.body);
       tally.deadLetters.set(reason, (tally.deadLetters.get(reason) ?? 0) + 1);
       if (seq !== undefined) addExplaining(tally.deadLetterSeqs, seq, seq);
+      else tally.deadLettersWithoutSeq++;
       continue;
     }
     // Only telemetry is the device's own seq. Inference and anomaly records carry the seq of the
@@ -303,6 +307,7 @@ export function toAccountingValue(acc: LaneAccounting): AccountingValue {
       recentMessages: [...t.recentMessages],
       deadLetters: [...t.deadLetters],
       deadLetterSeqs: t.deadLetterSeqs.toJSON(),
+      deadLettersWithoutSeq: t.deadLettersWithoutSeq,
     })),
     evictions: {
       ids: acc.evictions.ids.toJSON(),
@@ -345,6 +350,7 @@ export function fromAccountingValue(value: unknown): LaneAccounting {
           recentMessages: new Map(d.recentMessages ?? []),
           deadLetters: new Map(d.deadLetters ?? []),
           deadLetterSeqs: IntervalSet.from(d.deadLetterSeqs ?? []),
+          deadLettersWithoutSeq: d.deadLettersWithoutSeq ?? 0,
         },
       ]),
     ),

@@ -54,6 +54,8 @@ export const DeviceAccountingValueSchema = z.object({
   deadLetters: z.array(z.tuple([z.string().min(1).max(64), Count])).optional(),
   /** Device seqs of the refused payloads that had one: they explain device-seq gaps. */
   deadLetterSeqs: SeqRangesSchema.optional(),
+  /** Refused payloads whose seq could not be read (not JSON, not UTF-8). */
+  deadLettersWithoutSeq: Count.optional(),
 });
 export type DeviceAccountingValue = z.infer<typeof DeviceAccountingValueSchema>;
 

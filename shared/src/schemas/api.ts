@@ -150,8 +150,12 @@ export const DeviceSummarySchema = z.object({
   deadLetters: z.record(z.string(), Count),
   /** Holes in the device's own seq between the lowest and highest seen. */
   gaps: Count,
-  /** Of `gaps`: seqs of payloads the agent refused, and seqs of telemetry it evicted or found corrupt. */
-  explainedGaps: z.object({ deadLetters: Count, evicted: Count }),
+  /**
+   * Of `gaps`: seqs of payloads the agent refused; seqs of telemetry it evicted or found
+   * corrupt; and gaps matched by refused payloads whose seq could not be read (not JSON, not
+   * UTF-8: each may explain one gap, so at most that many).
+   */
+  explainedGaps: z.object({ deadLetters: Count, evicted: Count, refusedWithoutSeq: Count }),
   /** Of `gaps`, those nothing explains: messages the device never sent, or that never reached the agent. */
   unexplainedGaps: Count,
   /** Records of this device the agent reported evicted. */

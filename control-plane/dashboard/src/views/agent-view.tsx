@@ -64,9 +64,11 @@ function DeviceRow({ agentId, device, latest, nowMs }: { agentId: string; device
 /** Gaps, and how many of them nothing explains (neither a refused payload nor an eviction). */
 function GapsCell({ device }: { device: DeviceSummary }) {
   if (device.gaps === 0) return <span>0</span>;
-  const explained = device.explainedGaps.deadLetters + device.explainedGaps.evicted;
+  const { deadLetters, evicted, refusedWithoutSeq } = device.explainedGaps;
+  const explained = deadLetters + evicted + refusedWithoutSeq;
+  const refusedText = refusedWithoutSeq > 0 ? ` (+${formatCount(refusedWithoutSeq)} refused unreadable)` : '';
   return (
-    <span title={`${formatCount(device.explainedGaps.deadLetters)} refused by the agent, ${formatCount(device.explainedGaps.evicted)} evicted, ${formatCount(device.unexplainedGaps)} unexplained`}>
+    <span title={`${formatCount(deadLetters)} refused by the agent${refusedText}, ${formatCount(evicted)} evicted, ${formatCount(device.unexplainedGaps)} unexplained`}>
       {formatCount(device.gaps)}{' '}
       {device.unexplainedGaps > 0 ? (
         <span class="warn" data-testid="unexplained-gaps">

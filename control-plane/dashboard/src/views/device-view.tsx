@@ -196,7 +196,7 @@ export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: s
               {d.gaps > 0 && (
                 <span data-testid="gap-explanation">
                   {' '}
-                  — {formatCount(d.explainedGaps.deadLetters)} refused, {formatCount(d.explainedGaps.evicted)} evicted,{' '}
+                  — {formatCount(d.explainedGaps.deadLetters + d.explainedGaps.refusedWithoutSeq)} refused, {formatCount(d.explainedGaps.evicted)} evicted,{' '}
                   <span class={d.unexplainedGaps > 0 ? 'warn' : 'muted'}>{formatCount(d.unexplainedGaps)} unexplained</span>
                 </span>
               )}
