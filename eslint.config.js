@@ -1,24 +1,29 @@
-// Lint enforces the architecture: package boundaries (DESIGN section 1) and one adapter file
-// per third-party SDK (STYLE "Shape"), plus promise hygiene with type information.
+// Lint enforces the architecture: package boundaries (DESIGN section 1) and one adapter per
+// third-party SDK (STYLE "Shape"): a file, or a folder where a package's adapter for an SDK
+// needs more than one file; plus promise hygiene with type information.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-/** Each SDK may be imported only by its adapter file(s). */
+// Each SDK may be imported only by its adapters, one per package: a file, or a folder (the glob
+// `folder/**/*.ts`) where the adapter needs more than one file.
 const ADAPTERS = [
   { sdk: 'aedes', files: ['agent/src/broker/embedded-broker.ts'] },
   { sdk: 'sqlite3', files: ['agent/src/buffer/sqlite.ts'] },
   { sdk: 'mqtt', files: ['agent/src/broker/mqtt-bridge.ts', 'simulators/src/transport/mqtt-transport.ts'] },
   { sdk: 'onnxruntime-node', files: ['agent/src/inference/onnx-session.ts', 'models/src/onnx/onnx-session.ts'] },
   { sdk: 'onnx-proto', files: ['models/src/onnx/onnx-writer.ts', 'agent/src/inference/onnx-model-check.ts'] },
-  { sdk: '@nats-io/*', files: ['agent/src/uplink/nats-transport.ts', 'control-plane/src/nats/nats-client.ts'] },
+  { sdk: '@nats-io/*', files: ['agent/src/uplink/nats-transport.ts', 'control-plane/src/nats/adapter/**/*.ts'] },
   { sdk: 'fastify', files: ['agent/src/http/http-server.ts', 'control-plane/src/api/http-server.ts'] },
   { sdk: '@fastify/*', files: ['control-plane/src/api/http-server.ts'] },
 ];
 
+/** An adapter folder's glob shown as the folder: `control-plane/src/nats/adapter/`. */
+const shownPath = (pattern) => pattern.replace(/\*\*\/\*\.ts$/, '');
+
 function sdkRestrictions(exceptFile) {
   return ADAPTERS.filter((a) => !a.files.includes(exceptFile)).map((a) => ({
     group: [a.sdk],
-    message: `${a.sdk} is imported only in its adapter (${a.files.join(', ') || 'none yet'}); use the interface it exports.`,
+    message: `${a.sdk} is imported only in its adapter (${a.files.map(shownPath).join(', ') || 'none yet'}); use the interface it exports.`,
   }));
 }
 

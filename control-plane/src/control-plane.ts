@@ -12,7 +12,7 @@ import { BadMessageReason, decodeAgentEvent } from './ingest/decode.js';
 import { createEventHub } from './live/event-hub.js';
 import { startLiveView } from './live/live-view.js';
 import { createControlPlaneMetrics, type ControlPlaneMetrics } from './metrics.js';
-import { connectNats } from './nats/nats-client.js';
+import { connectNats } from './nats/adapter/index.js';
 import { AGENT_EVENTS_CONSUMER, declareStreams, topologyFor, UPLINK_CONSUMER, type Topology } from './nats/topology.js';
 import type { MessageHandler, NatsClient } from './nats/types.js';
 

@@ -1,5 +1,5 @@
-// What the control plane needs from NATS, as interfaces we own; nats-client.ts implements them
-// with the @nats-io modules (the only file importing them).
+// What the control plane needs from NATS, as interfaces we own; adapter/ implements them with
+// the @nats-io modules (the only folder importing them).
 
 /** A stored KV value and its revision (the stream sequence of the write). */
 export interface KvEntry {

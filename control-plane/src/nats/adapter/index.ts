@@ -1,0 +1,3 @@
+// The NATS adapter: the control plane's only import of the @nats-io modules (lint enforces
+// it). Everything else sees NATS through the interfaces of ../types.ts.
+export { connectNats } from './connection.js';
