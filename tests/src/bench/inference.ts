@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { buildPcaModel, createManifest, scorePcaReference } from '@outpost/models';
 import { generateSigningKey, signManifest, type FeatureSpec } from '@outpost/shared';
 import { startAgentProcess, testAgentConfig, testInferenceConfig, writeModelFiles, type AgentProcess } from '../harness/agent-process.js';
+import { fetchMetrics, metricSamples, sumOf } from '../harness/metrics.js';
 import { createTempDir } from '../harness/temp-dir.js';
 import { closePublishers, connectPublishers, percentile, runPaced, runWindowed, type PacedRunOptions, type PacedRunResult, type Publisher, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
 import { ownCpuSeconds, readCpuSeconds, readMemory } from './process-stats.js';
@@ -280,20 +281,17 @@ interface Counters {
 }
 
 async function readCounters(httpPort: number): Promise<Counters> {
-  const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
-  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
-  const text = await response.text();
-  const sum = (name: string): number =>
-    text
-      .split('\n')
-      .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-      .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const text = await fetchMetrics(httpPort, { timeoutMs: 5_000 });
   const latencyBuckets = new Map<number, number>();
-  for (const line of text.split('\n')) {
-    const match = /^outpost_inference_latency_seconds_bucket\{.*le="([^"]+)".*\} (\S+)$/.exec(line);
-    if (match !== null) latencyBuckets.set(match[1] === '+Inf' ? Infinity : Number(match[1]), Number(match[2]));
+  for (const { labels, value } of metricSamples(text, 'outpost_inference_latency_seconds_bucket')) {
+    latencyBuckets.set(labels['le'] === '+Inf' ? Infinity : Number(labels['le']), value);
   }
-  return { rows: sum('outpost_inference_rows_scored_total'), batches: sum('outpost_inference_batches_total'), unscored: sum('outpost_inference_unscored_rows_total'), latencyBuckets };
+  return {
+    rows: sumOf(text, 'outpost_inference_rows_scored_total'),
+    batches: sumOf(text, 'outpost_inference_batches_total'),
+    unscored: sumOf(text, 'outpost_inference_unscored_rows_total'),
+    latencyBuckets,
+  };
 }
 
 /**

@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
+import { fetchMetrics, metricValue } from '../harness/metrics.js';
 import { createTempDir } from '../harness/temp-dir.js';
 import { closePublishers, connectPublishers, runPaced, runWindowed, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
 import { ownCpuSeconds, readCpuSeconds, readMemory, type MemoryStats } from './process-stats.js';
@@ -156,10 +157,7 @@ async function stopAgent(agent: AgentProcess): Promise<void> {
 
 /** One unlabelled (default labels only) sample from the agent's Prometheus endpoint. */
 async function readMetric(httpPort: number, name: string): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
-  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
-  const text = await response.text();
-  const match = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)$`, 'm').exec(text);
-  if (match === null) throw new Error(`${name} is missing from /metrics`);
-  return Number(match[1]);
+  const value = metricValue(await fetchMetrics(httpPort, { timeoutMs: 5_000 }), name);
+  if (value === undefined) throw new Error(`${name} is missing from /metrics`);
+  return value;
 }

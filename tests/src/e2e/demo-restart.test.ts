@@ -10,6 +10,7 @@ import { AgentDetailResponseSchema, DeviceDetailResponseSchema, DeviceListRespon
 import { UPLINK_CONSUMER } from '@outpost/control-plane';
 import type { LiveRunSummary } from '@outpost/simulators';
 import { demoPaths } from '../demo/stack-config.js';
+import { metricValue } from '../harness/metrics.js';
 import { isStillRunning, listDescendants, type ProcessInfo } from '../harness/process-tree.js';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { spawnOwned, waitFor, type OwnedProcess } from '../harness/wait.js';
@@ -61,12 +62,6 @@ function holes(seqs: readonly number[]): [number, number][] {
   const out: [number, number][] = [];
   for (let i = 1; i < seqs.length; i++) if (seqs[i]! > seqs[i - 1]! + 1) out.push([seqs[i - 1]! + 1, seqs[i]! - 1]);
   return out;
-}
-
-/** The value of the sample of metric `name` that has `label` (`lane="telemetry"`) in a Prometheus text body. */
-function sample(metrics: string, name: string, label: string): number | undefined {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${name}{`) && l.slice(0, l.indexOf('}')).includes(label));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 describe('npm run demo supervises its processes', () => {
@@ -188,7 +183,7 @@ describe('npm run demo supervises its processes', () => {
     await waitFor(
       async () => {
         const metrics = await (await fetch(`${victim.httpUrl}/metrics`)).text();
-        return sample(metrics, 'outpost_outbox_records', 'lane="telemetry"') === 0;
+        return metricValue(metrics, 'outpost_outbox_records', { lane: 'telemetry' }) === 0;
       },
       { what: `${VICTIM}'s outbox to drain`, timeoutMs: 60_000, intervalMs: 200 },
     );

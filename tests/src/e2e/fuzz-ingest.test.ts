@@ -9,6 +9,7 @@ import { openOutbox, type StoredRecord } from '@outpost/agent';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
 import { connectDevice, publish, telemetryPayload } from '../harness/devices.js';
+import { fetchMetrics, sumOf } from '../harness/metrics.js';
 import { waitFor } from '../harness/wait.js';
 
 // Issue [ingest], "Done when": 10k fast-check generated payloads and malformed MQTT packets
@@ -157,24 +158,6 @@ async function readAllTelemetry(dataDir: string): Promise<{ records: StoredRecor
   } finally {
     await outbox.close();
   }
-}
-
-async function scrapeMetrics(httpPort: number): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
-  expect(response.status).toBe(200);
-  return response.text();
-}
-
-/** The value of an unlabelled sample, or the sum over every labelled sample, of `name`. */
-function metricValue(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (rest[0] !== ' ' && rest[0] !== '{') continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -484,17 +467,17 @@ describe('fuzzed ingest: the agent survives and other devices keep flowing', () 
       expect(steady.acked.size).toBe(published);
       expect(await watched.exitStatus(), 'the agent process is still running').toBeUndefined();
 
-      const metrics = await scrapeMetrics(agent.httpPort);
-      const guardClosed = metricValue(metrics, 'outpost_broker_packet_guard_closed_total');
-      const rejected = metricValue(metrics, 'outpost_ingest_rejected_total');
-      const authRefused = metricValue(metrics, 'outpost_broker_auth_refused_total');
+      const metrics = await fetchMetrics(agent.httpPort);
+      const guardClosed = sumOf(metrics, 'outpost_broker_packet_guard_closed_total');
+      const rejected = sumOf(metrics, 'outpost_ingest_rejected_total');
+      const authRefused = sumOf(metrics, 'outpost_broker_auth_refused_total');
       console.log(`fuzz packets: ${sequences.length} sequences on raw sockets, ${closedByAgentFirst} closed by the agent before the test ended them, ${guardClosed} closed by the packet guard, ${authRefused} CONNECTs refused, ${rejected} telemetry publishes dead-lettered; ${published} steady publishes acknowledged (${goodAckedDuringFuzz} during the fuzz)`);
       // The fuzz must have reached the guard, the authenticator and the ingest, or it tested little.
       if (kinds.has('oversize')) expect(guardClosed).toBeGreaterThan(0);
       if (kinds.has('valid-session')) expect(rejected).toBeGreaterThan(0);
       if (kinds.has('valid-session')) expect(authRefused).toBeGreaterThan(0);
       // No connection leaks: once every raw socket is closed only the steady device is left.
-      await waitFor(async () => metricValue(await scrapeMetrics(agent.httpPort), 'outpost_broker_clients_connected') === 1, { what: 'outpost_broker_clients_connected to fall back to 1', timeoutMs: 10_000 });
+      await waitFor(async () => sumOf(await fetchMetrics(agent.httpPort), 'outpost_broker_clients_connected') === 1, { what: 'outpost_broker_clients_connected to fall back to 1', timeoutMs: 10_000 });
       expect(watched.errorLogs()).toEqual([]);
       expect(await watched.exitStatus(), 'the agent process is still running').toBeUndefined();
     } finally {

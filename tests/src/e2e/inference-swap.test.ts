@@ -14,6 +14,7 @@ import { openOutbox } from '@outpost/agent';
 import { closePublishers, connectPublishers, runWindowed } from '../bench/publishers.js';
 import { signedConstantModel, testAgentConfig, testInferenceConfig, writeModelFiles } from '../harness/agent-process.js';
 import { connectDevice, startSteadyLoad } from '../harness/devices.js';
+import { fetchMetrics, sumOf } from '../harness/metrics.js';
 import { childPids, connectInspector, readRssMb, startInspectableAgent } from '../harness/process-inspect.js';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
@@ -40,19 +41,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await dir.remove();
 });
-
-async function readMetrics(httpPort: number): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
-  return response.text();
-}
-
-/** Sum of a counter's samples whose label text contains `labels` (0 when absent). */
-function metricSum(text: string, name: string, labels = ''): number {
-  return text
-    .split('\n')
-    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
-    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-}
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
@@ -122,16 +110,16 @@ describe('model hot swap under load', () => {
     // Let the last publishes be acknowledged and scored, then stop the agent cleanly.
     const settled = await waitFor(
       async () => {
-        const text = await readMetrics(agent.httpPort);
-        const accepted = metricSum(text, 'outpost_ingest_accepted_total');
-        return accepted >= load.ackedCount() && metricSum(text, 'outpost_inference_rows_scored_total') === accepted ? text : false;
+        const text = await fetchMetrics(agent.httpPort, { timeoutMs: 5_000 });
+        const accepted = sumOf(text, 'outpost_ingest_accepted_total');
+        return accepted >= load.ackedCount() && sumOf(text, 'outpost_inference_rows_scored_total') === accepted ? text : false;
       },
       { what: 'every accepted message scored', timeoutMs: 30_000 },
     );
-    expect(metricSum(settled, 'outpost_inference_swaps_total')).toBe(SWAPS);
-    expect(metricSum(settled, 'outpost_inference_swap_refusals_total')).toBe(0);
-    expect(metricSum(settled, 'outpost_inference_process_restarts_total')).toBe(0);
-    expect(metricSum(settled, 'outpost_inference_unscored_rows_total')).toBe(0);
+    expect(sumOf(settled, 'outpost_inference_swaps_total')).toBe(SWAPS);
+    expect(sumOf(settled, 'outpost_inference_swap_refusals_total')).toBe(0);
+    expect(sumOf(settled, 'outpost_inference_process_restarts_total')).toBe(0);
+    expect(sumOf(settled, 'outpost_inference_unscored_rows_total')).toBe(0);
     expect(await agent.stop()).toBe(0);
 
     const outbox = await openOutbox({ path: join(dataDir, 'outbox.sqlite'), agentId: 'swap', durability: 'power', maxBytes: 1 << 30, deadLetterMaxRows: 10, maxRecordsPerCommit: 1000 });

@@ -6,6 +6,7 @@ import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
 import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
 import { controlPlaneApi, startInProcessControlPlane, startControlPlaneProcess, testControlPlaneConfig } from '../harness/control-plane-process.js';
 import { connectDevice, startSteadyLoad, type LoadDevice } from '../harness/devices.js';
+import { fetchMetrics, metricValue } from '../harness/metrics.js';
 import { deviceSeqsInAgentOrder, readUplinkStream } from '../harness/uplink-stream.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -66,8 +67,8 @@ async function expectExactlyOnce(httpPort: number, agentId: string, acked: Map<s
   // records in the stream (the log of record). Reaching `total` alone is not enough: records
   // committed but never acknowledged (the agent died before the PUBACK) count too.
   const outboxEmpty = async (): Promise<boolean> => {
-    const text = await (await fetch(`http://127.0.0.1:${agent.httpPort}/metrics`)).text();
-    return /outpost_outbox_records\{lane="events"[^}]*} 0\b/.test(text) && /outpost_outbox_records\{lane="telemetry"[^}]*} 0\b/.test(text);
+    const text = await fetchMetrics(agent.httpPort);
+    return metricValue(text, 'outpost_outbox_records', { lane: 'events' }) === 0 && metricValue(text, 'outpost_outbox_records', { lane: 'telemetry' }) === 0;
   };
   let order = new Map<string, number[]>();
   await waitFor(
@@ -124,8 +125,7 @@ describe('uplink through outages', () => {
     const load = startSteadyLoad(await connectDevices(agent, 5), 100);
     cleanups.push(async () => load.stop());
     await load.whenAcked(1_000);
-    const metricsUrl = `http://127.0.0.1:${agent.httpPort}/metrics`;
-    const connected = async (): Promise<boolean> => /outpost_uplink_connected\{[^}]*} 1/.test(await (await fetch(metricsUrl)).text());
+    const connected = async (): Promise<boolean> => metricValue(await fetchMetrics(agent.httpPort), 'outpost_uplink_connected') === 1;
     await waitFor(connected, { what: 'uplink connected' });
     nats.pause();
     const pausedAtMs = Date.now();

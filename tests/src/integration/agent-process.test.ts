@@ -9,6 +9,7 @@ import { Lane } from '@outpost/shared';
 import { loadAgentConfig, verifyPassword, OUTBOX_FILE_NAME } from '@outpost/agent';
 import { AGENT_MAIN, startAgentProcess, startInProcessAgent, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
 import { connectDevice, publish, telemetryPayload } from '../harness/devices.js';
+import { fetchMetrics, metricValue } from '../harness/metrics.js';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -77,23 +78,6 @@ async function publishTelemetry(agent: AgentProcess, deviceId: string, seqs: num
   } finally {
     device.end(true);
   }
-}
-
-async function scrapeMetrics(agent: AgentProcess): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${agent.httpPort}/metrics`);
-  expect(response.status).toBe(200);
-  return response.text();
-}
-
-/** The value of one sample of `name` whose labels include every entry of `labels`. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match?.[1] !== name) continue;
-    const present = match[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => present.includes(`${k}="${v}"`))) return Number(match[3]);
-  }
-  return undefined;
 }
 
 beforeAll(() => {
@@ -172,7 +156,7 @@ describe('outpost-agent lifecycle', () => {
   it('stops cleanly on SIGTERM and resumes the same outbox after a restart', async () => {
     const first = await startAgent();
     await publishTelemetry(first, 'd1', [0, 1, 2]);
-    expect(sample(await scrapeMetrics(first), 'outpost_outbox_records', { lane: Lane.telemetry })).toBe(3);
+    expect(metricValue(await fetchMetrics(first.httpPort), 'outpost_outbox_records', { lane: Lane.telemetry })).toBe(3);
 
     expect(await first.stop()).toBe(0);
     // Graceful: the shutdown ran to its end, and the outbox (closed last) checkpointed and
@@ -187,7 +171,7 @@ describe('outpost-agent lifecycle', () => {
 
     const second = await startAgent();
     expect(second.epoch).toBe(first.epoch);
-    expect(sample(await scrapeMetrics(second), 'outpost_outbox_records', { lane: Lane.telemetry })).toBe(3);
+    expect(metricValue(await fetchMetrics(second.httpPort), 'outpost_outbox_records', { lane: Lane.telemetry })).toBe(3);
     await publishTelemetry(second, 'd1', [3, 4]);
     expect(await second.stop()).toBe(0);
 
@@ -219,16 +203,16 @@ describe('outpost-agent lifecycle', () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok' });
 
-    const before = await scrapeMetrics(agent);
-    expect(sample(before, 'outpost_ingest_accepted_total')).toBe(0);
-    expect(sample(before, 'outpost_outbox_records', { lane: Lane.telemetry })).toBe(0);
+    const before = await fetchMetrics(agent.httpPort);
+    expect(metricValue(before, 'outpost_ingest_accepted_total')).toBe(0);
+    expect(metricValue(before, 'outpost_outbox_records', { lane: Lane.telemetry })).toBe(0);
 
     await publishTelemetry(agent, 'd1', [0, 1, 2, 3]);
     await publishTelemetry(agent, 'd2', [0, 1, 2]);
-    const after = await scrapeMetrics(agent);
-    expect(sample(after, 'outpost_ingest_accepted_total', { agent_id: 'test-agent' })).toBe(7);
-    expect(sample(after, 'outpost_outbox_records', { lane: Lane.telemetry })).toBe(7);
-    expect(sample(after, 'outpost_outbox_records', { lane: Lane.events })).toBe(0);
+    const after = await fetchMetrics(agent.httpPort);
+    expect(metricValue(after, 'outpost_ingest_accepted_total', { agent_id: 'test-agent' })).toBe(7);
+    expect(metricValue(after, 'outpost_outbox_records', { lane: Lane.telemetry })).toBe(7);
+    expect(metricValue(after, 'outpost_outbox_records', { lane: Lane.events })).toBe(0);
   });
 
   it('resolves a relative dataDir against the config file folder, not the working directory', async () => {

@@ -26,6 +26,7 @@ import {
   testControlPlaneConfig,
   type FakeAgent,
 } from '../harness/control-plane-process.js';
+import { fetchMetrics, metricValue } from '../harness/metrics.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
 import { createTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
@@ -289,8 +290,8 @@ describe('GET /api/events', () => {
     await new Promise<void>((resolve, reject) => slow.connect(cp.httpPort, '127.0.0.1', resolve).once('error', reject));
     slow.write('GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     slow.pause();
-    const metrics = async () => (await fetch(`http://127.0.0.1:${cp.httpPort}/metrics`)).text();
-    await waitFor(async () => /^outpost_cp_sse_clients 2$/m.test(await metrics()), { what: 'both streams open' });
+    const sseClients = async () => metricValue(await fetchMetrics(cp.httpPort), 'outpost_cp_sse_clients');
+    await waitFor(async () => (await sseClients()) === 2, { what: 'both streams open' });
 
     // Enough telemetry to fill the paused socket's buffers and then its queue.
     const agent = await fakeAgent(server, 'gw-1');
@@ -301,11 +302,11 @@ describe('GET /api/events', () => {
       const records = Array.from({ length: PER_BATCH }, (_, i) => telemetryRecord(`d${i % 10}`, t0 + k * PER_BATCH + i, { temp: i, humidity: k, pressure: 1013.25 }));
       await agent.publishBatch(agent.batch('telemetry', k * PER_BATCH + 1, records));
     }
-    await waitFor(async () => /^outpost_cp_sse_dropped_clients_total\{reason="slow"\} 1$/m.test(await metrics()), { what: 'the slow client dropped', timeoutMs: 30_000 });
+    await waitFor(async () => metricValue(await fetchMetrics(cp.httpPort), 'outpost_cp_sse_dropped_clients_total', { reason: 'slow' }) === 1, { what: 'the slow client dropped', timeoutMs: 30_000 });
     slow.resume();
     await slowClosed;
     // The reading client got every record and is still connected.
     await waitFor(() => reader.events.filter((e) => e.type === 'telemetry').length === BATCHES * PER_BATCH, { what: 'every telemetry event at the reader', timeoutMs: 30_000 });
-    expect(await metrics()).toMatch(/^outpost_cp_sse_clients 1$/m);
+    expect(await sseClients()).toBe(1);
   });
 });

@@ -28,6 +28,7 @@ import {
   testControlPlaneConfig,
   type FakeAgent,
 } from '../harness/control-plane-process.js';
+import { metricValue } from '../harness/metrics.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
 import { createTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
@@ -377,12 +378,6 @@ describe('OpenAPI document', () => {
   });
 });
 
-/** The value of a sample in Prometheus text, 0 when absent. */
-function sample(metricsText: string, name: string, labels = ''): number {
-  const line = metricsText.split('\n').find((l) => l.startsWith(`${name}${labels === '' ? ' ' : `{${labels}} `}`));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
 describe('API metrics', () => {
   it('counts requests by route and status, open event streams, agents by status and consumer lag', async () => {
     const server = await nats();
@@ -401,21 +396,21 @@ describe('API metrics', () => {
 
     const text = (await request(cp, '/metrics')).text;
     const count = (route: string, status: number) => {
-      const labels = `method="GET",route="${route}",status="${status}"`;
-      return sample(text, 'outpost_cp_http_request_duration_seconds_count', labels) - sample(before, 'outpost_cp_http_request_duration_seconds_count', labels);
+      const labels = { method: 'GET', route, status: String(status) };
+      return (metricValue(text, 'outpost_cp_http_request_duration_seconds_count', labels) ?? 0) - (metricValue(before, 'outpost_cp_http_request_duration_seconds_count', labels) ?? 0);
     };
     expect(count('/api/agents/:agentId/devices/:deviceId', 200)).toBe(1);
     expect(count('/api/agents/:agentId', 404)).toBe(1);
     expect(count('/api/anomalies', 400)).toBe(1);
     expect(count('unmatched', 404)).toBe(1);
     expect(count('/api/events', 200)).toBe(1);
-    expect(sample(text, 'outpost_cp_sse_clients')).toBe(1);
-    expect(sample(text, 'outpost_cp_sse_dropped_clients_total', 'reason="slow"')).toBe(0);
-    expect(sample(text, 'outpost_cp_agents', 'status="online"')).toBe(1);
-    expect(sample(text, 'outpost_cp_live_records_total', 'kind="telemetry"')).toBe(2);
-    expect(text).toMatch(/^outpost_cp_consumer_pending_messages\{consumer="cp-uplink",state="pending"\} 0$/m);
+    expect(metricValue(text, 'outpost_cp_sse_clients')).toBe(1);
+    expect(metricValue(text, 'outpost_cp_sse_dropped_clients_total', { reason: 'slow' }) ?? 0).toBe(0);
+    expect(metricValue(text, 'outpost_cp_agents', { status: 'online' })).toBe(1);
+    expect(metricValue(text, 'outpost_cp_live_records_total', { kind: 'telemetry' })).toBe(2);
+    expect(metricValue(text, 'outpost_cp_consumer_pending_messages', { consumer: 'cp-uplink', state: 'pending' })).toBe(0);
 
     events.close();
-    await waitFor(async () => sample((await request(cp, '/metrics')).text, 'outpost_cp_sse_clients') === 0, { what: 'the closed stream to be gone' });
+    await waitFor(async () => (metricValue((await request(cp, '/metrics')).text, 'outpost_cp_sse_clients') ?? 0) === 0, { what: 'the closed stream to be gone' });
   });
 });

@@ -33,6 +33,7 @@ import {
   type UplinkBatch,
 } from '@outpost/shared';
 import { startControlPlane, UPLINK_CONSUMER, type ControlPlane } from '@outpost/control-plane';
+import { metricValue } from '../harness/metrics.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -151,12 +152,6 @@ function waitForReceived(cp: ControlPlane, agentId: string, received: number, ti
   );
 }
 
-/** The value of a counter or gauge sample in Prometheus text, 0 when absent. */
-function sample(metricsText: string, name: string, labels = ''): number {
-  const line = metricsText.split('\n').find((l) => l.startsWith(`${name}${labels === '' ? ' ' : `{${labels}} `}`));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
 describe('control plane accounting', () => {
   it('counts records once: JetStream drops a repeated msg id, a re-cut batch counts as duplicates', async () => {
     const server = await nats();
@@ -187,9 +182,9 @@ describe('control plane accounting', () => {
     expect(d0).toMatchObject({ agentId: 'gw-1', deviceId: 'd0', received: 30, latest: { ts: T0 + 150, receivedAtMs: T0 + 151, metrics: { t: 150 } } });
 
     const metrics = (await api(cp, '/metrics')).text;
-    expect(sample(metrics, 'outpost_cp_uplink_batches_total')).toBe(2);
-    expect(sample(metrics, 'outpost_cp_uplink_records_total', 'lane="telemetry"')).toBe(150);
-    expect(sample(metrics, 'outpost_cp_uplink_duplicate_records_total', 'lane="telemetry"')).toBe(50);
+    expect(metricValue(metrics, 'outpost_cp_uplink_batches_total')).toBe(2);
+    expect(metricValue(metrics, 'outpost_cp_uplink_records_total', { lane: 'telemetry' })).toBe(150);
+    expect(metricValue(metrics, 'outpost_cp_uplink_duplicate_records_total', { lane: 'telemetry' })).toBe(50);
   });
 
   it('reports holes as gaps, explained by eviction reports applied once', async () => {
@@ -235,7 +230,7 @@ describe('control plane accounting', () => {
 
     const metrics = (await api(cp, '/metrics')).text;
     for (const [reason, count] of [['not-gzip', 1], ['not-json', 1], ['unsupported-encoding', 2], ['subject-mismatch', 1]] as const) {
-      expect(sample(metrics, 'outpost_cp_bad_messages_total', `stream="uplink",reason="${reason}"`), reason).toBe(count);
+      expect(metricValue(metrics, 'outpost_cp_bad_messages_total', { stream: 'uplink', reason }) ?? 0, reason).toBe(count);
     }
     expect((await agentDetail(cp, 'gw-3'))!.totals).toMatchObject({ received: 10, duplicates: 0 });
   });
@@ -267,7 +262,7 @@ describe('nothing stalls on one bad value', () => {
     expect(flagged.accountingProblems).toContainEqual(expect.objectContaining({ epoch: EPOCH, lane: 'telemetry', code: 'KV_VALUE_INVALID', messages: 5 }));
     expect(flagged.accounting).toEqual([]);
     const metrics = (await api(cp, '/metrics')).text;
-    expect(sample(metrics, 'outpost_cp_accounting_given_up_messages_total', 'code="KV_VALUE_INVALID"')).toBe(5);
+    expect(metricValue(metrics, 'outpost_cp_accounting_given_up_messages_total', { code: 'KV_VALUE_INVALID' })).toBe(5);
     // B and C are still counted after A's poison was met, and the consumer is not held.
     await b!.publishBatch(b!.batch(101, 150));
     await c!.publishBatch(c!.batch(101, 150));
@@ -305,7 +300,7 @@ describe('fleet registry', () => {
     );
     expect(offline.reasons).toEqual(['heartbeat-missed']);
     expect(Date.now() - offline.lastSeenMs!).toBeGreaterThan(OFFLINE_AFTER_MS);
-    expect(sample((await api(cp, '/metrics')).text, 'outpost_cp_agents', 'status="offline"')).toBe(1);
+    expect(metricValue((await api(cp, '/metrics')).text, 'outpost_cp_agents', { status: 'offline' })).toBe(1);
   });
 });
 
@@ -365,7 +360,7 @@ describe('replicas and restarts', () => {
       const detail = await waitForReceived(a, agent.agentId, 2 * total, 60_000);
       for (const lane of detail.accounting) expect(lane).toMatchObject({ received: total, duplicates: (BATCHES - 1) * 10, gaps: 0 });
     }
-    const batchesBy = async (cp: ControlPlane) => sample((await api(cp, '/metrics')).text, 'outpost_cp_uplink_batches_total');
+    const batchesBy = async (cp: ControlPlane) => metricValue((await api(cp, '/metrics')).text, 'outpost_cp_uplink_batches_total') ?? 0;
     const [byA, byB] = [await batchesBy(a), await batchesBy(b)];
     expect(byA).toBeGreaterThan(0);
     expect(byB).toBeGreaterThan(0);
@@ -386,7 +381,7 @@ describe('replicas and restarts', () => {
     await agent.publishBatch(agent.batch(11, 20));
     const detail = await waitForReceived(cp, 'gw-9', 20);
     expect(detail.totals).toMatchObject({ received: 20, duplicates: 0, gaps: 0 });
-    expect(sample((await api(cp, '/metrics')).text, 'outpost_cp_redelivered_messages_total')).toBe(1);
+    expect(metricValue((await api(cp, '/metrics')).text, 'outpost_cp_redelivered_messages_total')).toBe(1);
   });
 
   it('keeps consuming across a nats-server restart in the middle of a backlog', async () => {

@@ -16,6 +16,7 @@ import {
   startNatsServer,
   waitFor,
 } from '../harness/index.js';
+import { metricSamples, metricValue, parseMetrics, sumOf } from '../harness/metrics.js';
 
 const HOST = '127.0.0.1';
 
@@ -392,5 +393,51 @@ describe('waitFor', () => {
       ),
     ).rejects.toThrow('gave up');
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('parseMetrics', () => {
+  const text = [
+    '# HELP outpost_ingest_rejected_total Device publishes rejected, by reason',
+    '# TYPE outpost_ingest_rejected_total counter',
+    'outpost_ingest_rejected_total{reason="invalid-json",agent_id="a"} 3',
+    'outpost_ingest_rejected_total{reason="invalid-payload",agent_id="a"} 4',
+    'outpost_cp_sse_clients 2',
+    '',
+    'outpost_odd{path="a}b \\"q\\" \\\\ c\\nd",empty=""} 1.5 1700000000000',
+    'outpost_latency_seconds_bucket{le="0.5"} 7',
+    'outpost_latency_seconds_bucket{le="+Inf"} 9',
+    'outpost_gauge{a="1",} -Inf',
+    'outpost_lag_seconds Nan',
+  ].join('\n');
+
+  it('reads names, labels (escapes, a brace inside a value, a trailing comma), values (Inf and NaN in any case) and skips comments', () => {
+    expect(parseMetrics(text)).toEqual([
+      { name: 'outpost_ingest_rejected_total', labels: { reason: 'invalid-json', agent_id: 'a' }, value: 3 },
+      { name: 'outpost_ingest_rejected_total', labels: { reason: 'invalid-payload', agent_id: 'a' }, value: 4 },
+      { name: 'outpost_cp_sse_clients', labels: {}, value: 2 },
+      { name: 'outpost_odd', labels: { path: 'a}b "q" \\ c\nd', empty: '' }, value: 1.5 },
+      { name: 'outpost_latency_seconds_bucket', labels: { le: '0.5' }, value: 7 },
+      { name: 'outpost_latency_seconds_bucket', labels: { le: '+Inf' }, value: 9 },
+      { name: 'outpost_gauge', labels: { a: '1' }, value: -Infinity },
+      { name: 'outpost_lag_seconds', labels: {}, value: NaN },
+    ]);
+  });
+
+  it('finds one sample by a subset of its labels, sums several, and is undefined or 0 for none', () => {
+    expect(metricValue(text, 'outpost_ingest_rejected_total', { reason: 'invalid-payload' })).toBe(4);
+    expect(metricValue(text, 'outpost_cp_sse_clients')).toBe(2);
+    expect(metricValue(text, 'outpost_ingest_rejected_total', { reason: 'rate-limited' })).toBeUndefined();
+    expect(metricValue(text, 'outpost_ingest_rejected')).toBeUndefined();
+    expect(sumOf(text, 'outpost_ingest_rejected_total')).toBe(7);
+    expect(sumOf(text, 'outpost_ingest_rejected_total', { agent_id: 'b' })).toBe(0);
+    expect(metricSamples(text, 'outpost_latency_seconds_bucket').map((s) => s.labels['le'])).toEqual(['0.5', '+Inf']);
+  });
+
+  it('refuses labels that do not name one series, and a body it cannot read', () => {
+    expect(() => metricValue(text, 'outpost_ingest_rejected_total')).toThrow(/2 samples of outpost_ingest_rejected_total/);
+    expect(() => parseMetrics('outpost_x{reason=unquoted} 1')).toThrow(/line 1: labels unreadable/);
+    expect(() => parseMetrics('# ok\n<html>')).toThrow(/line 2 is not a sample/);
+    expect(() => parseMetrics('outpost_x one')).toThrow(/value one is not a number/);
   });
 });

@@ -7,6 +7,7 @@ import { generateSigningKey } from '@outpost/shared';
 import { loadAgentConfig } from '@outpost/agent';
 import { signedConstantModel, startInProcessAgent, testAgentConfig, testInferenceConfig, writeModelFiles } from '../harness/agent-process.js';
 import { connectDevice, nextMessage, publish } from '../harness/devices.js';
+import { metricValue } from '../harness/metrics.js';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -89,9 +90,9 @@ describe('agent start with a bad or missing model', () => {
     const client = await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: 'dev-s' });
     try {
       await publish(client, 'devices/dev-s/telemetry', JSON.stringify({ ts: Date.now(), seq: 1, metrics: { temperature: 20 } }));
-      await waitFor(async () => /outpost_inference_unscored_rows_total\{reason="no-model"[^}]*\} 1/.test(await agent.metrics.registry.metrics()), { what: 'a no-model count' });
+      await waitFor(async () => metricValue(await agent.metrics.registry.metrics(), 'outpost_inference_unscored_rows_total', { reason: 'no-model' }) === 1, { what: 'a no-model count' });
       const metrics = await agent.metrics.registry.metrics();
-      expect(metrics).toMatch(/outpost_inference_swap_refusals_total\{code="MODEL_DIGEST_MISMATCH"[^}]*\} 1/);
+      expect(metricValue(metrics, 'outpost_inference_swap_refusals_total', { code: 'MODEL_DIGEST_MISMATCH' })).toBe(1);
 
       // Reloading the files (what SIGHUP does) still refuses them; once fixed, it serves.
       await expect(inference.reloadModelFiles()).rejects.toMatchObject({ code: 'MODEL_DIGEST_MISMATCH' });
