@@ -10,6 +10,7 @@ import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
 import { connectDevice, publish, telemetryPayload } from '../harness/devices.js';
 import { fetchMetrics, sumOf } from '../harness/metrics.js';
+import { seedFromEnv } from '../harness/random.js';
 import { waitFor } from '../harness/wait.js';
 
 // Issue [ingest], "Done when": 10k fast-check generated payloads and malformed MQTT packets
@@ -19,8 +20,8 @@ import { waitFor } from '../harness/wait.js';
 // Seeds are fixed so a failure is reproducible; FUZZ_PAYLOAD_SEED / FUZZ_PACKET_SEED run
 // other seeds, e.g. `FUZZ_PACKET_SEED=7 npx vitest run tests/src/e2e/fuzz-ingest.test.ts`.
 
-const PAYLOAD_SEED = seedFromEnv('FUZZ_PAYLOAD_SEED', 20_250_601);
-const PACKET_SEED = seedFromEnv('FUZZ_PACKET_SEED', 20_250_602);
+const PAYLOAD_SEED = seedFromEnv('FUZZ_PAYLOAD_SEED', () => 20_250_601);
+const PACKET_SEED = seedFromEnv('FUZZ_PACKET_SEED', () => 20_250_602);
 const PAYLOADS = 10_000;
 /** QoS 1 publishes of the fuzz device awaiting their PUBACK at any moment. */
 const PAYLOADS_IN_FLIGHT = 200;
@@ -35,14 +36,6 @@ const MAX_PACKET_BYTES = 256 * 1024;
 /** A fixed "now" for generated timestamps, so a seed always yields the same payloads. */
 const NOW_MS = 1_750_000_000_000;
 const AGENT_ID = 'test-agent';
-
-function seedFromEnv(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined || value === '') return fallback;
-  const seed = Number(value);
-  if (!Number.isSafeInteger(seed)) throw new Error(`${name} must be an integer, got ${value}`);
-  return seed;
-}
 
 let dir: TempDir;
 beforeAll(async () => {

@@ -5,6 +5,7 @@ import { openOutbox } from '@outpost/agent';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { startAgentProcess, testAgentConfig } from '../harness/agent-process.js';
 import { connectDevice, startSteadyLoad } from '../harness/devices.js';
+import { seededRandom } from '../harness/random.js';
 
 const DEVICES = 20;
 const KILLS = 20;
@@ -27,6 +28,7 @@ describe('kill -9 of the agent during QoS 1 ingest', () => {
     const nextSeq = new Map<string, number>();
     let epoch: string | undefined;
     const rates: number[] = [];
+    const killPoints = seededRandom('kill -9 points');
 
     for (let round = 0; round < KILLS; round++) {
       const agent = await startAgentProcess(config);
@@ -42,7 +44,7 @@ describe('kill -9 of the agent during QoS 1 ingest', () => {
       const load = startSteadyLoad(devices, RATE_PER_DEVICE_PER_S, nextSeq);
       // A random point: after a random number of acknowledged messages in this round.
       const startedAt = performance.now();
-      await load.whenAcked(200 + Math.floor(Math.random() * 1500));
+      await load.whenAcked(killPoints.int(200, 1699));
       rates.push((load.ackedCount() * 1000) / (performance.now() - startedAt));
       await agent.kill9();
       load.stop();

@@ -7,6 +7,7 @@ import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harnes
 import { controlPlaneApi, startInProcessControlPlane, startControlPlaneProcess, testControlPlaneConfig } from '../harness/control-plane-process.js';
 import { connectDevice, startSteadyLoad, type LoadDevice } from '../harness/devices.js';
 import { fetchMetrics, metricValue } from '../harness/metrics.js';
+import { seededRandom } from '../harness/random.js';
 import { deviceSeqsInAgentOrder, readUplinkStream } from '../harness/uplink-stream.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -150,8 +151,9 @@ describe('kill -9 of the agent at each uplink step', () => {
       cleanups.push(() => cp.close());
       const acked = new Map<string, number[]>();
       const nextSeq = new Map<string, number>();
+      const crashPoints = seededRandom(`crash ${crashAt}`);
       for (let round = 0; round < 10; round++) {
-        const afterBatches = Math.floor(Math.random() * 5);
+        const afterBatches = crashPoints.int(0, 4);
         const agent = await startAgent({ faults: { crashAt, afterBatches }, uplink: { servers: [nats.url], heartbeatIntervalMs: 1_000, batchMaxRecords: 20, maxInFlightBatches: 4 } });
         // With records left from the last round the agent may crash before devices connect.
         const devices = await connectDevices(agent, 4).catch(() => []);

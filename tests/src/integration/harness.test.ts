@@ -17,6 +17,7 @@ import {
   waitFor,
 } from '../harness/index.js';
 import { metricSamples, metricValue, parseMetrics, sumOf } from '../harness/metrics.js';
+import { seedFromEnv, seededRandom, testSeed } from '../harness/random.js';
 
 const HOST = '127.0.0.1';
 
@@ -439,5 +440,32 @@ describe('parseMetrics', () => {
     expect(() => parseMetrics('outpost_x{reason=unquoted} 1')).toThrow(/line 1: labels unreadable/);
     expect(() => parseMetrics('# ok\n<html>')).toThrow(/line 2 is not a sample/);
     expect(() => parseMetrics('outpost_x one')).toThrow(/value one is not a number/);
+  });
+});
+
+describe('seededRandom', () => {
+  it('gives the same choices for the same seed and purpose, other ones for another purpose', () => {
+    const draw = (purpose: string) => {
+      const rng = seededRandom(purpose);
+      return Array.from({ length: 8 }, () => rng.int(0, 1_000_000));
+    };
+    expect(Number.isSafeInteger(testSeed())).toBe(true);
+    expect(draw('kill points')).toEqual(draw('kill points'));
+    expect(draw('kill points')).not.toEqual(draw('cut points'));
+  });
+
+  it('takes an integer seed from the environment and refuses anything else', () => {
+    const name = 'OUTPOST_TEST_SEED_PROBE';
+    try {
+      expect(seedFromEnv(name, () => 5)).toBe(5);
+      process.env[name] = '';
+      expect(seedFromEnv(name, () => 5)).toBe(5);
+      process.env[name] = '123';
+      expect(seedFromEnv(name, () => 5)).toBe(123);
+      process.env[name] = '1.5';
+      expect(() => seedFromEnv(name, () => 5)).toThrow(`${name} must be an integer, got 1.5`);
+    } finally {
+      delete process.env[name];
+    }
   });
 });
