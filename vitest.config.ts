@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 // Tests run against the TypeScript sources of every workspace package; child processes
 // (agents a test kills with SIGKILL) run the built JavaScript, so `npm test` builds first.
 const alias = {
+  // Before '@outpost/shared', which would also catch its subpath.
+  '@outpost/shared/backoff': fileURLToPath(new URL('./shared/src/backoff.ts', import.meta.url)),
   '@outpost/shared': fileURLToPath(new URL('./shared/src/index.ts', import.meta.url)),
   '@outpost/agent': fileURLToPath(new URL('./agent/src/index.ts', import.meta.url)),
   '@outpost/control-plane': fileURLToPath(new URL('./control-plane/src/index.ts', import.meta.url)),

@@ -19,6 +19,18 @@ export const ErrorCode = {
   KV_VALUE_INVALID: 'KV_VALUE_INVALID',
   /** Applying an uplink message to the accounting threw: the message is terminated after retries. */
   ACCOUNTING_FAILED: 'ACCOUNTING_FAILED',
+  /** The rollout's status does not allow the action (resume a finished rollout, ...). */
+  ROLLOUT_STATE_INVALID: 'ROLLOUT_STATE_INVALID',
+  ROLLOUT_NOT_FOUND: 'ROLLOUT_NOT_FOUND',
+  /** Another rollout that is not finished selects some of the same agents. */
+  ROLLOUT_CONFLICT: 'ROLLOUT_CONFLICT',
+  MODEL_NOT_FOUND: 'MODEL_NOT_FOUND',
+  /** A model version already in the store with other bytes. */
+  MODEL_EXISTS: 'MODEL_EXISTS',
+  /** The desired model is older than the one running and the desired state is no rollback. */
+  MODEL_VERSION_OLDER: 'MODEL_VERSION_OLDER',
+  /** A managed config change needs the device connections closed and the rollout does not allow it. */
+  CONFIG_NEEDS_RESTART: 'CONFIG_NEEDS_RESTART',
   NATS_UNAVAILABLE: 'NATS_UNAVAILABLE',
   AGENT_NOT_FOUND: 'AGENT_NOT_FOUND',
   DEVICE_NOT_FOUND: 'DEVICE_NOT_FOUND',

@@ -16,3 +16,4 @@ export * from './model/features.js';
 export * from './model/signing.js';
 export * from './schemas/telemetry-check.js';
 export * from './model/ground-truth.js';
+export * from './rollouts/index.js';

@@ -14,6 +14,12 @@ export const AGENT_EVENTS_SUBJECTS = 'outpost.agent.>';
 export const FLEET_BUCKET = 'outpost_fleet';
 /** KV bucket: accounting per (agent, epoch, lane), key = `{agentId}.{epoch}.{lane}`. */
 export const ACCOUNTING_BUCKET = 'outpost_accounting';
+/** Desired state per agent (DesiredStateSchema), keyed by agent id. */
+export const DESIRED_BUCKET = 'outpost_desired';
+/** Rollouts (RolloutDocSchema), keyed by rollout id. */
+export const ROLLOUTS_BUCKET = 'outpost_rollouts';
+/** JetStream object store of signed model artifacts: `{name}/{version}/model.onnx` and `.../manifest.json`. */
+export const MODEL_STORE_BUCKET = 'outpost_models';
 
 /** Header naming the payload encoding of an uplink batch. */
 export const ENCODING_HEADER = 'Outpost-Encoding';
@@ -66,6 +72,20 @@ export const ACCOUNTING_FAILURE_SUFFIX = 'failure';
 /** KV key in ACCOUNTING_BUCKET recording why messages of `accountingKey(...)` were given up. */
 export function accountingFailureKey(accountingKey: string): string {
   return `${accountingKey}.${ACCOUNTING_FAILURE_SUFFIX}`;
+}
+
+/**
+ * `outpost.desired.{agentId}`: a core NATS notice that the agent's desired state changed (it
+ * then reads its KV key). Outside `outpost.agent.>`, so no stream keeps these notices.
+ */
+export function desiredNoticeSubject(agentId: string): string {
+  assertToken('agent id', agentId);
+  return `outpost.desired.${agentId}`;
+}
+
+/** Object names of a model's two files in MODEL_STORE_BUCKET. */
+export function modelObjectNames(name: string, version: string): { onnx: string; manifest: string } {
+  return { onnx: `${name}/${version}/model.onnx`, manifest: `${name}/${version}/manifest.json` };
 }
 
 export type ParsedAgentSubject =

@@ -86,11 +86,13 @@ class Client implements NatsClient {
     this.#consumers = { js, isClosed: () => nc.isClosed(), logger };
     // A throw inside the status iterator must not become an unhandled rejection.
     this.#watchStatus().catch((err: unknown) => logger.error({ err }, 'NATS status watch ended'));
-    void nc.closed().then((err) => {
-      this.#connected = false;
-      if (err !== undefined && this.#closing === undefined) logger.error({ err }, 'NATS connection closed for good');
-      this.#emit({ type: 'closed' });
-    });
+    nc.closed()
+      .then((err) => {
+        this.#connected = false;
+        if (err !== undefined && this.#closing === undefined) logger.error({ err }, 'NATS connection closed for good');
+        this.#emit({ type: 'closed' });
+      })
+      .catch((err: unknown) => logger.error({ err }, 'NATS close handling failed'));
   }
 
   async #watchStatus(): Promise<void> {

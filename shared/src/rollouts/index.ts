@@ -1,0 +1,3 @@
+export * from './duration.js';
+export * from './desired-state.js';
+export * from './rollout.js';
