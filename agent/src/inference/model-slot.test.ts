@@ -20,12 +20,14 @@ const model = { ref: { name: 'pca', version: '1.0.0' }, bytes: new Uint8Array(),
 /** A live inference process, as ModelProcess promises: `exited` settles once, whoever ended it. */
 class FakeProcess implements ModelProcess {
   readonly model = model;
+  readonly pid: number;
   readonly exited: Promise<ModelProcessExit>;
   closes = 0;
   #exit!: (exit: ModelProcessExit) => void;
   #gone = false;
 
-  constructor(readonly pid: number) {
+  constructor(pid: number) {
+    this.pid = pid;
     this.exited = new Promise((resolve) => (this.#exit = resolve));
   }
 
