@@ -12,6 +12,9 @@ import { AgentDetailResponseSchema, BATCH_ENCODING, batchMsgId, ControlPlaneConf
 import { startControlPlane, type ControlPlane } from '@outpost/control-plane';
 import { startNatsServer } from '../harness/nats-server.js';
 import { waitFor } from '../harness/wait.js';
+import { parseBenchArgs } from './cli-args.js';
+
+const USAGE = 'usage: node tests/dist/bench/control-plane-ingest.js [--batches N] [--records N] [--agents N] [--replicas N]';
 
 interface Args {
   batches: number;
@@ -20,12 +23,16 @@ interface Args {
   replicas: number;
 }
 
-function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { batches: 400, records: 500, agents: 4, replicas: 1 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i]?.replace(/^--/, '') as keyof Args;
-    const value = Number(argv[i + 1]);
-    if (!(key in args) || !Number.isInteger(value) || value < 1) throw new Error(`usage: --batches N --records N --agents N --replicas N (got ${argv.join(' ')})`);
+const DEFAULT_ARGS: Args = { batches: 400, records: 500, agents: 4, replicas: 1 };
+
+function parseOptions(argv: string[]): Args {
+  const { values } = parseBenchArgs({ args: argv, options: { batches: { type: 'string' }, records: { type: 'string' }, agents: { type: 'string' }, replicas: { type: 'string' } } }, USAGE);
+  const args = { ...DEFAULT_ARGS };
+  for (const key of Object.keys(args) as (keyof Args)[]) {
+    const text = values[key];
+    if (text === undefined) continue;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new Error(`--${key} must be an integer of at least 1, got ${JSON.stringify(text)}\n${USAGE}`);
     args[key] = value;
   }
   return args;
@@ -34,7 +41,7 @@ function parseArgs(argv: readonly string[]): Args {
 const EPOCH = 'bench0001';
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseOptions(process.argv.slice(2));
   const server = await startNatsServer();
   const config = parseConfig(ControlPlaneConfigSchema, { nats: { servers: [server.url] }, http: { host: '127.0.0.1', port: 0 }, log: { level: 'warn' } });
   const logger = pino({ level: 'warn' });

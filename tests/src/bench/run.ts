@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only] [-- --inference-only]`:
+// `npm run bench [-- --quick | --smoke] [-- --out DIR] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only] [-- --inference-only]`:
 // the ingest benchmark of issue [ingest], the end-to-end benchmark of issue [uplink] and the
 // local inference benchmark of issue [inference] (inference.ts; --inference-only: that one alone,
 // written to inference-only.json).
@@ -13,14 +13,16 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAedesRawScenario, type AedesRawResult } from './aedes-raw.js';
+import { parseBenchArgs } from './cli-args.js';
 import { renderBarChart } from './chart.js';
 import { runSwapBench, type SwapPlan, type SwapResult } from './inference-swaps.js';
 import { runNatsMqttPeerScenario, type NatsMqttPeerResult } from './nats-mqtt-peer.js';
-import { summarizeCpuProfile } from './cpu-profile.js';
+import { summarizeCpuProfile, type ProfileEntry, type ProfileSummary } from './cpu-profile.js';
 import { runInferenceBench, type InferenceBenchResult, type InferencePlan } from './inference.js';
 import { runIngestScenario, type IngestScenarioResult } from './ingest.js';
 import { cpuSnapshot, foreignCores } from './process-stats.js';
 import type { PacedRunOptions, WindowedRunOptions } from './publishers.js';
+import { formatTable } from './table.js';
 import { runUplinkBench, type UplinkPlan, type UplinkResult } from './uplink.js';
 
 const DEFAULT_RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -140,6 +142,8 @@ const PLANS: Record<Plan['mode'], Plan> = {
   },
 };
 
+const USAGE = 'usage: npm run bench [-- --quick | --smoke] [-- --out DIR] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only] [-- --inference-only]';
+
 interface Args {
   quick: boolean;
   smoke: boolean;
@@ -151,27 +155,33 @@ interface Args {
   inferenceOnly: boolean;
 }
 
-function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, smoke: false, outDir: DEFAULT_RESULTS_DIR, profileAgent: false, profileE2e: false, uplinkOnly: false, inferenceOnly: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--quick') args.quick = true;
-    else if (arg === '--smoke') args.smoke = true;
-    else if (arg === '--out') {
-      const dir = argv[++i];
-      if (dir === undefined) throw new Error('--out needs a directory');
-      args.outDir = dir;
-    }
-    else if (arg === '--profile-agent') args.profileAgent = true;
-    else if (arg === '--profile-e2e') args.profileE2e = true;
-    else if (arg === '--uplink-only') args.uplinkOnly = true;
-    else if (arg === '--inference-only') args.inferenceOnly = true;
-    else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --quick | --smoke] [-- --out DIR] [-- --profile-agent] [-- --profile-e2e] [-- --uplink-only] [-- --inference-only]');
-      process.exit(0);
-    } else throw new Error(`unknown argument ${arg} (known: --quick, --smoke, --out DIR, --profile-agent, --profile-e2e, --uplink-only, --inference-only)`);
-  }
-  return args;
+function parseOptions(argv: string[]): Args | 'help' {
+  const { values } = parseBenchArgs(
+    {
+      args: argv,
+      options: {
+        quick: { type: 'boolean' },
+        smoke: { type: 'boolean' },
+        out: { type: 'string' },
+        'profile-agent': { type: 'boolean' },
+        'profile-e2e': { type: 'boolean' },
+        'uplink-only': { type: 'boolean' },
+        'inference-only': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    },
+    USAGE,
+  );
+  if (values.help === true) return 'help';
+  return {
+    quick: values.quick === true,
+    smoke: values.smoke === true,
+    outDir: values.out ?? DEFAULT_RESULTS_DIR,
+    profileAgent: values['profile-agent'] === true,
+    profileE2e: values['profile-e2e'] === true,
+    uplinkOnly: values['uplink-only'] === true,
+    inferenceOnly: values['inference-only'] === true,
+  };
 }
 
 const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -184,7 +194,11 @@ function describeThroughput(label: string, r: IngestScenarioResult | AedesRawRes
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseOptions(process.argv.slice(2));
+  if (args === 'help') {
+    console.log(USAGE);
+    return;
+  }
   const plan = PLANS[args.smoke ? 'smoke' : args.quick ? 'quick' : 'full'];
   const RESULTS_DIR = args.outDir;
   // Everything stops by itself: a hang anywhere ends the bench (its exit hooks kill the agent).
@@ -587,9 +601,7 @@ async function printE2eProfiles(u: UplinkResult): Promise<void> {
     try {
       const summary = await summarizeCpuProfile(file, 15);
       console.log(`\nCPU profile ${file} (e2e scenario, whole life; sampled ${fmt(summary.totalMs / 1000, 1)} s); self time by package:`);
-      for (const p of summary.packages.slice(0, 10)) console.log(`  ${fmt(p.share * 100, 1).padStart(5)}%  ${p.name}`);
-      console.log('self time by function:');
-      for (const f of summary.functions) console.log(`  ${fmt(f.share * 100, 1).padStart(5)}%  ${f.name}`);
+      printSelfTimes(summary, 10);
     } catch (error) {
       console.log(`\nCPU profile ${file} unreadable: ${(error as Error).message}`);
     }
@@ -606,20 +618,22 @@ function verdict(t: { ratio: number; met: boolean }): string {
 }
 
 function printTable(rows: readonly (readonly string[])[]): void {
-  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
-  for (const [i, row] of rows.entries()) {
-    console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  '));
-    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  }
+  for (const line of formatTable(rows)) console.log(line);
 }
 
 async function printProfile(file: string): Promise<void> {
   const summary = await summarizeCpuProfile(file);
   console.log(`\nAgent CPU profile (durability power, whole life incl. paced run; sampling adds overhead): ${file}`);
   console.log(`sampled ${fmt(summary.totalMs / 1000, 1)} s; self time by package:`);
-  for (const p of summary.packages.slice(0, 12)) console.log(`  ${fmt(p.share * 100, 1).padStart(5)}%  ${p.name}`);
+  printSelfTimes(summary, 12);
+}
+
+/** A profile's self time: the `packages` largest packages, then every function it kept. */
+function printSelfTimes(summary: ProfileSummary, packages: number): void {
+  const share = (entry: ProfileEntry): string => `  ${fmt(entry.share * 100, 1).padStart(5)}%  ${entry.name}`;
+  for (const p of summary.packages.slice(0, packages)) console.log(share(p));
   console.log('self time by function:');
-  for (const f of summary.functions) console.log(`  ${fmt(f.share * 100, 1).padStart(5)}%  ${f.name}`);
+  for (const f of summary.functions) console.log(share(f));
 }
 
 function swapFigures(r: SwapResult) {
