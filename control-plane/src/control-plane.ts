@@ -1,8 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { Gauge } from 'prom-client';
-import { AgentStatus, createCloseStack, createLogger, type ControlPlaneConfig, type Logger } from '@outpost/shared';
+import { AgentStatus, createCloseStack, createLogger, ServerEventType, type ControlPlaneConfig, type Logger } from '@outpost/shared';
 import { createAuthenticator } from './api/auth.js';
 import { requestFailed, routeNotFound } from './api/errors.js';
+import { createRolloutRoutes } from './api/rollout-routes.js';
 import { createApiRoutes } from './api/routes.js';
 import { startHttpServer } from './api/http-server.js';
 import { agentStatus, toAgentSummary } from './fleet/fleet-record.js';
@@ -11,6 +12,10 @@ import { createAccountingIngest, readAgentAccounting, type AccountingIngest } fr
 import { BadMessageReason, decodeAgentEvent } from './ingest/decode.js';
 import { createEventHub } from './live/event-hub.js';
 import { startLiveView } from './live/live-view.js';
+import { startRolloutController } from './rollouts/controller.js';
+import { createModelStore } from './rollouts/model-store.js';
+import { createRolloutService, toSummary } from './rollouts/service.js';
+import { createDesiredStore, createRolloutStore } from './rollouts/stores.js';
 import { createControlPlaneMetrics, type ControlPlaneMetrics } from './metrics.js';
 import { connectNats } from './nats/adapter/index.js';
 import { AGENT_EVENTS_CONSUMER, declareStreams, topologyFor, UPLINK_CONSUMER, type Topology } from './nats/topology.js';
@@ -67,7 +72,13 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
     });
 
     await declareStreams(nats, topology);
-    const [fleetKv, accountingKv] = await Promise.all([nats.openKv(topology.fleetBucket), nats.openKv(topology.accountingBucket)]);
+    const [fleetKv, accountingKv, desiredKv, rolloutsKv, modelObjects] = await Promise.all([
+      nats.openKv(topology.fleetBucket),
+      nats.openKv(topology.accountingBucket),
+      nats.openKv(topology.desiredBucket),
+      nats.openKv(topology.rolloutsBucket),
+      nats.openObjectStore(topology.modelStore),
+    ]);
 
     const fleet = createFleetRegistry({ kv: fleetKv, metrics, logger });
     closers.push(() => fleet.close());
@@ -96,6 +107,28 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
 
     registerGauges(metrics, fleet, config);
 
+    // Rollouts: the two buckets' views, then the controller that moves every rollout on.
+    const rolloutStore = createRolloutStore(rolloutsKv, logger);
+    const desiredStore = createDesiredStore(desiredKv, logger);
+    closers.push(async () => {
+      rolloutStore.close();
+      desiredStore.close();
+    });
+    await Promise.all([rolloutStore.start(), desiredStore.start()]);
+    const controller = startRolloutController({
+      rollouts: rolloutStore,
+      desired: desiredStore,
+      fleet,
+      thresholds: config.fleet,
+      publish: (subject, data) => nats.publish(subject, data),
+      metrics,
+      logger,
+      tickMs: config.rollouts.tickMs,
+    });
+    closers.push(() => controller.close());
+    const models = createModelStore({ store: modelObjects, trustedKeys: config.rollouts.trustedKeys });
+    const rolloutService = createRolloutService({ rollouts: rolloutStore, models, observe: controller.observe });
+
     const agentList = () => {
       const nowMs = Date.now();
       return { agents: fleet.list().map((r) => toAgentSummary(r.agentId, r, nowMs, config.fleet)) };
@@ -114,6 +147,9 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
     closers.push(async () => events.close());
     const live = startLiveView({ nats, config: config.live, maxBatchBytes: config.ingest.maxBatchBytes, hub: events, metrics, logger });
     closers.push(() => live.close());
+    rolloutStore.onChange((_id, entry) => {
+      if (entry !== undefined) events.publish({ type: ServerEventType.rollout, data: toSummary(entry.value) });
+    });
 
     const stopLagPoll = pollConsumerLag(metrics, nats, topology, config.ingest.lagPollIntervalMs);
     closers.push(async () => stopLagPoll());
@@ -123,7 +159,7 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
     const http = await startHttpServer({
       host: config.http.host,
       port: config.http.port,
-      routes: createApiRoutes({
+      routes: [...createApiRoutes({
         fleet,
         readAccounting: (agentId) => readAgentAccounting(accountingKv, agentId),
         thresholds: config.fleet,
@@ -134,10 +170,10 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
         anomalies: live.anomalies,
         events,
         now: Date.now,
-      }),
+      }), ...createRolloutRoutes({ rollouts: rolloutService, models })],
       authorize: (access, request) => {
         const result = auth.check(access, request);
-        return result.ok ? undefined : result.response;
+        return result.ok ? { ok: true, principal: result.tokenName } : result;
       },
       dashboardDir: config.http.dashboardDir ?? DEFAULT_DASHBOARD_DIR,
       notFound: routeNotFound,

@@ -40,6 +40,17 @@ export function createControlPlaneMetrics() {
       labelNames: ['code'] as const,
       registers: [registry],
     }),
+    desiredWrites: new Counter({
+      name: 'outpost_cp_desired_state_writes_total',
+      help: 'Desired states written for agents by rollouts (each followed by a notice to the agent)',
+      registers: [registry],
+    }),
+    rolloutSteps: new Counter({
+      name: 'outpost_cp_rollout_steps_total',
+      help: 'Rollout steps this replica wrote (a lost compare-and-set is not counted), by action',
+      labelNames: ['action'] as const,
+      registers: [registry],
+    }),
     redelivered: new Counter({
       name: 'outpost_cp_redelivered_messages_total',
       help: 'Messages already applied (their ack was lost), acked without counting',

@@ -17,3 +17,4 @@ export * from './model/signing.js';
 export * from './schemas/telemetry-check.js';
 export * from './model/ground-truth.js';
 export * from './rollouts/index.js';
+export * from './model/version.js';

@@ -102,8 +102,8 @@ describe('createDeviceAuthenticator', () => {
 
   it('accepts a configured device with its password and ClientId', async () => {
     const auth = make(false);
-    expect(await auth.authenticate({ clientId: 'sensor-1', username: 'sensor-1', password: pw('sensor-pw') })).toEqual({ ok: true, deviceId: 'sensor-1' });
-    expect(await auth.authenticate({ clientId: 'pump.2', username: 'pump.2', password: pw('pump-pw') })).toEqual({ ok: true, deviceId: 'pump.2' });
+    expect(await auth.authenticate({ clientId: 'sensor-1', username: 'sensor-1', password: pw('sensor-pw') })).toMatchObject({ ok: true, deviceId: 'sensor-1' });
+    expect(await auth.authenticate({ clientId: 'pump.2', username: 'pump.2', password: pw('pump-pw') })).toMatchObject({ ok: true, deviceId: 'pump.2' });
   });
 
   it('refuses an empty ClientId with 2 in every mode (MQTT 3.1.3-8)', async () => {
@@ -134,8 +134,8 @@ describe('createDeviceAuthenticator', () => {
 
   it('authenticates a verified certificate CN as that device', async () => {
     const auth = make(false);
-    expect(await auth.authenticate({ clientId: 'cam-9', certificateCommonName: 'cam-9' })).toEqual({ ok: true, deviceId: 'cam-9' });
-    expect(await auth.authenticate({ clientId: 'sensor-1', certificateCommonName: 'sensor-1' })).toEqual({ ok: true, deviceId: 'sensor-1' });
+    expect(await auth.authenticate({ clientId: 'cam-9', certificateCommonName: 'cam-9' })).toMatchObject({ ok: true, deviceId: 'cam-9' });
+    expect(await auth.authenticate({ clientId: 'sensor-1', certificateCommonName: 'sensor-1' })).toMatchObject({ ok: true, deviceId: 'sensor-1' });
     expect(refused(await auth.authenticate({ clientId: 'cam-8', certificateCommonName: 'cam-9' })).returnCode).toBe(2);
     expect(refused(await auth.authenticate({ clientId: 'cam-9', username: 'sensor-1', password: pw('sensor-pw'), certificateCommonName: 'cam-9' })).returnCode).toBe(4);
     expect(refused(await auth.authenticate({ clientId: 'cam 9', certificateCommonName: 'cam 9' })).returnCode).toBe(5);
@@ -143,7 +143,7 @@ describe('createDeviceAuthenticator', () => {
 
   it('refuses anonymous devices with 5 unless allowed', async () => {
     expect(refused(await make(false).authenticate({ clientId: 'anon-1' })).returnCode).toBe(5);
-    expect(await make(true).authenticate({ clientId: 'anon-1' })).toEqual({ ok: true, deviceId: 'anon-1' });
+    expect(await make(true).authenticate({ clientId: 'anon-1' })).toMatchObject({ ok: true, deviceId: 'anon-1' });
   });
 
   it('refuses an anonymous device claiming a credentialed id (5) or an id outside the pattern (2)', async () => {
@@ -158,7 +158,7 @@ describe('createDeviceAuthenticator', () => {
     const auth = make(false);
     const input = { clientId: 'sensor-1', username: 'sensor-1', password: pw('sensor-pw') };
     const results = [await auth.authenticate(input), ...(await Promise.all(Array.from({ length: 20 }, () => auth.authenticate(input))))];
-    for (const result of results) expect(result).toEqual({ ok: true, deviceId: 'sensor-1' });
+    for (const result of results) expect(result).toMatchObject({ ok: true, deviceId: 'sensor-1' });
     // A cached success must not make a wrong password pass.
     expect(refused(await auth.authenticate({ ...input, password: pw('sensor-pw ') })).returnCode).toBe(4);
   });
@@ -170,7 +170,7 @@ describe('createDeviceAuthenticator', () => {
     const rotated = await hashPassword('rotated-pw', COST);
     auth.update({ devices: [{ id: 'sensor-1', passwordHash: rotated }], allowAnonymous: false });
     expect(refused(await auth.authenticate(oldLogin)).returnCode).toBe(4);
-    expect(await auth.authenticate({ ...oldLogin, password: pw('rotated-pw') })).toEqual({ ok: true, deviceId: 'sensor-1' });
+    expect(await auth.authenticate({ ...oldLogin, password: pw('rotated-pw') })).toMatchObject({ ok: true, deviceId: 'sensor-1' });
     // Removed devices are unknown users now.
     expect(refused(await auth.authenticate({ clientId: 'pump.2', username: 'pump.2', password: pw('pump-pw') })).returnCode).toBe(4);
   });
@@ -194,7 +194,7 @@ describe('createDeviceAuthenticator', () => {
       expect.objectContaining({ code: ErrorCode.PASSWORD_HASH_INVALID }),
     );
     // A failed update leaves the old settings in place.
-    expect(await auth.authenticate({ clientId: 'a', username: 'a', password: pw('x') })).toEqual({ ok: true, deviceId: 'a' });
+    expect(await auth.authenticate({ clientId: 'a', username: 'a', password: pw('x') })).toMatchObject({ ok: true, deviceId: 'a' });
     expect(refused(await auth.authenticate({ clientId: 'anon' })).returnCode).toBe(5);
   });
 });
@@ -270,5 +270,21 @@ describe('ACL (DESIGN section 4: only under devices/{own id}/)', () => {
     expect(canPublish('a/b', 'devices/a/b/x')).toBe(false);
     expect(canSubscribe('+', 'devices/+/#')).toBe(false);
     expect(canUseWill('#', 'devices/#/x')).toBe(false);
+  });
+});
+
+describe('stillValid: live sessions re-checked after a config change', () => {
+  it('keeps certificate sessions, drops a removed device or a changed password, and anonymous ones once refused', async () => {
+    const hash = await hashPassword('pw', { costLog2: 10 });
+    const auth = createDeviceAuthenticator({ devices: [{ id: 'sensor-1', passwordHash: hash }], allowAnonymous: true });
+    const password = await auth.authenticate({ clientId: 'sensor-1', username: 'sensor-1', password: Buffer.from('pw') });
+    const anonymous = await auth.authenticate({ clientId: 'anon-1' });
+    const certificate = await auth.authenticate({ clientId: 'cam-1', certificateCommonName: 'cam-1' });
+    if (!password.ok || !anonymous.ok || !certificate.ok) throw new Error('setup failed');
+    expect([auth.stillValid('sensor-1', password.via), auth.stillValid('anon-1', anonymous.via), auth.stillValid('cam-1', certificate.via)]).toEqual([true, true, true]);
+    auth.update({ devices: [{ id: 'sensor-1', passwordHash: await hashPassword('new', { costLog2: 10 }) }, { id: 'anon-1', passwordHash: hash }], allowAnonymous: true });
+    expect([auth.stillValid('sensor-1', password.via), auth.stillValid('anon-1', anonymous.via), auth.stillValid('cam-1', certificate.via)]).toEqual([false, false, true]);
+    auth.update({ devices: [{ id: 'sensor-1', passwordHash: hash }], allowAnonymous: false });
+    expect([auth.stillValid('sensor-1', password.via), auth.stillValid('anon-9', anonymous.via)]).toEqual([true, false]);
   });
 });

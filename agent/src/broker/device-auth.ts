@@ -135,8 +135,11 @@ export const ConnackReturnCode = {
 } as const;
 export type ConnackReturnCode = (typeof ConnackReturnCode)[keyof typeof ConnackReturnCode];
 
+/** How a device proved who it is; a config change re-checks live sessions by it. */
+export type AuthenticatedVia = { type: 'certificate' } | { type: 'password'; passwordHash: string } | { type: 'anonymous' };
+
 export type AuthResult =
-  | { ok: true; deviceId: string }
+  | { ok: true; deviceId: string; via: AuthenticatedVia }
   | { ok: false; returnCode: ConnackReturnCode; reason: string };
 
 export interface AuthenticateInput {
@@ -168,6 +171,11 @@ export interface DeviceAuthenticator {
    * @throws OutpostError PASSWORD_HASH_INVALID or CONFIG_INVALID, leaving the old settings in place.
    */
   update(options: DeviceAuthenticatorOptions): void;
+  /**
+   * Whether a session authenticated `via` would still be let in under the current settings:
+   * false for a device removed, whose password changed, or anonymous where that is no longer allowed.
+   */
+  stillValid(deviceId: string, via: AuthenticatedVia): boolean;
 }
 
 // Unknown user and wrong password must not be told apart by a client (which ids exist is
@@ -261,7 +269,7 @@ export function createDeviceAuthenticator(options: DeviceAuthenticatorOptions): 
       return refuse(ConnackReturnCode.badUserNameOrPassword, 'user name does not match the certificate common name');
     }
     if (input.clientId !== commonName) return refuse(ConnackReturnCode.identifierRejected, 'ClientId must equal the device id of the certificate');
-    return { ok: true, deviceId: commonName };
+    return { ok: true, deviceId: commonName, via: { type: 'certificate' } };
   }
 
   async function authenticateCredentials(input: AuthenticateInput, username: string): Promise<AuthResult> {
@@ -274,7 +282,7 @@ export function createDeviceAuthenticator(options: DeviceAuthenticatorOptions): 
     }
     if (!(await checkPassword(username, device, password))) return refuse(ConnackReturnCode.badUserNameOrPassword, BAD_CREDENTIALS);
     if (input.clientId !== username) return refuse(ConnackReturnCode.identifierRejected, 'ClientId must equal the device id (user name)');
-    return { ok: true, deviceId: username };
+    return { ok: true, deviceId: username, via: { type: 'password', passwordHash: device.passwordHash } };
   }
 
   function authenticateAnonymous(input: AuthenticateInput): AuthResult {
@@ -287,7 +295,7 @@ export function createDeviceAuthenticator(options: DeviceAuthenticatorOptions): 
     if (settings.devices.has(input.clientId)) {
       return refuse(ConnackReturnCode.notAuthorized, 'this device id has credentials; anonymous use is refused');
     }
-    return { ok: true, deviceId: input.clientId };
+    return { ok: true, deviceId: input.clientId, via: { type: 'anonymous' } };
   }
 
   return {
@@ -305,6 +313,16 @@ export function createDeviceAuthenticator(options: DeviceAuthenticatorOptions): 
         if (resolved.devices.get(deviceId)?.passwordHash !== settings.devices.get(deviceId)?.passwordHash) verified.delete(deviceId);
       }
       settings = resolved;
+    },
+    stillValid(deviceId, via) {
+      switch (via.type) {
+        case 'certificate':
+          return true;
+        case 'password':
+          return settings.devices.get(deviceId)?.passwordHash === via.passwordHash;
+        case 'anonymous':
+          return settings.allowAnonymous && !settings.devices.has(deviceId);
+      }
     },
   };
 }

@@ -9,7 +9,7 @@ import { parseDeviceTopic, type EmbeddedBrokerConfig, type Logger } from '@outpo
 import type { Ingest } from '../ingest/ingest.js';
 import type { RateLimiter } from '../ingest/rate-limiter.js';
 import type { AgentMetrics } from '../metrics.js';
-import { canPublish, canSubscribe, canUseWill, type DeviceAuthenticator } from './device-auth.js';
+import { canPublish, canSubscribe, canUseWill, type AuthenticatedVia, type DeviceAuthenticator } from './device-auth.js';
 import { guardPackets, type GuardedDuplex } from './packet-guard.js';
 
 /**
@@ -24,6 +24,13 @@ export interface EmbeddedBroker {
   /** Publishes from the agent itself (inference results, error answers); not subject to ACL. */
   publish(topic: string, payload: Buffer | string, qos?: 0 | 1): Promise<void>;
   connectedClients(): number;
+  /**
+   * Takes a changed config without a restart: device credentials and anonymous access apply
+   * to the next CONNECT, and a live session the new settings would refuse is closed; a new
+   * `maxPacketBytes` applies to new connections, and with `closeAll` every device connection
+   * is closed so that it reconnects under it. Returns how many connections were closed.
+   */
+  reconfigure(next: { devices: EmbeddedBrokerConfig['devices']; allowAnonymous: boolean; maxPacketBytes: number; closeAll: boolean }): number;
   /** Stops listening, closes every client, closes aedes. Idempotent. */
   close(): Promise<void>;
 }
@@ -41,6 +48,7 @@ export interface EmbeddedBrokerOptions {
 
 interface Session {
   deviceId: string;
+  via: AuthenticatedVia;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -48,6 +56,8 @@ const RESOLVED: Promise<void> = Promise.resolve();
 /** Starts aedes behind a packet guard on TCP (and TLS when configured). */
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const { config, authenticator, ingest, rateLimiter, metrics, logger } = options;
+  /** Read per new connection: a reconfigure changes it for connections made afterwards. */
+  let maxPacketBytes = config.maxPacketBytes;
   const sessions = new WeakMap<Client, Session>();
   /**
    * The settling of each client's latest publish. aedes handles the publishes of one socket
@@ -87,7 +97,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
           (result) => {
             if (result.ok) {
               const { deviceId } = result;
-              sessions.set(client, { deviceId });
+              sessions.set(client, { deviceId, via: result.via });
               // From now on the device's QoS 1/2 publishes are read at its rate, never faster.
               (client.conn as GuardedDuplex).pacePublishes(() => rateLimiter.takeOrWait(deviceId));
               callback(null, true);
@@ -199,11 +209,12 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   aedes.on('connectionError', (client, error) => logger.debug({ clientId: client.id, err: error }, 'mqtt connection error'));
 
   function handleSocket(socket: Duplex, certificateCommonName?: string): void {
+    const limit = maxPacketBytes;
     const guarded = guardPackets(socket, {
-      maxPacketBytes: config.maxPacketBytes,
+      maxPacketBytes: limit,
       onViolation(violation) {
         metrics.guardClosed.inc({ reason: violation.reason });
-        logger.warn({ ...violation, maxPacketBytes: config.maxPacketBytes }, 'mqtt connection closed by packet guard');
+        logger.warn({ ...violation, maxPacketBytes: limit }, 'mqtt connection closed by packet guard');
       },
       onPaced(pauseMs) {
         metrics.ratePauses.inc();
@@ -244,6 +255,20 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       });
     },
     connectedClients: () => live.size,
+    reconfigure(next) {
+      authenticator.update({ devices: next.devices, allowAnonymous: next.allowAnonymous });
+      maxPacketBytes = next.maxPacketBytes;
+      let closed = 0;
+      for (const client of live) {
+        const session = sessions.get(client);
+        if (next.closeAll || session === undefined || !authenticator.stillValid(session.deviceId, session.via)) {
+          client.close();
+          closed++;
+        }
+      }
+      if (closed > 0) logger.info({ closed, closeAll: next.closeAll }, 'device connections closed by a config change');
+      return closed;
+    },
     close() {
       closing ??= (async () => {
         const servers = [tcpServer, tlsServer].filter((s): s is net.Server => s !== undefined);

@@ -66,6 +66,18 @@ export interface CommittedTelemetry {
   body: string;
 }
 
+/** Rows of the serving model since it became active (rollout gates compare models with these). */
+export interface InferenceCounts {
+  /** `name@version`. */
+  model: string;
+  /** When the model became active, epoch ms. */
+  sinceMs: number;
+  rows: number;
+  anomalies: number;
+  /** Rows that got no score: a failed batch, an invalid score, a lost process, a full queue. */
+  errors: number;
+}
+
 export interface InferenceStatus {
   /** True while a self-tested model is serving in a live process. */
   up: boolean;
@@ -73,6 +85,16 @@ export interface InferenceStatus {
   /** The serving inference process. */
   pid: number | undefined;
   queuedRows: number;
+  counts: InferenceCounts | undefined;
+}
+
+/** The inference settings a rollout may change while the agent runs. */
+export interface InferenceSettings {
+  /** Overrides the manifest's threshold; undefined: the manifest's. */
+  threshold: number | undefined;
+  maxBatchSize: number;
+  maxBatchWaitMs: number;
+  maxQueuedRows: number;
 }
 
 /** What a successful swap (or first load) installed. */
@@ -101,6 +123,8 @@ export interface Inference {
   /** `swapModel` with the files named in `inference.model` (SIGHUP). */
   reloadModelFiles(): Promise<InstalledModel>;
   status(): InferenceStatus;
+  /** Takes new settings from the next batch on (a queue made smaller keeps what it holds). */
+  configure(settings: InferenceSettings): void;
   /** Finishes the batch in flight, counts queued rows as unscored, ends every inference process. Idempotent. */
   close(): Promise<void>;
 }
@@ -140,7 +164,14 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
   const { config, metrics, logger } = options;
   assertTrustedKeys(config.trustedKeys);
   const sink = createResultSink({ outbox: options.outbox, publish: options.publish, metrics, logger });
-  const queue = createRowQueue<QueuedRow>(config.maxQueuedRows);
+  const settings: InferenceSettings = {
+    threshold: config.threshold,
+    maxBatchSize: config.maxBatchSize,
+    maxBatchWaitMs: config.maxBatchWaitMs,
+    maxQueuedRows: config.maxQueuedRows,
+  };
+  const queue = createRowQueue<QueuedRow>(settings.maxQueuedRows);
+  let counts: InferenceCounts | undefined;
   /** Per device, least recently seen first (Map keeps insertion order; a sample re-inserts). */
   const windows = new Map<string, FeatureWindow>();
   /** Slots replaced by a swap whose last rows are still queued or in flight. */
@@ -153,7 +184,10 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
   let lastScoreFailureLogMs = -Infinity;
 
   const unscored = (reason: UnscoredReason, rows = 1): void => {
-    if (rows > 0) metrics.inferenceUnscored.inc({ reason }, rows);
+    if (rows <= 0) return;
+    metrics.inferenceUnscored.inc({ reason }, rows);
+    // Rows the serving model failed on count against it; a shutdown or no model at all does not.
+    if (counts !== undefined && reason !== UnscoredReason.shutdown && reason !== UnscoredReason.noModel) counts.errors += rows;
   };
 
   const startProcess = (model: VerifiedModel): Promise<ModelProcess> =>
@@ -190,16 +224,16 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
       return;
     }
     const waitedMs = performance.now() - head.committedAtMs;
-    if (queue.length < config.maxBatchSize && waitedMs < config.maxBatchWaitMs) {
+    if (queue.length < settings.maxBatchSize && waitedMs < settings.maxBatchWaitMs) {
       timer ??= setTimeout(() => {
         timer = undefined;
         maybeDispatch();
-      }, config.maxBatchWaitMs - waitedMs);
+      }, settings.maxBatchWaitMs - waitedMs);
       return;
     }
     clearTimeout(timer);
     timer = undefined;
-    const batch = queue.take(config.maxBatchSize, (row) => row.slot === slot);
+    const batch = queue.take(settings.maxBatchSize, (row) => row.slot === slot);
     const done = runBatch(batch, slot, proc)
       .catch((err: unknown) => {
         logger.error({ err }, 'inference batch failed unexpectedly');
@@ -221,14 +255,22 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
     metrics.inferenceQueuedRows.set(queue.length);
     if (outcome.type === 'scored') {
       const nowMs = performance.now();
+      const threshold = settings.threshold ?? manifest.threshold;
       let scored = 0;
+      let anomalies = 0;
       batch.forEach((row, i) => {
         const score = outcome.scores[i] ?? Number.NaN;
         if (!Number.isFinite(score)) return unscored(UnscoredReason.invalidScore);
-        sink.deliver(row.deviceId, row.deviceSeq, { ts: row.ts, model: ref, score, anomaly: score > manifest.threshold });
+        const anomaly = score > threshold;
+        sink.deliver(row.deviceId, row.deviceSeq, { ts: row.ts, model: ref, score, anomaly });
         metrics.inferenceLatency.observe((nowMs - row.committedAtMs) / 1000);
         scored++;
+        if (anomaly) anomalies++;
       });
+      if (counts !== undefined && slot === current) {
+        counts.rows += scored;
+        counts.anomalies += anomalies;
+      }
       metrics.inferenceRowsScored.inc(scored);
       metrics.inferenceBatches.inc();
       metrics.inferenceBatchRows.observe(batch.length);
@@ -291,6 +333,7 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
       metrics.inferenceSwaps.inc();
     }
     current = slot;
+    counts = { model: `${model.ref.name}@${model.ref.version}`, sinceMs: Date.now(), rows: 0, anomalies: 0, errors: 0 };
     metrics.inferenceModelInfo.reset();
     metrics.inferenceModelInfo.set({ name: model.ref.name, version: model.ref.version }, 1);
     updateUp();
@@ -366,7 +409,12 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
       }
       return enqueueSwap(() => readModelFiles(files));
     },
-    status: () => ({ up: current?.process() !== undefined, model: current?.model.ref, pid: current?.process()?.pid, queuedRows: queue.length }),
+    status: () => ({ up: current?.process() !== undefined, model: current?.model.ref, pid: current?.process()?.pid, queuedRows: queue.length, counts: counts === undefined ? undefined : { ...counts } }),
+    configure(next) {
+      Object.assign(settings, next);
+      queue.capacity = next.maxQueuedRows;
+      maybeDispatch();
+    },
     close() {
       closing ??= (async () => {
         closed = true;

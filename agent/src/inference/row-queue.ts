@@ -6,7 +6,7 @@
  */
 export interface RowQueue<T> {
   readonly length: number;
-  readonly capacity: number;
+  capacity: number;
   /** Appends; false (and nothing stored) when the queue is full. */
   push(item: T): boolean;
   peek(): T | undefined;
@@ -25,8 +25,10 @@ export interface RowQueue<T> {
 const COMPACT_AFTER = 1024;
 
 /** Creates an empty queue holding at most `capacity` items (>= 1). */
-export function createRowQueue<T>(capacity: number): RowQueue<T> {
-  if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError(`row queue capacity must be a positive integer, got ${capacity}`);
+export function createRowQueue<T>(initialCapacity: number): RowQueue<T> {
+  if (!Number.isSafeInteger(initialCapacity) || initialCapacity < 1) throw new RangeError(`row queue capacity must be a positive integer, got ${initialCapacity}`);
+  // A lower capacity set later (a config change) only refuses new pushes; queued items stay.
+  let capacity = initialCapacity;
   let items: T[] = [];
   // items[head..] are live; shifting one by one would be O(n) per take.
   let head = 0;
@@ -42,7 +44,13 @@ export function createRowQueue<T>(capacity: number): RowQueue<T> {
     get length() {
       return items.length - head;
     },
-    capacity,
+    get capacity() {
+      return capacity;
+    },
+    set capacity(value: number) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`row queue capacity must be a positive integer, got ${value}`);
+      capacity = value;
+    },
     push(item) {
       if (items.length - head >= capacity) return false;
       items.push(item);

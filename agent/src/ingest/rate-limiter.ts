@@ -13,6 +13,8 @@ export interface RateLimiter {
   takeOrWait(key: string, nowMs?: number): number;
   /** Keys with state (a full bucket holds none and is swept away). */
   size(): number;
+  /** A new rate (0: off) and burst, from now on; buckets keep their tokens, capped at the new burst. */
+  configure(ratePerS: number, burst?: number): void;
 }
 
 interface Bucket {
@@ -30,9 +32,10 @@ interface Bucket {
  * @param ratePerS sustained messages per second per key
  * @param burst bucket size, default one second's worth
  */
-export function createRateLimiter(ratePerS: number, burst = Math.max(1, Math.ceil(ratePerS * DEFAULT_BURST_SECONDS))): RateLimiter {
+export function createRateLimiter(initialRatePerS: number, initialBurst?: number): RateLimiter {
   const buckets = new Map<string, Bucket>();
-  if (ratePerS <= 0) return { tryTake: () => true, takeOrWait: () => 0, size: () => 0 };
+  let ratePerS = initialRatePerS;
+  let burst = defaultBurst(initialRatePerS, initialBurst);
   let sweepAt = MIN_SWEEP_KEYS;
 
   const refill = (bucket: Bucket, nowMs: number): void => {
@@ -61,6 +64,7 @@ export function createRateLimiter(ratePerS: number, burst = Math.max(1, Math.cei
   };
 
   const takeOrWait = (key: string, nowMs = performance.now()): number => {
+    if (ratePerS <= 0) return 0;
     const bucket = bucketOf(key, nowMs);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
@@ -74,5 +78,16 @@ export function createRateLimiter(ratePerS: number, burst = Math.max(1, Math.cei
     tryTake: (key, nowMs) => takeOrWait(key, nowMs) === 0,
     takeOrWait,
     size: () => buckets.size,
+    configure(nextRatePerS, nextBurst) {
+      const nowMs = performance.now();
+      for (const bucket of buckets.values()) refill(bucket, nowMs);
+      ratePerS = nextRatePerS;
+      burst = defaultBurst(nextRatePerS, nextBurst);
+      for (const bucket of buckets.values()) bucket.tokens = Math.min(bucket.tokens, burst);
+    },
   };
+}
+
+function defaultBurst(ratePerS: number, burst: number | undefined): number {
+  return burst ?? Math.max(1, Math.ceil(ratePerS * DEFAULT_BURST_SECONDS));
 }

@@ -81,16 +81,24 @@ export function startUplink(options: UplinkOptions): Uplink {
   let batchesAcknowledged = 0;
   const ackListeners: ((records: number) => void)[] = [];
 
+  /** A kick that came while nothing waited: the next wait returns at once instead of missing it. */
+  let kicked = false;
   const kick = (): void => {
     const w = wake;
     wake = undefined;
-    w?.();
+    if (w === undefined) kicked = true;
+    else w();
   };
   transport.onEvent(kick);
 
-  /** Sleeps until kicked, stopped, or `ms` passed. */
+  /** Sleeps until kicked, stopped, or `ms` passed; returns at once when a kick came since the last wait. */
   const pause = (ms: number): Promise<void> =>
     new Promise((resolve) => {
+      if (kicked || stopping) {
+        kicked = false;
+        resolve();
+        return;
+      }
       const timer = setTimeout(() => {
         wake = undefined;
         resolve();
@@ -248,7 +256,8 @@ export function startUplink(options: UplinkOptions): Uplink {
     while (!stopping) {
       if (!transport.connected()) {
         metrics.uplinkConnected.set(0);
-        await Promise.race([transport.whenConnected(), new Promise<void>((resolve) => (wake = resolve))]);
+        if (kicked) kicked = false;
+        else await Promise.race([transport.whenConnected(), new Promise<void>((resolve) => (wake = resolve))]);
         continue;
       }
       metrics.uplinkConnected.set(1);

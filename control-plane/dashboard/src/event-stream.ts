@@ -49,7 +49,7 @@ export interface EventStream {
   close(): void;
 }
 
-const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEventType>(['agents', 'telemetry', 'inference', 'anomaly']);
+const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEventType>(['agents', 'rollout', 'telemetry', 'inference', 'anomaly']);
 
 /** Delay before reconnect attempt `attempt` (0-based): exponential with equal jitter (50..100 %), so a fleet of tabs does not reconnect in step. */
 export function reconnectDelayMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {

@@ -21,7 +21,14 @@ export interface HttpRequest {
   query: Readonly<Record<string, string | string[] | undefined>>;
   /** Lower-case header names. */
   headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The parsed JSON body of a POST (undefined without one). */
+  body?: unknown;
+  /** Who made the request: the operator token's name, once the auth hook let it through (undefined when auth is off). */
+  principal?: string | undefined;
 }
+
+/** What the auth hook decides: let through (as whom), or answer instead. */
+export type AuthDecision = { ok: true; principal?: string | undefined } | { ok: false; response: HttpResponse };
 
 /** The socket of a streamed answer (server-sent events). */
 export interface StreamSink {
@@ -51,6 +58,8 @@ export interface Route {
   /** fastify path syntax: `/api/agents/:agentId`. */
   path: string;
   access: RouteAccess;
+  /** Largest JSON body accepted, bytes (fastify's default 1 MiB when absent). */
+  bodyLimitBytes?: number | undefined;
   handle(request: HttpRequest): Promise<HttpResponse>;
 }
 
@@ -66,8 +75,8 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   routes: readonly Route[];
-  /** Runs before every route: undefined lets the request through, a response (401) answers it instead. */
-  authorize(access: RouteAccess, request: HttpRequest): HttpResponse | undefined;
+  /** Runs before every route: lets the request through (naming who sent it), or answers it instead (401). */
+  authorize(access: RouteAccess, request: HttpRequest): AuthDecision;
   /** The dashboard's built files, served at `/` (index.html for client-side routes). Missing: `/` says so in plain text. */
   dashboardDir: string | undefined;
   /** Answer for a path no route matches. */
@@ -99,11 +108,16 @@ const DASHBOARD_INDEX = 'index.html';
 const DASHBOARD_MISSING =
   'Outpost control plane. The dashboard was not built (run `npm run build`); the HTTP API is under /api (described at /api/openapi.json).\n';
 
+/** The principal the auth hook found, kept on the request for the route. */
+const principals = new WeakMap<FastifyRequest, string>();
+
 function toHttpRequest(request: FastifyRequest): HttpRequest {
   return {
     params: (request.params ?? {}) as Record<string, string>,
     query: (request.query ?? {}) as Record<string, string | string[] | undefined>,
     headers: request.headers,
+    body: request.body,
+    principal: principals.get(request),
   };
 }
 
@@ -190,9 +204,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.addHook('onRequest', async (request, reply) => {
     const access = accessOf(request);
     if (access === undefined) return;
-    const refusal = options.authorize(access, toHttpRequest(request));
+    const decision = options.authorize(access, toHttpRequest(request));
     // Answering from an async hook: return the reply, so fastify runs nothing further.
-    if (refusal !== undefined) return send(request, reply, refusal);
+    if (!decision.ok) return send(request, reply, decision.response);
+    if (decision.principal !== undefined) principals.set(request, decision.principal);
     return undefined;
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -204,6 +219,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       method: route.method,
       url: route.path,
       config: { access: route.access },
+      ...(route.bodyLimitBytes === undefined ? {} : { bodyLimit: route.bodyLimitBytes }),
       handler: async (request, reply) => send(request, reply, await route.handle(toHttpRequest(request))),
     });
   }

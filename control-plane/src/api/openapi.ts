@@ -15,6 +15,12 @@ import {
   HealthResponseSchema,
   InferenceEventSchema,
   InferencePointSchema,
+  ModelEntrySchema,
+  ModelListResponseSchema,
+  RolloutListResponseSchema,
+  RolloutPlanSchema,
+  RolloutSummarySchema,
+  RolloutViewSchema,
   SeriesPointSchema,
   SeriesResponseSchema,
   TelemetryEventSchema,
@@ -43,6 +49,12 @@ export const API_SCHEMAS = {
   InferenceEvent: InferenceEventSchema,
   Health: HealthResponseSchema,
   ApiError: ApiErrorResponseSchema,
+  ModelList: ModelListResponseSchema,
+  ModelEntry: ModelEntrySchema,
+  RolloutList: RolloutListResponseSchema,
+  RolloutSummary: RolloutSummarySchema,
+  RolloutView: RolloutViewSchema,
+  RolloutPlan: RolloutPlanSchema,
 } as const satisfies Record<string, ApiSchema>;
 export type ApiSchemaName = keyof typeof API_SCHEMAS;
 
@@ -116,6 +128,7 @@ function operation(doc: RouteDoc): JsonSchemaObject {
     // An empty requirement means "no token needed"; the config may still demand one for these.
     security: doc.access === 'operator' ? [{ [SECURITY_SCHEME]: [] }] : [{}, { [SECURITY_SCHEME]: [] }],
     parameters: [...parameters(doc.params, 'path'), ...parameters(doc.query, 'query')],
+    ...(doc.body === undefined ? {} : { requestBody: { required: true, description: doc.body.description, content: { 'application/json': { schema: toJsonSchema(doc.body.schema, 'input') } } } }),
     responses: { '200': { description: response.description, content }, ...errorResponses(doc.errors) },
     'x-outpost-access': doc.access,
   };

@@ -32,6 +32,8 @@ export interface RouteDoc {
   description?: string;
   params?: ApiSchema;
   query?: ApiSchema;
+  /** The JSON request body (POST). */
+  body?: { schema: ApiSchema; description: string };
   response: RouteResponseDoc;
   /** Every error answer, the common ones included. */
   errors: readonly RouteError[];
@@ -41,18 +43,23 @@ export interface ApiRoute extends Route {
   readonly doc: RouteDoc;
 }
 
-export interface RouteInput<P, Q> {
+export interface RouteInput<P, Q, B = undefined> {
   params: P;
   query: Q;
+  /** The validated body (undefined for a route without one). */
+  body: B;
   request: HttpRequest;
+  /** `operator:<token name>`, or `operator` when auth is off: who did it, for history and audit. */
+  actor: string;
 }
 
-export interface RouteDefinition<P, Q> extends Omit<RouteDoc, 'params' | 'query' | 'errors'> {
+export interface RouteDefinition<P, Q, B = undefined> extends Omit<RouteDoc, 'params' | 'query' | 'errors' | 'body'> {
   params?: ApiSchema<P, unknown>;
   query?: ApiSchema<Q, unknown>;
+  body?: { schema: ApiSchema<B, unknown>; description: string; limitBytes?: number };
   /** Errors of this route beyond the common ones. */
   errors?: readonly RouteError[];
-  handle(input: RouteInput<P, Q>): Promise<HttpResponse>;
+  handle(input: RouteInput<P, Q, B>): Promise<HttpResponse>;
 }
 
 /** The error answers any route may give: by its access, and whether it has parameters. */
@@ -102,26 +109,56 @@ export function parseParameters<T>(
   };
 }
 
-/** A route whose parameters are validated before `handle` runs, with its OpenAPI description. */
-export function defineRoute<P = Record<string, never>, Q = Record<string, never>>(definition: RouteDefinition<P, Q>): ApiRoute {
-  const { handle, errors = [], params, query, ...rest } = definition;
+/**
+ * Parses a JSON body with `schema`; every problem (at most five) becomes one 400 naming its
+ * path (`strategy.waves.0: must be ...`), `details.issues` listing them.
+ */
+export function parseBody<B>(schema: ApiSchema<B, unknown>, body: unknown): Checked<B> {
+  if (body === undefined) return { ok: false, response: apiError(400, ErrorCode.REQUEST_INVALID, 'a JSON body is required (content-type: application/json)', { in: 'body' }) };
+  const result = schema.safeParse(body);
+  if (result.success) return { ok: true, value: result.data };
+  const issues = result.error.issues.slice(0, 5).map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }));
+  return {
+    ok: false,
+    response: apiError(400, ErrorCode.REQUEST_INVALID, issues.map((i) => `${i.path}: ${i.message}`).join('; '), { in: 'body', issues }),
+  };
+}
+
+/** A route whose parameters (and body) are validated before `handle` runs, with its OpenAPI description. */
+export function defineRoute<P = Record<string, never>, Q = Record<string, never>, B = undefined>(definition: RouteDefinition<P, Q, B>): ApiRoute {
+  const { handle, errors = [], params, query, body, ...rest } = definition;
   const doc: RouteDoc = {
     ...rest,
     ...(params === undefined ? {} : { params }),
     ...(query === undefined ? {} : { query }),
-    errors: [...errors, ...commonErrors(definition.access, params !== undefined || query !== undefined)].sort((a, b) => a.status - b.status),
+    ...(body === undefined ? {} : { body: { schema: body.schema, description: body.description } }),
+    errors: [
+      ...errors,
+      ...(body === undefined ? [] : [{ status: 400, code: ErrorCode.REQUEST_INVALID, when: 'the body is not JSON or does not match its schema; `details.issues` lists the paths' } satisfies RouteError]),
+      ...commonErrors(definition.access, params !== undefined || query !== undefined),
+    ]
+      .filter((e, i, all) => all.findIndex((x) => x.status === e.status && x.code === e.code) === i)
+      .sort((a, b) => a.status - b.status),
   };
   return {
     method: definition.method,
     path: definition.path,
     access: definition.access,
+    bodyLimitBytes: body?.limitBytes,
     doc,
     async handle(request) {
       const p = parseParameters(params, request.params, 'path');
       if (!p.ok) return p.response;
       const q = parseParameters(query, request.query, 'query');
       if (!q.ok) return q.response;
-      return handle({ params: p.value, query: q.value, request });
+      let parsedBody = undefined as B;
+      if (body !== undefined) {
+        const b = parseBody(body.schema, request.body);
+        if (!b.ok) return b.response;
+        parsedBody = b.value;
+      }
+      const actor = request.principal === undefined ? 'operator' : `operator:${request.principal}`;
+      return handle({ params: p.value, query: q.value, body: parsedBody, request, actor });
     },
   };
 }

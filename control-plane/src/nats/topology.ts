@@ -4,13 +4,16 @@ import {
   ACCOUNTING_BUCKET,
   AGENT_EVENTS_STREAM,
   AGENT_EVENTS_SUBJECTS,
+  DESIRED_BUCKET,
   FLEET_BUCKET,
+  MODEL_STORE_BUCKET,
+  ROLLOUTS_BUCKET,
   UPLINK_STREAM,
   UPLINK_SUBJECTS,
   type ControlPlaneConfig,
   type Lane,
 } from '@outpost/shared';
-import type { ConsumerSpec, KvSpec, NatsClient, StreamSpec } from './types.js';
+import type { ConsumerSpec, KvSpec, NatsClient, ObjectStoreSpec, StreamSpec } from './types.js';
 
 /** Durable consumer of OUTPOST_UPLINK shared by all replicas: each batch goes to one replica at a time. */
 export const UPLINK_CONSUMER = 'cp-uplink';
@@ -24,6 +27,9 @@ export interface Topology {
   agentEventsConsumer: ConsumerSpec;
   fleetBucket: KvSpec;
   accountingBucket: KvSpec;
+  desiredBucket: KvSpec;
+  rolloutsBucket: KvSpec;
+  modelStore: ObjectStoreSpec;
 }
 
 export function topologyFor(config: ControlPlaneConfig): Topology {
@@ -55,6 +61,9 @@ export function topologyFor(config: ControlPlaneConfig): Topology {
     agentEventsConsumer: consumer(AGENT_EVENTS_STREAM, AGENT_EVENTS_CONSUMER, 'control plane: heartbeats and eviction reports'),
     fleetBucket: { bucket: FLEET_BUCKET, description: 'Outpost fleet registry, key = agentId', replicas: streams.replicas },
     accountingBucket: { bucket: ACCOUNTING_BUCKET, description: 'Outpost accounting, key = agentId.epoch.lane', replicas: streams.replicas },
+    desiredBucket: { bucket: DESIRED_BUCKET, description: 'Outpost desired state per agent, key = agentId', replicas: streams.replicas },
+    rolloutsBucket: { bucket: ROLLOUTS_BUCKET, description: 'Outpost rollouts, key = rollout id', replicas: streams.replicas },
+    modelStore: { bucket: MODEL_STORE_BUCKET, description: 'Outpost signed model artifacts: name/version/model.onnx and manifest.json', replicas: streams.replicas },
   };
 }
 

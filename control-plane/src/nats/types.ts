@@ -132,6 +132,32 @@ export interface ConsumerLag {
   redelivered: number;
 }
 
+export interface ObjectStoreSpec {
+  bucket: string;
+  description: string;
+  replicas: number;
+}
+
+export interface ObjectInfo {
+  name: string;
+  bytes: number;
+  /** The store's own digest (`SHA-256=<base64url>`). */
+  digest: string;
+  /** When it was stored (server clock), ISO 8601. */
+  mtime: string;
+  description?: string | undefined;
+}
+
+/** A JetStream object store: named blobs, written and read whole. */
+export interface ObjectStoreBucket {
+  readonly name: string;
+  put(name: string, data: Uint8Array, description?: string): Promise<ObjectInfo>;
+  /** The object's bytes; undefined when there is no such object. */
+  get(name: string): Promise<Uint8Array | undefined>;
+  info(name: string): Promise<ObjectInfo | undefined>;
+  list(): Promise<ObjectInfo[]>;
+}
+
 export interface NatsClient {
   isConnected(): boolean;
   onStatus(listener: (status: NatsStatus) => void): void;
@@ -141,6 +167,10 @@ export interface NatsClient {
   ensureConsumer(spec: ConsumerSpec): Promise<void>;
   /** Creates or opens a KV bucket (history 1, file storage). */
   openKv(spec: KvSpec): Promise<KvBucket>;
+  /** Creates or opens an object store (file storage). */
+  openObjectStore(spec: ObjectStoreSpec): Promise<ObjectStoreBucket>;
+  /** A core NATS publish (no stream, no ack): for notices. */
+  publish(subject: string, data?: Uint8Array): void;
   /** Pulls from a durable consumer until stopped; keeps going across disconnects and server restarts. */
   consume(stream: string, durable: string, handler: MessageHandler, options: ConsumeOptions): Consumption;
   consumerLag(stream: string, durable: string): Promise<ConsumerLag>;

@@ -81,9 +81,9 @@ const UplinkSchema = z.strictObject({
   maxInFlightBatches: z.number().int().min(1).max(256).default(DEFAULT_UPLINK_MAX_IN_FLIGHT_BATCHES),
   heartbeatIntervalMs: z.number().int().min(100).default(DEFAULT_HEARTBEAT_INTERVAL_MS),
   /**
-   * nats.js declares a link stale at the first ping tick with more than maxPingOut pings
-   * unanswered, so a hung server is found within pingIntervalMs * (maxPingOut + 2):
-   * 6 s * 4 = 24 s by default, inside the 30 s an operator is promised.
+   * nats.js sends a ping every pingIntervalMs and declares the link stale at the first tick
+   * that finds maxPingOut pings unanswered, so a hung server is found within
+   * pingIntervalMs * (maxPingOut + 1): 6 s * 3 = 18 s by default, inside the 30 s an operator is promised.
    */
   pingIntervalMs: z.number().int().min(100).default(6_000),
   maxPingOut: z.number().int().min(1).default(2),
@@ -134,6 +134,8 @@ const InferenceSchema = z
     model: z.strictObject({ onnxPath: z.string().min(1), manifestPath: z.string().min(1) }).optional(),
     /** Public keys whose manifest signatures the agent accepts. */
     trustedKeys: z.array(TrustedKeySchema).default([]),
+    /** Overrides the model manifest's threshold: a score above it is an anomaly. */
+    threshold: z.number().finite().optional(),
     maxBatchSize: z.number().int().min(1).max(4096).default(DEFAULT_INFERENCE_MAX_BATCH_SIZE),
     maxBatchWaitMs: z.number().min(0).max(1_000).default(DEFAULT_INFERENCE_MAX_BATCH_WAIT_MS),
     maxQueuedRows: z.number().int().min(1).max(1_000_000).default(DEFAULT_INFERENCE_MAX_QUEUED_ROWS),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TrustedKeySchema } from '../model/manifest.js';
 
 export const DEFAULT_CONTROL_PLANE_HTTP_PORT = 8080;
 export const DEFAULT_NATS_SERVERS: readonly string[] = ['nats://127.0.0.1:4222'];
@@ -156,6 +157,9 @@ const LiveSchema = z.strictObject({
   maxAnomalies: z.number().int().min(1).max(1_000_000).default(DEFAULT_LIVE_MAX_ANOMALIES),
 });
 
+/** How often a replica looks at the rollouts, ms. */
+export const DEFAULT_ROLLOUT_TICK_MS = 1_000;
+
 export const ControlPlaneConfigSchema = z.strictObject({
   nats: NatsSchema.prefault({}),
   http: z
@@ -188,6 +192,17 @@ export const ControlPlaneConfigSchema = z.strictObject({
       lagPollIntervalMs: z.number().int().min(100).default(DEFAULT_CONSUMER_LAG_POLL_INTERVAL_MS),
     })
     .prefault({}),
+  rollouts: z
+    .strictObject({
+      /** How often each replica looks at every rollout (writes desired state, takes the next step). */
+      tickMs: z.number().int().min(50).max(60_000).default(DEFAULT_ROLLOUT_TICK_MS),
+      /**
+       * Keys whose model signatures the control plane accepts at upload; empty: it checks a
+       * manifest's form and digest only (agents always verify signatures themselves).
+       */
+      trustedKeys: z.array(TrustedKeySchema).default([]),
+    })
+    .prefault({}),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),
@@ -204,3 +219,4 @@ export type ControlPlaneIngestConfig = ControlPlaneConfig['ingest'];
 export type ControlPlaneHttpConfig = ControlPlaneConfig['http'];
 export type ControlPlaneAuthConfig = ControlPlaneHttpConfig['auth'];
 export type ControlPlaneLiveConfig = ControlPlaneConfig['live'];
+export type ControlPlaneRolloutsConfig = ControlPlaneConfig['rollouts'];

@@ -4,6 +4,9 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson } from '../model/signing.js';
 import { AgentIdSchema } from '../schemas/uplink.js';
+import { DesiredOriginSchema } from './desired-report.js';
+
+export * from './desired-report.js';
 
 /**
  * The part of an agent's config that may be rolled out (everything else stays local: data
@@ -75,17 +78,6 @@ export const DesiredModelSchema = z.object({
 });
 export type DesiredModel = z.infer<typeof DesiredModelSchema>;
 
-export const RolloutActionSchema = z.enum(['apply', 'rollback']);
-export type RolloutAction = z.infer<typeof RolloutActionSchema>;
-
-/** Who set a desired state: the rollout, the wave, and whether it applies or reverts the rollout. */
-export const DesiredOriginSchema = z.object({
-  rolloutId: z.string().min(1).max(64),
-  wave: z.number().int().nonnegative(),
-  action: RolloutActionSchema,
-});
-export type DesiredOrigin = z.infer<typeof DesiredOriginSchema>;
-
 /** KV value under the agent id in DESIRED_BUCKET. */
 export const DesiredStateSchema = z.object({
   v: z.literal(1),
@@ -101,19 +93,3 @@ export const DesiredStateSchema = z.object({
 });
 export type DesiredState = z.infer<typeof DesiredStateSchema>;
 
-/** What an agent did with its desired state, in its heartbeat. */
-export const DesiredStatus = { applied: 'applied', refused: 'refused' } as const;
-export type DesiredStatus = (typeof DesiredStatus)[keyof typeof DesiredStatus];
-
-export const DesiredReportSchema = z.object({
-  /** KV revision of the desired state this is about. */
-  revision: z.number().int().nonnegative(),
-  status: z.enum([DesiredStatus.applied, DesiredStatus.refused]),
-  /** Stable error code of a refusal (CONFIG_INVALID, MODEL_SIGNATURE_INVALID, MODEL_VERSION_OLDER, ...). */
-  code: z.string().max(64).optional(),
-  /** A refusal's reason, one line (for a config: the path of the bad key and why). */
-  reason: z.string().max(1_024).optional(),
-  origin: DesiredOriginSchema.nullable(),
-  atMs: z.number().int(),
-});
-export type DesiredReport = z.infer<typeof DesiredReportSchema>;

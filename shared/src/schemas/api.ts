@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
 import { DeviceIdSchema, ModelRefSchema } from './device.js';
 import { AgentIdSchema, EpochSchema, HeartbeatSchema, LaneSchema } from './uplink.js';
+import type { RolloutSummary } from '../rollouts/api.js';
 
 /**
  * Response bodies of the control plane's HTTP API (DESIGN section 6). The server builds them
@@ -198,6 +199,17 @@ export const ApiErrorCodeSchema = z.enum([
   ErrorCode.ROUTE_NOT_FOUND,
   ErrorCode.RATE_LIMITED,
   ErrorCode.INTERNAL_ERROR,
+  ErrorCode.ROLLOUT_NOT_FOUND,
+  ErrorCode.ROLLOUT_STATE_INVALID,
+  ErrorCode.ROLLOUT_CONFLICT,
+  ErrorCode.MODEL_NOT_FOUND,
+  ErrorCode.MODEL_EXISTS,
+  ErrorCode.MODEL_INVALID,
+  ErrorCode.MODEL_DIGEST_MISMATCH,
+  ErrorCode.MODEL_KEY_UNTRUSTED,
+  ErrorCode.MODEL_KEY_INVALID,
+  ErrorCode.MODEL_SIGNATURE_INVALID,
+  ErrorCode.MODEL_EXPIRED,
 ]);
 export type ApiErrorCode = z.infer<typeof ApiErrorCodeSchema>;
 
@@ -291,6 +303,8 @@ export type AnomalyListResponse = z.infer<typeof AnomalyListResponseSchema>;
 export const ServerEventType = {
   /** Data: AgentListResponse. On connect and whenever the fleet view changes (at most once per second). */
   agents: 'agents',
+  /** Data: RolloutSummary. Whenever a rollout's document changes (a step, an operator action). */
+  rollout: 'rollout',
   telemetry: 'telemetry',
   inference: 'inference',
   anomaly: 'anomaly',
@@ -321,6 +335,7 @@ export type InferenceEvent = z.infer<typeof InferenceEventSchema>;
 /** One server-sent event as a client reads it. */
 export type ServerEvent =
   | { type: typeof ServerEventType.agents; data: AgentListResponse }
+  | { type: typeof ServerEventType.rollout; data: RolloutSummary }
   | { type: typeof ServerEventType.telemetry; data: TelemetryEvent }
   | { type: typeof ServerEventType.inference; data: InferenceEvent }
   | { type: typeof ServerEventType.anomaly; data: InferenceEvent };

@@ -1,5 +1,8 @@
 import { z } from 'zod';
+import { DesiredReportSchema } from '../rollouts/desired-report.js';
 import { DeviceIdSchema } from './device.js';
+
+const Count = z.number().int().nonnegative();
 
 /** Outbox lanes; `events` drains before `telemetry` and is evicted last. */
 export const Lane = { events: 'events', telemetry: 'telemetry' } as const;
@@ -125,6 +128,15 @@ export const HeartbeatSchema = z.object({
       recordsPerS: z.number().nonnegative(),
     })
     .optional(),
-  inference: z.object({ up: z.boolean(), model: z.string().optional() }).optional(),
+  inference: z
+    .object({
+      up: z.boolean(),
+      model: z.string().optional(),
+      /** Since `model` became active: rows scored, of them anomalies, and rows that could not be scored (rollout gates read these). */
+      counts: z.object({ model: z.string(), rows: Count, anomalies: Count, errors: Count, sinceMs: z.number().int() }).optional(),
+    })
+    .optional(),
+  /** What the agent did with its desired state (rollouts). */
+  desired: DesiredReportSchema.optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;

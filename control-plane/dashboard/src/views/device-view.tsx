@@ -78,7 +78,7 @@ export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: s
   }, [history.data, store, redraw, agentId, deviceId]);
 
   const status = useLiveEvents(deviceEventsUrl(agentId, deviceId), (event: ServerEvent) => {
-    if (event.type === 'agents' || event.data.agentId !== agentId || event.data.deviceId !== deviceId) return;
+    if (event.type === 'agents' || event.type === 'rollout' || event.data.agentId !== agentId || event.data.deviceId !== deviceId) return;
     if (event.type === 'telemetry') {
       const { ts, receivedAtMs, metrics } = event.data;
       if (store.addPoint({ ts, receivedAtMs, metrics })) redraw();

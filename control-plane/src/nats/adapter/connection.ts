@@ -15,6 +15,8 @@ import type {
   MessageHandler,
   NatsClient,
   NatsStatus,
+  ObjectStoreBucket,
+  ObjectStoreSpec,
   StreamSpec,
   TailMessage,
   TailOptions,
@@ -22,6 +24,7 @@ import type {
 import { consume, readConsumerLag, tail, type ConsumerContext } from './consumers.js';
 import { ensureConsumer, ensureStream } from './declarations.js';
 import { openKvBucket } from './kv-bucket.js';
+import { openObjectStore } from './object-store.js';
 
 /** JetStream API requests (declarations, KV reads and writes) fail after this. */
 const JS_API_TIMEOUT_MS = 5_000;
@@ -154,6 +157,14 @@ class Client implements NatsClient {
 
   openKv(spec: KvSpec): Promise<KvBucket> {
     return openKvBucket(this.#js, this.#jsm, spec, this.#logger);
+  }
+
+  openObjectStore(spec: ObjectStoreSpec): Promise<ObjectStoreBucket> {
+    return openObjectStore(this.#js, spec, this.#logger);
+  }
+
+  publish(subject: string, data?: Uint8Array): void {
+    this.#nc.publish(subject, data);
   }
 
   consume(stream: string, durable: string, handler: MessageHandler, options: ConsumeOptions): Consumption {
