@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Gauge } from 'prom-client';
-import { createCloseStack, createLogger, errorsTopic, LANES_IN_DRAIN_ORDER, redactUrl, type AgentConfig, type Logger } from '@outpost/shared';
+import { access } from 'node:fs/promises';
+import { configVersion, createCloseStack, createLogger, ErrorCode, errorsTopic, LANES_IN_DRAIN_ORDER, OutpostError, redactUrl, type AgentConfig, type Logger } from '@outpost/shared';
 import { openOutbox, type Outbox } from './buffer/index.js';
 import { createDeviceAuthenticator } from './broker/device-auth.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
@@ -11,7 +12,10 @@ import { createIngest } from './ingest/ingest.js';
 import { createRateLimiter } from './ingest/rate-limiter.js';
 import { createResendWindow } from './ingest/resend-window.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
-import { startHeartbeats } from './uplink/heartbeat.js';
+import { readAppliedState, cachedModelFiles, type AppliedState } from './reconcile/applied-state.js';
+import { resolveManagedConfig } from './reconcile/managed-config.js';
+import { startReconciler, type LiveAgent, type Reconciler } from './reconcile/reconciler.js';
+import { startHeartbeats, type HeartbeatSender } from './uplink/heartbeat.js';
 import { createNatsTransport } from './uplink/nats-transport.js';
 import { startUplink, type Uplink } from './uplink/uplink.js';
 import { AGENT_VERSION } from './version.js';
@@ -46,8 +50,13 @@ export interface StartAgentOptions {
  * refused and logged), ingest, broker (embedded or bridge), uplink, HTTP.
  * If a step fails, what already started is closed again before the error is thrown.
  */
-export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
-  const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: config.log.level, base: { agentId: config.agentId } });
+export async function startAgent(fileConfig: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
+  const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: fileConfig.log.level, base: { agentId: fileConfig.agentId } });
+  // What a rollout applied last, run again before anything starts (DESIGN section 3).
+  const applied = await readAppliedState(fileConfig.dataDir, logger);
+  const config = await effectiveConfig(fileConfig, applied, logger);
+  /** The config running now: the effective one at start, then whatever a rollout applies. */
+  let current = config;
   const startedAtMs = Date.now();
   const metrics = createAgentMetrics({ agentId: config.agentId });
   const closers = createCloseStack(logger);
@@ -118,6 +127,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       closers.push(() => b.close());
     }
 
+    let reconciler: Reconciler | undefined;
+    let sender: HeartbeatSender | undefined;
     if (config.uplink !== undefined) {
       const transport = createNatsTransport(config.uplink, logger);
       closers.push(() => transport.close());
@@ -144,14 +155,15 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
           const recordsPerS = Math.round((uplinked - previous.uplinked) / elapsedS);
           previous = { atMs: nowMs, accepted: counts.accepted, uplinked };
           const inferenceStatus = inference?.status();
+          const desiredReport = reconciler?.report() ?? applied?.report;
           const inferenceModel = inferenceStatus?.model === undefined ? undefined : `${inferenceStatus.model.name}@${inferenceStatus.model.version}`;
           return {
             agentId: config.agentId,
             epoch: outbox.epoch,
             ts: Date.now(),
             startedAtMs,
-            labels: config.labels,
-            versions: { agent: AGENT_VERSION, ...(inferenceModel === undefined ? {} : { model: inferenceModel }) },
+            labels: current.labels,
+            versions: { agent: AGENT_VERSION, ...(inferenceModel === undefined ? {} : { model: inferenceModel }), config: reconciler?.configVersion() ?? configVersion(applied?.desired.config?.patch ?? null) },
             buffer: {
               records: stats.records,
               bytes: stats.bytes,
@@ -162,11 +174,48 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
             },
             ingest: { accepted: counts.accepted, rejected: counts.rejected, resends: counts.resends, devicesConnected: broker?.connectedClients() ?? 0, acceptedPerS },
             uplink: { recordsPerS },
-            ...(inferenceStatus === undefined ? {} : { inference: { up: inferenceStatus.up, ...(inferenceModel === undefined ? {} : { model: inferenceModel }) } }),
+            ...(inferenceStatus === undefined
+              ? {}
+              : { inference: { up: inferenceStatus.up, ...(inferenceModel === undefined ? {} : { model: inferenceModel }), ...(inferenceStatus.counts === undefined ? {} : { counts: inferenceStatus.counts }) } }),
+            ...(desiredReport === undefined ? {} : { desired: desiredReport }),
           };
         },
       });
       closers.push(async () => heartbeats.close());
+      sender = heartbeats;
+
+      // Desired state: learned over the same connection, applied live, reported in the heartbeat.
+      const live: LiveAgent = {
+        baseConfig: fileConfig,
+        currentConfig: () => current,
+        applyConfig(next, closeConnections) {
+          if (broker !== undefined && next.broker.mode === 'embedded') {
+            broker.reconfigure({ devices: next.broker.devices, allowAnonymous: next.broker.allowAnonymous, maxPacketBytes: next.broker.maxPacketBytes, closeAll: closeConnections });
+          }
+          if (next.broker.mode === 'embedded') rateLimiter.configure(next.ingest.rateLimitMsgsPerS, next.ingest.rateLimitBurst);
+          outbox.setMaxBytes(next.outbox.maxBytes);
+          if (next.uplink !== undefined && next.uplink.heartbeatIntervalMs !== current.uplink?.heartbeatIntervalMs) sender?.setIntervalMs(next.uplink.heartbeatIntervalMs);
+          inference?.configure({ threshold: next.inference.threshold, maxBatchSize: next.inference.maxBatchSize, maxBatchWaitMs: next.inference.maxBatchWaitMs, maxQueuedRows: next.inference.maxQueuedRows });
+          current = next;
+        },
+        runningModel: () => inference?.status().model,
+        swapModel: (input) =>
+          inference === undefined
+            ? Promise.reject(new OutpostError(ErrorCode.INFERENCE_UNAVAILABLE, 'inference is not enabled in this agent'))
+            : inference.swapModel(input),
+      };
+      const startedReconciler = startReconciler({
+        agentId: config.agentId,
+        dataDir: config.dataDir,
+        source: transport,
+        live,
+        initial: applied,
+        onReport: () => sender?.beatNow(),
+        logger,
+        recheckMs: config.uplink.desiredRecheckMs,
+      });
+      reconciler = startedReconciler;
+      closers.push(() => startedReconciler.close());
     }
 
     const http: AgentHttpServer = await startAgentHttpServer({
@@ -278,4 +327,29 @@ function registerOutboxGauges(metrics: AgentMetrics, outbox: Outbox): void {
       this.set(outbox.stats().deadLetters);
     },
   });
+}
+
+/**
+ * The config to start with: the file's, with the config patch a rollout applied last, and the
+ * model it brought (from the model cache, verified again at load). Anything that no longer
+ * fits (a local edit made the patch invalid, a cached file is gone) is logged, and the file's
+ * own config runs instead.
+ */
+async function effectiveConfig(fileConfig: AgentConfig, applied: AppliedState | undefined, logger: Logger): Promise<AgentConfig> {
+  if (applied === undefined) return fileConfig;
+  let config = fileConfig;
+  const resolved = resolveManagedConfig(fileConfig, applied.desired.config?.patch ?? null);
+  if (resolved.ok) config = resolved.config;
+  else logger.error({ reason: resolved.reason, revision: applied.revision }, 'the applied config patch no longer fits the local config; running the local config');
+  const model = applied.desired.model;
+  if (model !== null && config.inference.enabled) {
+    const files = cachedModelFiles(fileConfig.dataDir, model.name, model.version);
+    try {
+      await Promise.all([access(files.onnxPath), access(files.manifestPath)]);
+      config = { ...config, inference: { ...config.inference, model: files } };
+    } catch {
+      logger.error({ model: `${model.name}@${model.version}` }, 'the model a rollout applied is missing from the model cache; starting with the local model');
+    }
+  }
+  return config;
 }

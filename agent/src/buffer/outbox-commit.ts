@@ -97,7 +97,7 @@ export interface CommitQueue {
 }
 
 export function createCommitQueue(ctx: OutboxContext): CommitQueue {
-  const { maxBytes, maxRecordsPerCommit, path } = ctx.options;
+  const { maxRecordsPerCommit, path } = ctx.options;
   const queue: Pending[] = [];
   let draining: Promise<void> | undefined;
 
@@ -127,7 +127,7 @@ export function createCommitQueue(ctx: OutboxContext): CommitQueue {
     while (count < queue.length && count < maxRecordsPerCommit) {
       const item = queue[count];
       const itemBytes = item?.type === 'record' ? item.bytes : (item?.report?.bytes ?? 0);
-      if (count > 0 && bytes + itemBytes > maxBytes) break;
+      if (count > 0 && bytes + itemBytes > ctx.maxBytes) break;
       bytes += itemBytes;
       count += 1;
     }
@@ -144,6 +144,7 @@ export function createCommitQueue(ctx: OutboxContext): CommitQueue {
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
+      const maxBytes = ctx.maxBytes;
       if (bytes > maxBytes) {
         return Promise.reject(
           new OutpostError(ErrorCode.OUTBOX_FULL, `record of ${bytes} bytes is larger than the outbox bound of ${maxBytes} bytes`, {
@@ -210,7 +211,8 @@ async function commitBatch(ctx: OutboxContext, batch: Pending[]): Promise<void> 
 /** The batch transaction: evict to make room, one multi-row INSERT per lane, dead letters, COMMIT. */
 async function writeBatch(ctx: OutboxContext, records: PendingRecord[], deadLetters: PendingDeadLetter[], atMs: number): Promise<BatchOutcome> {
   const { db, state } = ctx;
-  const { maxBytes, deadLetterMaxRows } = ctx.options;
+  const { deadLetterMaxRows } = ctx.options;
+  const maxBytes = ctx.maxBytes;
   const outcome: BatchOutcome = { seqs: new Map(), evictions: [], oldestAfterEviction: {}, deadLettersDropped: 0 };
   const incomingBytes = records.reduce((sum, item) => sum + item.bytes, 0);
   const lane = records[0]?.record.lane;

@@ -27,6 +27,8 @@ export interface OutboxContext {
   /** A frozen copy taken at open: a caller changing its object later changes nothing. */
   readonly options: Readonly<OutboxOptions>;
   readonly state: State;
+  /** The byte bound now: `options.maxBytes` at open, changed by `setMaxBytes` (a config change). */
+  maxBytes: number;
   /** Set by close(): appends, reads and deletes are refused from then on. */
   closing: boolean;
   /** Runs `fn` alone on the connection, in call order. */
@@ -39,6 +41,7 @@ export function createOutboxContext(db: Database, options: OutboxOptions, state:
     db,
     options: Object.freeze({ ...options }),
     state,
+    maxBytes: options.maxBytes,
     closing: false,
     withLock<T>(fn: () => Promise<T>): Promise<T> {
       const result = lockTail.then(fn);

@@ -52,7 +52,7 @@ export function deviceSeqRanges(rows: readonly { device_id: string; device_seq: 
  */
 export async function evictFor(ctx: OutboxContext, incomingBytes: number, atMs: number, outcome: EvictionOutcome): Promise<void> {
   const { db, state } = ctx;
-  const { maxBytes } = ctx.options;
+  const maxBytes = ctx.maxBytes;
   const totalBytes = state.bytes.events + state.bytes.telemetry;
   if (totalBytes + incomingBytes <= maxBytes) return;
   let needBytes = totalBytes + incomingBytes - Math.floor(maxBytes * EVICT_TO_FRACTION);

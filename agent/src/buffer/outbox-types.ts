@@ -146,6 +146,8 @@ export interface Outbox {
   /** Keeps the resend window of the `keepDevices` devices heard from last; returns how many entries went. */
   pruneDeviceWindow(keepDevices: number): Promise<number>;
   stats(): OutboxStats;
+  /** A new byte bound (a config change), from the next commit on; a lower one evicts then, counted and reported. */
+  setMaxBytes(maxBytes: number): void;
   /** Commits what is queued, then closes the database. Idempotent. */
   close(): Promise<void>;
 }

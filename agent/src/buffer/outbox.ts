@@ -127,7 +127,7 @@ async function loadState(db: Database): Promise<State> {
 
 /** The open outbox: appends go to the commit queue, everything else to the reads, all under one lock. */
 function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: State): SqliteOutbox {
-  const { maxBytes, path } = options;
+  const { path } = options;
   const ctx = createOutboxContext(db, options, state);
   const commits = createCommitQueue(ctx);
   let closed: Promise<void> | undefined;
@@ -145,7 +145,7 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
       return {
         records: { ...state.records },
         bytes: state.bytes.events + state.bytes.telemetry,
-        maxBytes,
+        maxBytes: ctx.maxBytes,
         evicted: { ...state.evicted },
         evictedBytes: state.evictedBytes,
         deadLetters: state.deadLetters,
@@ -154,6 +154,12 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
         committedRecords: state.committedRecords,
         oldestReceivedAtMs: oldest.length > 0 ? Math.min(...oldest) : undefined,
       };
+    },
+
+    setMaxBytes(maxBytes) {
+      if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RangeError(`maxBytes must be a positive integer, got ${maxBytes}`);
+      // A lower bound evicts at the next commit, counted and reported like any eviction.
+      ctx.maxBytes = maxBytes;
     },
 
     close() {

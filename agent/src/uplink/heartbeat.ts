@@ -11,6 +11,10 @@ export interface HeartbeatOptions {
 }
 
 export interface HeartbeatSender {
+  /** A heartbeat now (a state change the control plane should see at once), if connected. */
+  beatNow(): void;
+  /** Beats every `intervalMs` from now on (a config change). */
+  setIntervalMs(intervalMs: number): void;
   close(): void;
 }
 
@@ -22,19 +26,41 @@ export interface HeartbeatSender {
 export function startHeartbeats(options: HeartbeatOptions): HeartbeatSender {
   const { agentId, intervalMs, transport, logger, snapshot } = options;
   let inFlight = false;
+  /** Asked for while one was in flight: the state changed since its snapshot, so send another after it. */
+  let again = false;
   const beat = (): void => {
-    if (!transport.connected() || inFlight) return;
+    if (!transport.connected()) return;
+    if (inFlight) {
+      again = true;
+      return;
+    }
     inFlight = true;
     transport
       .publish(heartbeatSubject(agentId), Buffer.from(JSON.stringify(snapshot())), {})
       .catch((err: unknown) => logger.debug({ err }, 'heartbeat not published'))
       .finally(() => {
         inFlight = false;
+        if (again) {
+          again = false;
+          beat();
+        }
       });
   };
-  const timer = setInterval(beat, intervalMs);
+  let timer = setInterval(beat, intervalMs);
+  let closed = false;
   transport.onEvent((event) => {
     if (event.type === 'connected') beat();
   });
-  return { close: () => clearInterval(timer) };
+  return {
+    beatNow: beat,
+    setIntervalMs(next) {
+      if (closed) return;
+      clearInterval(timer);
+      timer = setInterval(beat, next);
+    },
+    close() {
+      closed = true;
+      clearInterval(timer);
+    },
+  };
 }

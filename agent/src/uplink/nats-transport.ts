@@ -1,6 +1,8 @@
 // The agent's only import of the @nats-io modules: a small transport the uplink drives.
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
 import { createBackoff, redactUrl, sleep, type Logger, type UplinkConfig } from '@outpost/shared';
 
 /** What happened to the link, as the uplink sees it. */
@@ -26,6 +28,12 @@ export interface UplinkTransport {
   /** Resolves once the server has seen everything published so far (a PING/PONG round trip). */
   flush(): Promise<void>;
   onEvent(listener: (event: TransportEvent) => void): void;
+  /** The value of `key` in KV bucket `bucket` now (through the JetStream API prefix); undefined when absent. @throws when not connected. */
+  kvGet(bucket: string, key: string): Promise<{ revision: number; value: Uint8Array } | undefined>;
+  /** Calls `listener` for every core NATS message on `subject`, from the first connect on (nats.js subscribes again after reconnects). */
+  subscribe(subject: string, listener: () => void): void;
+  /** The bytes of object `name` in object store `bucket`; undefined when absent. @throws when not connected. */
+  objectGet(bucket: string, name: string): Promise<Uint8Array | undefined>;
   close(): Promise<void>;
 }
 
@@ -92,6 +100,32 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
       timeout: config.connectTimeoutMs,
     });
 
+  const subscriptions: { subject: string; listener: () => void }[] = [];
+  const kvs = new Map<string, Promise<KV>>();
+  const stores = new Map<string, Promise<ObjectStore>>();
+  const listen = (conn: NatsConnection, subject: string, listener: () => void): void => {
+    conn.subscribe(subject, {
+      callback: (err) => {
+        if (err === null) listener();
+        else logger.warn({ err, subject }, 'subscription error');
+      },
+    });
+  };
+  const connectedJs = (): JetStreamClient => {
+    if (js === undefined || !isUp) throw new Error('uplink not connected');
+    return js;
+  };
+  /** Opens a bucket once per transport; a failed open is forgotten, so the next call tries again. */
+  const opened = <T>(cache: Map<string, Promise<T>>, bucket: string, open: () => Promise<T>): Promise<T> => {
+    let pending = cache.get(bucket);
+    if (pending === undefined) {
+      pending = open();
+      cache.set(bucket, pending);
+      pending.catch(() => cache.delete(bucket));
+    }
+    return pending;
+  };
+
   const ready = (async () => {
     nc = await connectFirst();
     if (nc === undefined) return;
@@ -100,6 +134,7 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
       return;
     }
     js = jetstream(nc, { apiPrefix: config.apiPrefix, timeout: config.publishTimeoutMs });
+    for (const { subject, listener } of subscriptions) listen(nc, subject, listener);
     const server = nc.getServer();
     setUp(true);
     logger.info({ server }, 'uplink connected');
@@ -149,6 +184,22 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
     },
     onEvent(listener) {
       listeners.push(listener);
+    },
+    async kvGet(bucket, key) {
+      const jsc = connectedJs();
+      const kv = await opened(kvs, bucket, () => new Kvm(jsc).open(bucket));
+      const entry = await kv.get(key);
+      if (entry === null || entry.operation !== 'PUT') return undefined;
+      return { revision: entry.revision, value: entry.value };
+    },
+    subscribe(subject, listener) {
+      subscriptions.push({ subject, listener });
+      if (nc !== undefined && !nc.isClosed()) listen(nc, subject, listener);
+    },
+    async objectGet(bucket, name) {
+      const jsc = connectedJs();
+      const store = await opened(stores, bucket, () => new Objm(jsc).open(bucket));
+      return (await store.getBlob(name)) ?? undefined;
     },
     async close() {
       closed = true;

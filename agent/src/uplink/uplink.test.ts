@@ -46,12 +46,14 @@ function uplinkConfig(overrides: Partial<UplinkConfig>): UplinkConfig {
     publishTimeoutMs: 10_000,
     reconnectBaseWaitMs: 250,
     reconnectMaxWaitMs: 10_000,
+    desiredRecheckMs: 30_000,
     ...overrides,
   };
 }
 
 /** The outbox's semantics in memory: seqs per lane, reads after a seq, deletes through a seq, eviction rows. */
 class MemoryOutbox implements Outbox {
+  setMaxBytes(): void {}
   readonly agentId = AGENT;
   readonly epoch = EPOCH;
   readonly path = ':memory:';
@@ -183,6 +185,17 @@ class FakeTransport implements UplinkTransport {
 
   whenConnected(): Promise<void> {
     return Promise.resolve();
+  }
+
+  // The uplink reads no desired state: these are the reconciler's.
+  kvGet(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  subscribe(): void {}
+
+  objectGet(): Promise<undefined> {
+    return Promise.resolve(undefined);
   }
 
   publish(subject: string, payload: Uint8Array, options: { msgId?: string; headers?: Record<string, string> }): Promise<PublishAck> {

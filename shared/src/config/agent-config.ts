@@ -89,6 +89,8 @@ const UplinkSchema = z.strictObject({
   maxPingOut: z.number().int().min(1).default(2),
   connectTimeoutMs: z.number().int().min(100).default(5_000),
   publishTimeoutMs: z.number().int().min(100).default(10_000),
+  /** The desired state is read again this often even without a notice (the safety net of rollouts). */
+  desiredRecheckMs: z.number().int().min(100).default(30_000),
   reconnectBaseWaitMs: z.number().int().min(10).default(250),
   reconnectMaxWaitMs: z.number().int().min(10).default(10_000),
 });
