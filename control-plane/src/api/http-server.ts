@@ -197,6 +197,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     frameworkErrors: (error, request, reply) => send(request, reply, options.failed(error, 400)),
   });
 
+  // An empty body with `content-type: application/json` (curl -X POST -H ..., a client that sets
+  // the header always) is no body, not a 400; anything else must be JSON.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
+    const body = typeof text === 'string' ? text : text.toString('utf8');
+    if (body.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(body));
+    } catch (err) {
+      done(Object.assign(new Error(`the body is not JSON: ${(err as Error).message}`), { statusCode: 400 }), undefined);
+    }
+  });
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) if (method !== 'HEAD') registered.push({ method, path: route.url });

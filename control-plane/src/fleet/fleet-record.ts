@@ -77,6 +77,7 @@ export function toAgentSummary(agentId: string, record: FleetRecord | undefined,
       inference: null,
       startedAtMs: null,
       restarts: 0,
+      desired: null,
     };
   }
   const hb = record.heartbeat;
@@ -93,5 +94,6 @@ export function toAgentSummary(agentId: string, record: FleetRecord | undefined,
     inference: hb.inference ?? null,
     startedAtMs: hb.startedAtMs ?? null,
     restarts: record.restarts ?? 0,
+    desired: hb.desired ?? null,
   };
 }

@@ -3,6 +3,7 @@ import { ErrorCode } from '../errors.js';
 import { DeviceIdSchema, ModelRefSchema } from './device.js';
 import { AgentIdSchema, EpochSchema, HeartbeatSchema, LaneSchema } from './uplink.js';
 import type { RolloutSummary } from '../rollouts/api.js';
+import { DesiredReportSchema } from '../rollouts/desired-report.js';
 
 /**
  * Response bodies of the control plane's HTTP API (DESIGN section 6). The server builds them
@@ -62,6 +63,8 @@ export const AgentSummarySchema = z.object({
   startedAtMs: z.number().int().nullable(),
   /** Restarts seen by the control plane (a new process start time between two heartbeats). */
   restarts: Count,
+  /** What the agent did with its desired state (rollouts): applied or refused, with the code and reason. */
+  desired: DesiredReportSchema.nullable(),
 });
 export type AgentSummary = z.infer<typeof AgentSummarySchema>;
 

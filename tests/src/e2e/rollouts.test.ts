@@ -3,7 +3,9 @@
 // out in waves 1 / 2 / 3; a model that flags everything fails its first wave's gate and is
 // reverted; artifacts that are replayed, tampered with or unsigned are refused by the agents.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSigningKey, type AgentListResponse, type RolloutView } from '@outpost/shared';
+import { Objm } from '@nats-io/obj';
+import { connect } from '@nats-io/transport-node';
+import { generateSigningKey, MODEL_STORE_BUCKET, type AgentListResponse, type RolloutView } from '@outpost/shared';
 import { signedConstantModel } from '../harness/agent-process.js';
 import { controlPlaneApi, startControlPlaneProcess, testControlPlaneConfig, type ControlPlaneProcess } from '../harness/control-plane-process.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
@@ -152,4 +154,70 @@ describe('model rollouts', () => {
     const { body: view } = await api.get('flag-everything');
     expect(view.targets.map((t) => t.agentId)).toEqual([updated]);
   }, 180_000);
+
+  it('a replayed older manifest, a tampered artifact and unsigned ones are refused by the agent with their codes; it keeps running its model', async () => {
+    const api = rolloutApi(cp.httpPort);
+    const cpApi = controlPlaneApi(cp.httpPort);
+    /** Rolls `version` out to gw-0 alone; returns the agent's refusal once the wave stopped on it. */
+    const refusalOf = async (id: string, version: string): Promise<{ code: string | undefined; reason: string | undefined }> => {
+      const created = await api.create({
+        id,
+        name: `try ${version}`,
+        selector: { agents: ['gw-0'] },
+        change: { model: { name: 'constant', version } },
+        strategy: { waves: [1], soak: '1s', waveDeadline: '30s' },
+        onFailure: 'pause',
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      const stopped = await api.waitFor(id, ['paused', 'succeeded', 'rolled-back']);
+      expect(stopped.status).toBe('paused');
+      expect((await api.act(id, 'abort')).status).toBe(200);
+      const { body } = await cpApi.get<AgentListResponse>('/api/agents');
+      const gw0 = body.agents.find((a) => a.agentId === 'gw-0')!;
+      expect(gw0.desired).toMatchObject({ status: 'refused', origin: { rolloutId: id } });
+      expect(stopped.waves[0]!.failed[0]!.reason).toContain(gw0.desired!.code!);
+      expect(gw0.versions?.model).toBe('constant@2.0.0');
+      return { code: gw0.desired!.code, reason: gw0.desired!.reason };
+    };
+
+    // An older version, validly signed, offered again: a downgrade the desired state does not call a rollback.
+    const older = signedConstantModel(BASE_MODEL.score, BASE_MODEL.version, key, { threshold: 0.5 });
+    expect((await api.publishModel(older.signed, older.onnx)).status).toBe(201);
+    expect(await refusalOf('replay-older', BASE_MODEL.version)).toMatchObject({ code: 'MODEL_VERSION_OLDER' });
+
+    // A good model whose bytes are changed in the store after publishing.
+    const good = signedConstantModel(0.3, '4.0.0', key, { threshold: 0.5 });
+    expect((await api.publishModel(good.signed, good.onnx)).status).toBe(201);
+    const tampered = Buffer.from(good.onnx);
+    tampered[tampered.length - 1] = tampered[tampered.length - 1]! ^ 0xff;
+    await overwriteObject('constant/4.0.0/model.onnx', tampered);
+    expect(await refusalOf('tampered', '4.0.0')).toMatchObject({ code: 'MODEL_DIGEST_MISMATCH' });
+
+    // Signed by a key the agents do not trust, and a signature that is not the key's.
+    const stranger = generateSigningKey('stranger');
+    const foreign = signedConstantModel(0.3, '5.0.0', stranger, { threshold: 0.5 });
+    expect((await api.publishModel(foreign.signed, foreign.onnx)).status).toBe(201);
+    expect(await refusalOf('untrusted-key', '5.0.0')).toMatchObject({ code: 'MODEL_KEY_UNTRUSTED' });
+    const forged = signedConstantModel(0.3, '6.0.0', key, { threshold: 0.5 });
+    const signature = Buffer.from(forged.signed.signature.value, 'base64');
+    signature[0] = signature[0]! ^ 0xff;
+    const forgedSigned = { ...forged.signed, signature: { ...forged.signed.signature, value: signature.toString('base64') } };
+    expect((await api.publishModel(forgedSigned, forged.onnx)).status).toBe(201);
+    expect(await refusalOf('bad-signature', '6.0.0')).toMatchObject({ code: 'MODEL_SIGNATURE_INVALID' });
+    // With no signature at all, the control plane refuses it already.
+    const unsigned = await api.publishModel({ manifest: forged.signed.manifest }, forged.onnx);
+    expect(unsigned.status).toBe(400);
+    expect(unsigned.body).toMatchObject({ error: { code: 'MODEL_INVALID' } });
+  }, 180_000);
 });
+
+/** Replaces an object of the model store behind the control plane's back (a compromised store). */
+async function overwriteObject(name: string, bytes: Uint8Array): Promise<void> {
+  const nc = await connect({ servers: [nats.url] });
+  try {
+    const store = await new Objm(nc).open(MODEL_STORE_BUCKET);
+    await store.putBlob({ name }, bytes);
+  } finally {
+    await nc.close();
+  }
+}
