@@ -40,7 +40,15 @@ describe('anomalies and their ground truth', () => {
   // The same scenario with and without anomalies: the normal signal is drawn from its own
   // stream, so the difference between the two is exactly what the anomalies did.
   const clean = collect(base);
-  const anomalous = collect({ ...base, anomalies: { ratePerDeviceHour: 12, minGapS: 20 } });
+  // Every type, slow drifts shortened so that an hour holds several of each.
+  const anomalous = collect({
+    ...base,
+    anomalies: {
+      ratePerDeviceHour: 12,
+      minGapS: 20,
+      types: Object.fromEntries(ANOMALY_TYPES.map((t) => [t, t === 'slow-drift' ? { durationS: [120, 300], magnitude: [1, 2] } : {}])),
+    },
+  });
 
   it('injects every type, each episode on one metric, in the device seq range the truth names', () => {
     expect(clean.truth).toEqual([]);
@@ -99,10 +107,37 @@ describe('anomalies and their ground truth', () => {
           break;
         }
         case 'drift': {
-          // Grows linearly to 3 to 6 spreads at the last sample, never shrinking.
+          // Ramps to 3 to 6 spreads over the first half of the episode, then holds: never shrinking, no step back inside.
           const abs = diff.map(Math.abs);
           abs.slice(1).forEach((d, i) => expect(d).toBeGreaterThanOrEqual(abs[i]! - 2 * resolution));
-          expect(abs[abs.length - 1]!).toBeGreaterThanOrEqual(3 * spread - resolution);
+          const hold = abs.slice(Math.ceil(abs.length / 2) + 1);
+          expect(hold.length).toBeGreaterThan(0);
+          for (const d of hold) expect(d).toBeGreaterThanOrEqual(3 * spread - resolution);
+          expect(Math.max(...hold) - Math.min(...hold)).toBeLessThanOrEqual(2 * resolution);
+          break;
+        }
+        case 'slow-drift': {
+          // 1 to 2 spreads per minute (this scenario's magnitude), at 1 Hz: a straight line from the first sample.
+          const perSample = Math.abs(diff[diff.length - 1]!) / diff.length;
+          expect(perSample * 60).toBeGreaterThanOrEqual(spread - resolution);
+          expect(perSample * 60).toBeLessThanOrEqual(2 * spread + resolution);
+          diff.forEach((d, i) => expect(Math.abs(Math.abs(d) - perSample * (i + 1))).toBeLessThanOrEqual(2 * resolution));
+          break;
+        }
+        case 'dropout': {
+          // Reads 0 in bursts of 1 to 3 samples with 2 to 15 normal samples between; first and last samples dropped.
+          const dropped = got.map((v) => v === 0);
+          expect(dropped[0]).toBe(true);
+          expect(dropped[dropped.length - 1]).toBe(true);
+          got.forEach((v, i) => {
+            if (!dropped[i]) expect(v).toBe(normal[i]);
+          });
+          // Lengths of the runs of dropped and of normal samples, alternating from a dropped one.
+          const runs: number[] = [];
+          dropped.forEach((d, i) => (i > 0 && d === dropped[i - 1] ? (runs[runs.length - 1]! += 1) : runs.push(1)));
+          runs.forEach((r, i) => expect(r).toBeLessThanOrEqual(i % 2 === 0 ? 3 : 15));
+          runs.forEach((r, i) => expect(r).toBeGreaterThanOrEqual(i % 2 === 0 ? 1 : 2));
+          expect(runs.length).toBeGreaterThan(1);
           break;
         }
         case 'stuck': {
@@ -130,6 +165,28 @@ describe('anomalies and their ground truth', () => {
       checked.add(t.type);
     }
     expect(checked.size).toBe(ANOMALY_TYPES.length);
+  });
+
+  it('lets a drift persist until the device stops, with no episode after it, and starts none before startAfterS', () => {
+    const { messages, truth } = collect({
+      ...base,
+      devices: [{ count: 6, profile: 'machine' }],
+      anomalies: { ratePerDeviceHour: 6, minGapS: 30, startAfterS: 600, types: { drift: { persist: 1, durationS: [60, 120] } } },
+    });
+    expect(truth.length).toBeGreaterThan(0);
+    for (const t of truth) {
+      expect(t.startSeq).toBeGreaterThanOrEqual(600);
+      const samples = messages.get(t.deviceId)!;
+      // Lasts until the last sample of the recording: cut off there, the offset still held.
+      expect(t.endSeq).toBe(samples.length - 1);
+      expect(samples[samples.length - 1]!.episode?.type).toBe('drift');
+      expect(truth.filter((o) => o.deviceId === t.deviceId)).toHaveLength(1);
+    }
+  });
+
+  it('refuses shape options on a type they do not belong to', () => {
+    expect(() => parseScenario({ ...base, anomalies: { ratePerDeviceHour: 1, types: { spike: { rampFraction: 0.5 } } } })).toThrow(/anomalies\.types\.spike\.rampFraction: unknown key/);
+    expect(() => parseScenario({ ...base, anomalies: { ratePerDeviceHour: 1, types: { drift: { persist: 2 } } } })).toThrow(/anomalies\.types\.drift\.persist/);
   });
 
   it('keeps episodes of one device apart by at least minGapS', () => {

@@ -1,7 +1,7 @@
 import type { MetricSpec, Profile } from '../profiles/index.js';
 import { clamp } from '../profiles/profile.js';
 import type { Rng } from '../random/prng.js';
-import { AnomalyType } from './anomaly-types.js';
+import { AnomalyType, DEFAULT_DRIFT_RAMP_FRACTION, DEFAULT_DROPOUT_BURST_S, DEFAULT_DROPOUT_GAP_S } from './anomaly-types.js';
 
 /** One anomaly type as a resolved scenario has it. */
 export interface ResolvedAnomalyType {
@@ -10,6 +10,13 @@ export interface ResolvedAnomalyType {
   durationS: readonly [number, number];
   magnitude: readonly [number, number];
   metrics: readonly string[] | undefined;
+  /** drift: share of the episode the ramp takes (default DEFAULT_DRIFT_RAMP_FRACTION). */
+  rampFraction?: number;
+  /** drift, slow-drift: share of the episodes whose offset never goes back (they last until the device stops). */
+  persist?: number;
+  /** dropout: length of one burst and of the normal readings between two, seconds. */
+  burstS?: readonly [number, number];
+  gapS?: readonly [number, number];
 }
 
 export interface ResolvedAnomalies {
@@ -18,6 +25,8 @@ export interface ResolvedAnomalies {
   /** Chance that an episode starts at a sample (when the device is free). */
   probabilityPerSample: number | undefined;
   minGapS: number;
+  /** No episode starts in the first this many seconds of a device's run (default 0). */
+  startAfterS?: number;
   types: readonly ResolvedAnomalyType[];
 }
 
@@ -26,10 +35,17 @@ export interface Episode {
   type: AnomalyType;
   metric: string;
   startSeq: number;
+  /** Last affected sample; Infinity for a persistent drift (it lasts as long as the device runs). */
   endSeq: number;
-  /** In multiples of the metric's spread. */
+  /** In multiples of the metric's spread (slow-drift: of the spread per minute). */
   magnitude: number;
   sign: 1 | -1;
+  /** drift: samples the ramp takes (then the offset holds). */
+  rampSamples: number;
+  /** slow-drift: offset added per sample, in multiples of the spread. */
+  slopePerSample: number;
+  /** dropout: the bursts as [first, last] seq, in order. */
+  bursts: readonly (readonly [number, number])[];
 }
 
 export interface AnomalySchedule {
@@ -74,7 +90,8 @@ export function createAnomalySchedule(anomalies: ResolvedAnomalies, profile: Pro
   const enabled = candidates.length > 0 && Number.isFinite(meanIntervalSamples);
 
   const nextGap = (): number => minGapSamples + Math.floor(rng.exponential(meanFreeSamples));
-  let nextStart = enabled ? nextGap() : Infinity;
+  const startAfterSamples = Math.ceil((anomalies.startAfterS ?? 0) * ratePerS);
+  let nextStart = enabled ? startAfterSamples + nextGap() : Infinity;
   let current: Episode | undefined;
 
   // Smooth weighted round-robin from a random starting point: the mix follows the weights
@@ -100,7 +117,21 @@ export function createAnomalySchedule(anomalies: ResolvedAnomalies, profile: Pro
         const magnitude = rng.uniform(config.magnitude[0], config.magnitude[1]);
         // Metrics bounded below by 0 (vibration, current) deviate upwards, where there is room.
         const sign: 1 | -1 = metric.min === 0 || config.type === AnomalyType.vibrationRise ? 1 : rng.next() < 0.5 ? 1 : -1;
-        current = { type: config.type, metric: metric.name, startSeq: seq, endSeq: seq + durationSamples - 1, magnitude, sign };
+        const bursts = config.type === AnomalyType.dropout ? planBursts(seq, durationSamples, config, ratePerS, rng) : [];
+        const plannedEnd = bursts.length > 0 ? bursts[bursts.length - 1]![1] : seq + durationSamples - 1;
+        // Drawn only for types that can persist, so the other types' random streams are unchanged.
+        const persistent = (config.type === AnomalyType.drift || config.type === AnomalyType.slowDrift) && (config.persist ?? 0) > 0 && rng.next() < (config.persist ?? 0);
+        current = {
+          type: config.type,
+          metric: metric.name,
+          startSeq: seq,
+          endSeq: persistent ? Infinity : plannedEnd,
+          magnitude,
+          sign,
+          rampSamples: Math.max(1, Math.round(durationSamples * (config.rampFraction ?? DEFAULT_DRIFT_RAMP_FRACTION))),
+          slopePerSample: magnitude / (60 * ratePerS),
+          bursts,
+        };
         nextStart = current.endSeq + 1 + nextGap();
       }
       return current;
@@ -109,19 +140,45 @@ export function createAnomalySchedule(anomalies: ResolvedAnomalies, profile: Pro
 }
 
 /**
+ * A dropout's bursts: the first starts at `startSeq`, then normal gaps and bursts alternate
+ * (lengths drawn from `gapS` and `burstS`) while the next burst still starts within
+ * `durationSamples`; the last burst ends the episode.
+ */
+function planBursts(startSeq: number, durationSamples: number, config: ResolvedAnomalyType, ratePerS: number, rng: Rng): [number, number][] {
+  const burstS = config.burstS ?? DEFAULT_DROPOUT_BURST_S;
+  const gapS = config.gapS ?? DEFAULT_DROPOUT_GAP_S;
+  const draw = (range: readonly [number, number]): number => Math.max(1, Math.round(rng.uniform(range[0], range[1]) * ratePerS));
+  const bursts: [number, number][] = [];
+  let from = startSeq;
+  while (from < startSeq + durationSamples) {
+    const to = from + draw(burstS) - 1;
+    bursts.push([from, to]);
+    from = to + 1 + draw(gapS);
+  }
+  return bursts;
+}
+
+/**
  * The value of `episode.metric` at sample `seq` inside the episode: `normal` is the value the
  * sensor would have read, `stuckAt` the last value it sent before the episode.
  */
 export function applyEpisode(episode: Episode, seq: number, normal: number, spec: MetricSpec, stuckAt: number, rng: Rng): number {
   const size = episode.magnitude * spec.spread;
-  const progress = (seq - episode.startSeq + 1) / (episode.endSeq - episode.startSeq + 1);
+  const elapsed = seq - episode.startSeq + 1;
+  const progress = elapsed / (episode.endSeq - episode.startSeq + 1);
   let value: number;
   switch (episode.type) {
     case AnomalyType.spike:
       value = normal + episode.sign * size;
       break;
     case AnomalyType.drift:
-      value = normal + episode.sign * size * progress;
+      value = normal + episode.sign * size * Math.min(1, elapsed / episode.rampSamples);
+      break;
+    case AnomalyType.slowDrift:
+      value = normal + episode.sign * episode.slopePerSample * elapsed * spec.spread;
+      break;
+    case AnomalyType.dropout:
+      value = episode.bursts.some(([from, to]) => seq >= from && seq <= to) ? 0 : normal;
       break;
     case AnomalyType.stuck:
       value = stuckAt;

@@ -127,7 +127,20 @@ function resolveAnomalies(scenario: Scenario): ResolvedAnomalies | undefined {
     // Without a `types` section every type takes part with its defaults.
     const t = a.types === undefined ? { weight: 1, durationS: defaults.durationS, magnitude: defaults.magnitude, metrics: undefined } : a.types[type];
     if (t === undefined) return [];
-    return [{ type, weight: t.weight, durationS: t.durationS, magnitude: t.magnitude, metrics: t.metrics ?? defaults.metrics }];
+    const shape = t as { rampFraction?: number; persist?: number; burstS?: readonly [number, number]; gapS?: readonly [number, number] };
+    return [
+      {
+        type,
+        weight: t.weight,
+        durationS: t.durationS,
+        magnitude: t.magnitude,
+        metrics: t.metrics ?? defaults.metrics,
+        ...(shape.rampFraction === undefined ? {} : { rampFraction: shape.rampFraction }),
+        ...(shape.persist === undefined ? {} : { persist: shape.persist }),
+        ...(shape.burstS === undefined ? {} : { burstS: shape.burstS }),
+        ...(shape.gapS === undefined ? {} : { gapS: shape.gapS }),
+      },
+    ];
   });
-  return { ratePerDeviceHour: a.ratePerDeviceHour, probabilityPerSample: a.probabilityPerSample, minGapS: a.minGapS, types };
+  return { ratePerDeviceHour: a.ratePerDeviceHour, probabilityPerSample: a.probabilityPerSample, minGapS: a.minGapS, startAfterS: a.startAfterS, types };
 }

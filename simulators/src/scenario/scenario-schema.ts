@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { METRIC_NAME_PATTERN } from '@outpost/shared';
-import { ANOMALY_TYPES, DEFAULT_ANOMALY_MIN_GAP_S, DEFAULT_ANOMALY_TYPES, type AnomalyType } from '../anomalies/anomaly-types.js';
+import {
+  ANOMALY_TYPES,
+  DEFAULT_ANOMALY_MIN_GAP_S,
+  DEFAULT_ANOMALY_TYPES,
+  DEFAULT_DRIFT_RAMP_FRACTION,
+  DEFAULT_DROPOUT_BURST_S,
+  DEFAULT_DROPOUT_GAP_S,
+  type AnomalyType,
+} from '../anomalies/anomaly-types.js';
 import { DEFAULT_OVERSIZE_BYTES, MALFORMED_KINDS } from '../faults/message-faults.js';
 import { DEFAULT_PROFILE, PROFILE_NAMES } from '../profiles/index.js';
 
@@ -21,16 +29,42 @@ const Range = z
   .tuple([z.number().nonnegative(), z.number().nonnegative()])
   .refine(([min, max]) => min <= max, 'must be [min, max] with min <= max');
 
+/** What a type's shape takes beyond weight, duration, magnitude and metrics (all optional, all with defaults). */
+const TypeOptions = z.strictObject({
+  /** drift: share of the episode the ramp takes; the offset then holds until the episode ends. */
+  rampFraction: z.number().gt(0).max(1).default(DEFAULT_DRIFT_RAMP_FRACTION),
+  /**
+   * drift, slow-drift: share of the episodes whose offset never goes back (0..1); such an
+   * episode lasts until the device stops sending, and no other episode follows it.
+   */
+  persist: Ratio.default(0),
+  /** dropout: seconds one burst of zero readings lasts, and seconds of normal readings between two. */
+  burstS: Range.default([...DEFAULT_DROPOUT_BURST_S]),
+  gapS: Range.default([...DEFAULT_DROPOUT_GAP_S]),
+});
+/** Which of TypeOptions' keys each type accepts (a key another type owns is refused as unknown). */
+const TYPE_OPTION_KEYS: Readonly<Record<AnomalyType, readonly (keyof typeof TypeOptions.shape)[]>> = {
+  spike: [],
+  drift: ['rampFraction', 'persist'],
+  'slow-drift': ['persist'],
+  stuck: [],
+  'noise-burst': [],
+  'vibration-rise': [],
+  dropout: ['burstS', 'gapS'],
+};
+
 function anomalyTypeSchema(type: AnomalyType) {
   const defaults = DEFAULT_ANOMALY_TYPES[type];
+  const options = Object.fromEntries(TYPE_OPTION_KEYS[type].map((key) => [key, TypeOptions.shape[key]])) as Partial<typeof TypeOptions.shape>;
   return z.strictObject({
     /** Relative share of this type among the episodes. */
     weight: z.number().nonnegative().default(1),
     durationS: Range.default([...defaults.durationS]),
-    /** In multiples of the metric's typical spread (the profile names it per metric). */
+    /** In multiples of the metric's typical spread (the profile names it per metric); slow-drift: per minute. */
     magnitude: Range.default([...defaults.magnitude]),
     /** Only these metrics; default: the profile's anomaly metrics (vibration for vibration-rise). */
     metrics: z.array(z.string().regex(METRIC_NAME_PATTERN, 'must be a metric name')).min(1).optional(),
+    ...options,
   });
 }
 
@@ -48,7 +82,9 @@ const AnomaliesSchema = z
     probabilityPerSample: Probability.optional(),
     /** Normal time kept between two episodes of one device. */
     minGapS: z.number().nonnegative().default(DEFAULT_ANOMALY_MIN_GAP_S),
-    /** Which types, with their settings; omitted: all five with their defaults. */
+    /** No episode starts in a device's first this many seconds (e.g. while a model's per-device baseline settles). */
+    startAfterS: z.number().nonnegative().default(0),
+    /** Which types, with their settings; omitted: all of them with their defaults. */
     types: AnomalyTypesSchema.optional(),
   })
   .superRefine((a, ctx) => {

@@ -105,21 +105,43 @@ describe('scenario validation', () => {
 });
 
 describe('shipped scenarios', () => {
-  it.each(['demo.yaml', 'train-normal.yaml', 'evaluate.yaml'])('%s is valid', async (name) => {
+  it.each(['demo.yaml', 'train-normal.yaml', 'evaluate.yaml', 'train.yaml', 'validate.yaml'])('%s is valid', async (name) => {
     const scenario = await loadScenario(join(SCENARIOS, name));
     expect(scenario.devices.length).toBeGreaterThan(0);
   });
 
-  it('train-normal is normal traffic only and evaluate the same devices with every anomaly type well represented', async () => {
-    const train = await loadScenario(join(SCENARIOS, 'train-normal.yaml'));
-    const evaluate = await loadScenario(join(SCENARIOS, 'evaluate.yaml'));
-    expect(train.anomalies).toBeUndefined();
-    expect(train.malformed ?? train.oversize).toBeUndefined();
-    expect(train.devices.map((d) => [d.deviceId, d.profile])).toEqual(evaluate.devices.map((d) => [d.deviceId, d.profile]));
-    expect(train.devices.map((d) => d.samples)).toEqual(train.devices.map(() => 3_600));
-    expect(evaluate.seed).not.toBe(train.seed);
-    const counts = new Map<string, number>();
-    for (const line of generateTraffic(evaluate)) if (line.kind === 'truth') counts.set(line.truth.type, (counts.get(line.truth.type) ?? 0) + 1);
-    for (const type of ['spike', 'drift', 'stuck', 'noise-burst', 'vibration-rise']) expect(counts.get(type) ?? 0).toBeGreaterThanOrEqual(8);
-  });
+  it('train is normal traffic of both kinds; validate and evaluate use other devices, each with every anomaly type well represented per kind', async () => {
+    const [train, validate, evaluate] = await Promise.all(['train.yaml', 'validate.yaml', 'evaluate.yaml'].map((name) => loadScenario(join(SCENARIOS, name))));
+    expect(train!.anomalies).toBeUndefined();
+    expect(train!.malformed ?? train!.oversize).toBeUndefined();
+    const ids = (s: typeof train) => new Set(s!.devices.map((d) => d.deviceId));
+    const [trainIds, validateIds, evaluateIds] = [ids(train), ids(validate), ids(evaluate)];
+    // A device's physics follows from its id: disjoint ids are devices the models never saw.
+    for (const id of evaluateIds) expect(trainIds.has(id) || validateIds.has(id)).toBe(false);
+    for (const id of validateIds) expect(trainIds.has(id)).toBe(false);
+    for (const s of [train, validate, evaluate]) expect(new Set(s!.devices.map((d) => d.profile))).toEqual(new Set(['machine', 'env-sensor']));
+    expect(new Set([train!.seed, validate!.seed, evaluate!.seed]).size).toBe(3);
+    for (const s of [validate!, evaluate!]) {
+      // Every type takes part; no fault starts before the models' per-device baselines settle (30 minutes).
+      expect(s.anomalies?.types.map((t) => t.type).sort()).toEqual(['drift', 'dropout', 'noise-burst', 'slow-drift', 'spike', 'stuck', 'vibration-rise']);
+      expect(s.anomalies?.startAfterS).toBe(1_800);
+    }
+    // The shipped evaluation, generated in full: enough episodes of every type and kind for a rate that means something.
+    {
+      const scenario = evaluate!;
+      const counts = new Map<string, number>();
+      const profileOf = new Map(scenario.devices.map((d) => [d.deviceId, d.profile]));
+      for (const line of generateTraffic(scenario)) {
+        if (line.kind !== 'truth') continue;
+        const key = `${profileOf.get(line.truth.deviceId)}/${line.truth.type}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+        // Baselines settle before the first fault of a device.
+        expect(line.truth.startSeq).toBeGreaterThanOrEqual(1_800);
+      }
+      for (const type of ['spike', 'drift', 'slow-drift', 'stuck', 'noise-burst', 'dropout']) {
+        for (const profile of ['machine', 'env-sensor']) expect(counts.get(`${profile}/${type}`) ?? 0, `${profile}/${type}`).toBeGreaterThanOrEqual(25);
+      }
+      expect(counts.get('machine/vibration-rise') ?? 0).toBeGreaterThanOrEqual(25);
+    }
+  }, 120_000);
 });
