@@ -236,6 +236,26 @@ describe('operator actions', () => {
     expect(writes.filter((w) => w.agentId !== 'gw-00').every((w) => w.model === null)).toBe(true);
   });
 
+  it('an abort keeps the change on agents that applied it and sends the others back, so none keeps a desired state it refused', () => {
+    const fleet = new Fleet(6);
+    const s = spec({ change: { config: { ingest: { rateLimitMsgsPerS: -1 } } }, gates: {}, strategy: { waves: [3, 3], soak: '1s' }, onFailure: 'pause' });
+    const firstWave = assignWaves('r-abort', s, fleet.list()).filter((a) => a.wave === 0);
+    fleet.refuse.add(firstWave[0]!.agentId);
+    fleet.refuse.add(firstWave[1]!.agentId);
+    const { doc, nowMs } = run(createRolloutDoc('r-abort', s, null, 'op', T0), fleet);
+    expect(doc.status).toBe('paused');
+    const aborted = applyOperatorAction(doc, 'abort', 'operator:dan', nowMs, fleet.list());
+    expect(aborted.targets.map((t) => [t.agentId, t.reverted])).toEqual([
+      [firstWave[0]!.agentId, true],
+      [firstWave[1]!.agentId, true],
+      [firstWave[2]!.agentId, false],
+    ].sort((a, b) => aborted.targets.findIndex((t) => t.agentId === a[0]) - aborted.targets.findIndex((t) => t.agentId === b[0])));
+    fleet.converge(aborted, nowMs + 1);
+    expect(fleet.desired.get(firstWave[0]!.agentId)).toMatchObject({ config: null, origin: { action: 'rollback' } });
+    expect(fleet.desired.get(firstWave[2]!.agentId)).toMatchObject({ origin: { action: 'apply' } });
+    expect(aborted.history.at(-1)).toMatchObject({ action: 'aborted', actor: 'operator:dan', detail: '1 agent(s) keep the change (roll back to revert them); 2 that had not applied it go back' });
+  });
+
   it('never overwrites the desired state a later rollout set', () => {
     const fleet = new Fleet(3);
     const { doc } = run(createRolloutDoc('r-first', spec({ gates: {}, strategy: { waves: ['100%'], soak: 0 } }), MODEL, 'op', T0), fleet);

@@ -89,7 +89,7 @@ export function mayStartWave(spec: RolloutSpec, nowMs: number): boolean {
 /** The desired state a targeted agent should have under `doc`: the change, or (rolled back) what it had before. */
 export function desiredFor(doc: RolloutDoc, target: RolloutTarget, nowMs: number): DesiredState {
   const previous = target.previous;
-  if (doc.status === RolloutStatus.rolledBack) {
+  if (doc.status === RolloutStatus.rolledBack || target.reverted) {
     return {
       v: 1,
       agentId: target.agentId,
@@ -154,6 +154,7 @@ function addTargets(doc: RolloutDoc, agents: readonly ObservedAgent[], uptoWave:
       targetedAtMs: nowMs,
       previous: agent.desired ?? null,
       baseline: agent.counts === undefined ? null : { rows: agent.counts.rows, anomalies: agent.counts.anomalies },
+      reverted: false,
     });
   }
   return { doc: added.length === 0 ? doc : { ...doc, targets: [...doc.targets, ...added] }, added: added.map((t) => t.agentId) };
@@ -260,7 +261,7 @@ const ALLOWED: Readonly<Record<OperatorAction, readonly string[]>> = {
  * An operator's pause, resume, abort or rollback as the next document.
  * @throws OutpostError ROLLOUT_STATE_INVALID when the rollout's status does not allow it.
  */
-export function applyOperatorAction(doc: RolloutDoc, action: OperatorAction, actor: string, nowMs: number): RolloutDoc {
+export function applyOperatorAction(doc: RolloutDoc, action: OperatorAction, actor: string, nowMs: number, agents: readonly ObservedAgent[] = []): RolloutDoc {
   if (!ALLOWED[action].includes(doc.status)) {
     throw new OutpostError(ErrorCode.ROLLOUT_STATE_INVALID, `cannot ${action} a rollout that is ${doc.status}`, { details: { rolloutId: doc.id, status: doc.status, action } });
   }
@@ -278,11 +279,17 @@ export function applyOperatorAction(doc: RolloutDoc, action: OperatorAction, act
       const detail = judged ? `wave ${doc.wave + 1} (${wave.outcome}) passed by ${actor}` : '';
       return withEntry({ ...doc, waves, status, reason: undefined }, nowMs, actor, status === RolloutStatus.succeeded ? 'succeeded' : 'resumed', { wave: doc.wave, detail });
     }
-    case 'abort':
-      return withEntry({ ...doc, status: RolloutStatus.aborted, reason: `aborted by ${actor}` }, nowMs, actor, 'aborted', {
+    case 'abort': {
+      // Agents that applied keep the change (roll back to revert them); the others go back to
+      // what they had, so no agent is left with a desired state it refused or never got to.
+      const byId = new Map(agents.map((a) => [a.agentId, a]));
+      const targets = doc.targets.map((t) => (memberState(doc, t, byId.get(t.agentId), nowMs) === 'applied' ? t : { ...t, reverted: true }));
+      const kept = targets.filter((t) => !t.reverted).length;
+      return withEntry({ ...doc, targets, status: RolloutStatus.aborted, reason: `aborted by ${actor}` }, nowMs, actor, 'aborted', {
         wave: doc.wave,
-        detail: `${doc.targets.length} agent(s) keep what they got; roll back to revert them`,
+        detail: `${kept} agent(s) keep the change (roll back to revert them); ${targets.length - kept} that had not applied it go back`,
       });
+    }
     case 'rollback':
       return withEntry({ ...doc, status: RolloutStatus.rolledBack, reason: `rolled back by ${actor}` }, nowMs, actor, 'rollback', {
         wave: doc.wave,

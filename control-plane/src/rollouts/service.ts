@@ -174,7 +174,8 @@ export function createRolloutService(options: RolloutServiceOptions): RolloutSer
       return { ...found.value, ...waveProgress(found.value, options.observe(), now()) };
     },
     act(id, action, actor) {
-      return updateRollout(rollouts, id, (doc) => applyOperatorAction(doc, action, actor, now()));
+      const agents = options.observe();
+      return updateRollout(rollouts, id, (doc) => applyOperatorAction(doc, action, actor, now(), agents));
     },
   };
 }

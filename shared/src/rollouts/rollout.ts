@@ -149,6 +149,8 @@ export const RolloutTargetSchema = z.object({
   previous: DesiredStateSchema.nullable(),
   /** The agent's inference statistics when it was targeted: the anomaly baseline of the last wave. */
   baseline: z.object({ rows: z.number().int().nonnegative(), anomalies: z.number().int().nonnegative() }).nullable(),
+  /** Sent back to `previous` (an abort reverts the agents that had not applied the change, so none keeps a desired state it refused). */
+  reverted: z.boolean().default(false),
 });
 export type RolloutTarget = z.infer<typeof RolloutTargetSchema>;
 
