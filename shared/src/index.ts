@@ -13,6 +13,7 @@ export * from './schemas/api.js';
 export * from './config/control-plane-config.js';
 export * from './model/manifest.js';
 export * from './model/features.js';
+export * from './model/baseline.js';
 export * from './model/signing.js';
 export * from './schemas/telemetry-check.js';
 export * from './model/ground-truth.js';

@@ -1,5 +1,6 @@
 import { ErrorCode, OutpostError } from '../errors.js';
-import { featureLength, type FeatureSpec, type WindowFeature } from './manifest.js';
+import { createDeviceBaseline, type DeviceBaseline } from './baseline.js';
+import { BASELINE_FEATURES, featureLength, type FeatureSpec, type WindowFeature } from './manifest.js';
 
 /**
  * Window features: the ONE implementation used by training (models/) and by the agent's
@@ -15,7 +16,12 @@ import { featureLength, type FeatureSpec, type WindowFeature } from './manifest.
  * - std: population standard deviation, sqrt(sum (x_i - mean)^2 / W);
  * - slope: least-squares slope of x against the sample index i, per sample:
  *   sum (i - ibar)(x_i - mean) / sum (i - ibar)^2; 0 when W = 1;
- * - diffStd: population std of the W - 1 differences d_i = x_i - x_{i-1}; 0 when W = 1.
+ * - diffStd: population std of the W - 1 differences d_i = x_i - x_{i-1}; 0 when W = 1;
+ * - run: the longest run of equal consecutive values (1 when no two neighbours are equal).
+ *
+ * The features in BASELINE_FEATURES (jump, noise, trend, level0-2, residual) also read the
+ * device's own history: with `spec.baseline` every window keeps a per-device baseline
+ * (baseline.ts) that every sample updates, and those features come from it.
  *
  * Everything is computed in float64 over the window (two passes, no running sums, so nothing
  * drifts over millions of samples); only the normalised output row is float32, the model's
@@ -57,6 +63,9 @@ interface ResolvedLayout {
   /** sum over i of (i - ibar)^2 for i = 0..W-1; 0 when W = 1. */
   indexVariance: number;
   needsDiffs: boolean;
+  needsRun: boolean;
+  /** Positions (metric-major) of the baseline features in the row, and which feature each is. */
+  baselineSlots: readonly { offset: number; feature: WindowFeature }[];
 }
 
 function resolveLayout(spec: FeatureSpec): ResolvedLayout {
@@ -80,6 +89,8 @@ function resolveLayout(spec: FeatureSpec): ResolvedLayout {
     length,
     indexVariance: (windowSize * (windowSize * windowSize - 1)) / 12,
     needsDiffs: spec.features.includes('diffStd'),
+    needsRun: spec.features.includes('run'),
+    baselineSlots: spec.features.flatMap((feature, f) => (BASELINE_FEATURES.includes(feature) ? [{ offset: f, feature }] : [])),
   };
 }
 
@@ -123,6 +134,17 @@ function computeMetricFeatures(layout: ResolvedLayout, ring: Float64Array, start
     }
     diffVariance /= w - 1;
   }
+  let longestRun = 1;
+  if (layout.needsRun) {
+    let run = 1;
+    let previous = ring[start % w]!;
+    for (let k = 1; k < w; k++) {
+      const v = ring[(start + k) % w]!;
+      run = v === previous ? run + 1 : 1;
+      if (run > longestRun) longestRun = run;
+      previous = v;
+    }
+  }
   for (let f = 0; f < features.length; f++) {
     let value: number;
     switch (features[f]) {
@@ -147,7 +169,12 @@ function computeMetricFeatures(layout: ResolvedLayout, ring: Float64Array, start
       case 'diffStd':
         value = Math.sqrt(diffVariance);
         break;
+      case 'run':
+        value = longestRun;
+        break;
       default:
+        // Baseline features: filled in from the device's baseline by the caller.
+
         value = NaN;
     }
     out[offset + f] = value;
@@ -169,6 +196,7 @@ export function createFeatureWindow(spec: FeatureSpec): FeatureWindow {
   const layout = resolveLayout(spec);
   const { metrics, windowSize, hopSize } = layout;
   const rings = metrics.map(() => new Float64Array(windowSize));
+  const baseline = createBaselineFor(spec, layout);
   const scratch = new Float64Array(layout.length);
   // Index in every ring where the next sample goes; once full it is also the oldest sample.
   let next = 0;
@@ -180,8 +208,10 @@ export function createFeatureWindow(spec: FeatureSpec): FeatureWindow {
       if (typeof v !== 'number' || !Number.isFinite(v)) return false;
     }
     for (let m = 0; m < metrics.length; m++) rings[m]![next] = values[metrics[m]!]!;
+    const newest = next;
     next = next + 1 === windowSize ? 0 : next + 1;
     sampleCount++;
+    baseline?.update(rings, newest, sampleCount);
     return sampleCount >= windowSize && (sampleCount - windowSize) % hopSize === 0;
   };
 
@@ -191,6 +221,7 @@ export function createFeatureWindow(spec: FeatureSpec): FeatureWindow {
     }
     const perMetric = layout.features.length;
     for (let m = 0; m < metrics.length; m++) computeMetricFeatures(layout, rings[m]!, next, out, m * perMetric);
+    if (baseline !== undefined) fillBaselineFeatures(layout, baseline, out);
     return out;
   };
 
@@ -207,8 +238,20 @@ export function createFeatureWindow(spec: FeatureSpec): FeatureWindow {
     reset: () => {
       next = 0;
       sampleCount = 0;
+      baseline?.reset();
     },
   };
+}
+
+function createBaselineFor(spec: FeatureSpec, layout: ResolvedLayout): DeviceBaseline | undefined {
+  return spec.baseline === undefined ? undefined : createDeviceBaseline(spec.baseline, layout.metrics, layout.windowSize);
+}
+
+function fillBaselineFeatures(layout: ResolvedLayout, baseline: DeviceBaseline, out: Float64Array): void {
+  const perMetric = layout.features.length;
+  for (let m = 0; m < layout.metrics.length; m++) {
+    for (const slot of layout.baselineSlots) out[m * perMetric + slot.offset] = baseline.value(m, slot.feature);
+  }
 }
 
 /** What `computeFeatures` returns: the model's row and the features before normalisation. */
@@ -220,10 +263,22 @@ export interface ComputedFeatures {
 /**
  * The features of one complete window given as its samples, oldest first (the last
  * `spec.windowSize` samples are used; every sample must carry every metric of the spec).
- * Same numbers as the streaming window; for tests, tools and one-off rows.
+ * Same numbers as the streaming window; for tests, tools and one-off rows. With a baseline
+ * spec, every sample given feeds a fresh baseline first (as a new device's window would).
  */
 export function computeFeatures(samples: readonly MetricValues[], spec: FeatureSpec): ComputedFeatures {
   const layout = resolveLayout(spec);
+  if (spec.baseline !== undefined) {
+    const window = createFeatureWindow(spec);
+    samples.forEach((sample, i) => {
+      if (!window.add(sample) && window.sampleCount !== i + 1) {
+        throw new OutpostError(ErrorCode.MODEL_INVALID, `computeFeatures: sample ${i} lacks a finite value of a metric of the spec`);
+      }
+    });
+    if (window.sampleCount < layout.windowSize) throw new OutpostError(ErrorCode.MODEL_INVALID, `computeFeatures needs ${layout.windowSize} samples, got ${samples.length}`);
+    const raw = window.rawFeatures();
+    return { row: normalise(layout, raw), raw };
+  }
   const w = layout.windowSize;
   if (samples.length < w) {
     throw new OutpostError(ErrorCode.MODEL_INVALID, `computeFeatures needs ${w} samples, got ${samples.length}`);

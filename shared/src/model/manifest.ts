@@ -24,6 +24,27 @@ export const WindowFeature = {
    * stuck sensor, which `std` cannot tell from a quiet one while the process drifts.
    */
   diffStd: 'diffStd',
+  /** Longest run of identical consecutive values in the window, in samples (1 when no two are equal): a stuck sensor. */
+  run: 'run',
+  // The features below compare the window with the device's own history: they need the spec's
+  // `baseline` (see BaselineSpecSchema and baseline.ts) and are 0 until it has warmed up.
+  /** Largest |x_i - x_{i-1}| in the window over the device's typical sample-to-sample change: a spike, a dropout. */
+  jump: 'jump',
+  /** Natural log of diffStd over the device's typical sample-to-sample change: a noise burst. */
+  noise: 'noise',
+  /** Least-squares slope over the window, in units of the device's typical slope: a drift's ramp. */
+  trend: 'trend',
+  /**
+   * How far the window mean lies from the device's own baseline, in that baseline's standard
+   * deviations, for the 1st, 2nd, 3rd of `baseline.levelTimeConstants`. With a regression, the
+   * baseline is of what the other metrics do not explain (a drift of one metric, not the load
+   * every metric follows).
+   */
+  level0: 'level0',
+  level1: 'level1',
+  level2: 'level2',
+  /** The window mean's deviation from what the device's own regression on its other metrics predicts, in the regression's residual standard deviations. */
+  residual: 'residual',
 } as const;
 export type WindowFeature = (typeof WindowFeature)[keyof typeof WindowFeature];
 export const WindowFeatureSchema = z.enum([
@@ -34,7 +55,69 @@ export const WindowFeatureSchema = z.enum([
   WindowFeature.last,
   WindowFeature.slope,
   WindowFeature.diffStd,
+  WindowFeature.run,
+  WindowFeature.jump,
+  WindowFeature.noise,
+  WindowFeature.trend,
+  WindowFeature.level0,
+  WindowFeature.level1,
+  WindowFeature.level2,
+  WindowFeature.residual,
 ]);
+
+/** Features computed against the device's own history: a spec with one of them needs `baseline`. */
+export const BASELINE_FEATURES: readonly WindowFeature[] = ['jump', 'noise', 'trend', 'level0', 'level1', 'level2', 'residual'];
+
+/** Most metrics a spec with a baseline may name: its per-device regression solves a system per metric and sample. */
+export const MAX_BASELINE_METRICS = 8;
+
+const SampleCount = z.number().int().min(1).max(10_000_000);
+const TimeConstant = z.number().min(1).max(10_000_000);
+
+/**
+ * Per-device baselines (baseline.ts): each device's own statistics, learned from its own
+ * samples as they arrive, so a feature says "unusual for this device" rather than "unusual for
+ * the fleet". All durations are in samples (at 1 Hz, seconds); every rate is an exponentially
+ * weighted average with that time constant, a running average while it warms up, and robust:
+ * a deviation beyond `clip` standard deviations moves a baseline as if it were `clip`.
+ */
+export const BaselineSpecSchema = z.object({
+  /** Samples before jump, noise and trend are computed (0 until then). */
+  noiseWarmupSamples: SampleCount,
+  /** Time constant of the device's typical sample-to-sample change and slope. */
+  noiseTimeConstant: TimeConstant,
+  /** Window means before the level and residual features are computed (0 until then). */
+  warmupSamples: SampleCount,
+  /** Time constants of level0, level1, level2 (one to three). */
+  levelTimeConstants: z.array(TimeConstant).min(1).max(3),
+  /**
+   * Each metric's window mean predicted from the other metrics' (and, for `laggedMetrics`, from
+   * their low-pass filtered means too: a temperature follows the load with a lag), by a linear
+   * regression fitted per device over `timeConstant`. Absent: no regression (levels are of the
+   * window means themselves, residual is 0).
+   */
+  regression: z
+    .object({
+      timeConstant: TimeConstant,
+      /** Time constant of the low-pass filter of the lagged predictors. */
+      lagTimeConstant: TimeConstant,
+      laggedMetrics: z.array(z.string().regex(METRIC_NAME_PATTERN)).max(MAX_BASELINE_METRICS),
+      /** Window means fitted before the regression predicts (levels start then). */
+      fitAfterSamples: SampleCount,
+    })
+    .optional(),
+  /** Robust updates: deviations beyond this many standard deviations count as this many. */
+  clip: z.number().min(1).max(100),
+  /** The same for the baselines' variances (smaller: a lasting fault inflates them slowly). */
+  varianceClip: z.number().min(1).max(100),
+  /** Variances learn this many times more slowly than the means they belong to. */
+  varianceSlowdown: z.number().min(1).max(1000),
+  /** A device with a level beyond this many standard deviations is anomalous: its regression then learns ... */
+  freezeAbove: z.number().min(1).max(100),
+  /** ... at this fraction of its rate, so a fault does not become the device's normal. */
+  freezeRate: z.number().min(0).max(1),
+});
+export type BaselineSpec = z.infer<typeof BaselineSpecSchema>;
 
 /**
  * How a device's telemetry becomes one model input row. Per device, the agent keeps the last
@@ -53,6 +136,8 @@ export const FeatureSpecSchema = z
       center: z.array(z.number().finite()),
       scale: z.array(z.number().finite().positive()),
     }),
+    /** Per-device baselines; required by the features in BASELINE_FEATURES, absent for a spec without them. */
+    baseline: BaselineSpecSchema.optional(),
   })
   .superRefine((spec, ctx) => {
     const length = spec.metrics.length * spec.features.length;
@@ -61,6 +146,22 @@ export const FeatureSpecSchema = z
         ctx.addIssue({ code: 'custom', path: ['normalisation', key], message: `must hold ${length} values (metrics x features)` });
       }
     }
+    const needsBaseline = spec.features.filter((f) => BASELINE_FEATURES.includes(f));
+    if (spec.baseline === undefined) {
+      if (needsBaseline.length > 0) ctx.addIssue({ code: 'custom', path: ['baseline'], message: `required by the features ${needsBaseline.join(', ')}` });
+      return;
+    }
+    if (spec.metrics.length > MAX_BASELINE_METRICS) {
+      ctx.addIssue({ code: 'custom', path: ['metrics'], message: `at most ${MAX_BASELINE_METRICS} metrics with a baseline` });
+    }
+    const levels = spec.baseline.levelTimeConstants.length;
+    spec.features.forEach((f, i) => {
+      const index = f === 'level0' ? 0 : f === 'level1' ? 1 : f === 'level2' ? 2 : -1;
+      if (index >= levels) ctx.addIssue({ code: 'custom', path: ['features', i], message: `${f} needs ${index + 1} baseline.levelTimeConstants, there are ${levels}` });
+    });
+    spec.baseline.regression?.laggedMetrics.forEach((m, i) => {
+      if (!spec.metrics.includes(m)) ctx.addIssue({ code: 'custom', path: ['baseline', 'regression', 'laggedMetrics', i], message: `${m} is not one of metrics` });
+    });
   });
 export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
 
@@ -107,6 +208,20 @@ export const ModelManifestSchema = z
     featureSpec: FeatureSpecSchema,
     /** A score above this is an anomaly. */
     threshold: z.number().finite(),
+    /**
+     * How `threshold` was chosen, when it was: the lowest threshold whose alarm events (runs of
+     * consecutive flagged windows of a device) that touch no labelled fault stay at or under
+     * `targetFalseAlarmsPerDeviceDay` on held-out traffic of devices seen neither in training nor
+     * in evaluation. Informational; agents do not read it.
+     */
+    thresholdCalibration: z
+      .object({
+        targetFalseAlarmsPerDeviceDay: z.number().nonnegative().finite(),
+        falseAlarmsPerDeviceDay: z.number().nonnegative().finite(),
+        heldOutDeviceDays: z.number().positive().finite(),
+        heldOutDevices: z.number().int().positive(),
+      })
+      .optional(),
     testVectors: z.array(TestVectorSchema).min(1).max(256),
     /** Largest allowed |score - expectedScore| in the self-test. */
     testTolerance: z.number().finite().positive().max(1),
