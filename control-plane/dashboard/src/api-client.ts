@@ -1,4 +1,5 @@
-// The dashboard's only door to the control plane: JSON GETs with the operator's bearer token.
+// The dashboard's only door to the control plane: JSON GETs (and the POSTs of operator actions,
+// which carry no body) with the operator's bearer token.
 // A 401 flips the app into "token needed" (the token form) instead of failing each view.
 import type { ApiErrorResponse } from './api-types.js';
 
@@ -30,6 +31,8 @@ export function errorCode(error: unknown): string | undefined {
 
 export interface ApiClient {
   get<T>(path: string, signal?: AbortSignal): Promise<T>;
+  /** A POST without a body (the rollout actions); answers the response's JSON. */
+  post<T>(path: string, signal?: AbortSignal): Promise<T>;
   /** Headers every API request carries (the SSE reader uses them too). */
   headers(): Record<string, string>;
 }
@@ -64,26 +67,31 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     const token = options.token();
     return token === undefined ? { accept: 'application/json' } : { accept: 'application/json', authorization: `Bearer ${token}` };
   };
+  const request = async <T>(method: 'GET' | 'POST', path: string, signal: AbortSignal | undefined): Promise<T> => {
+    const token = options.token();
+    let response: Response;
+    try {
+      response = await fetch(path, { method, headers: headers(), ...(signal === undefined ? {} : { signal }) });
+    } catch (error) {
+      if (signal?.aborted === true) throw error;
+      throw new ApiError(0, 'NETWORK', `control plane unreachable (${(error as Error).message})`);
+    }
+    if (!response.ok) {
+      const error = await responseError(response);
+      // Only a refusal of the token still in force: a 401 to a request sent with the previous
+      // token, read after the operator gave another, must not bring the token form back.
+      if (response.status === 401 && signal?.aborted !== true && options.token() === token) options.onAuthFailed(error.code);
+      throw error;
+    }
+    try {
+      return (await response.json()) as T;
+    } catch {
+      throw new ApiError(response.status, 'BAD_RESPONSE', `${path} did not answer JSON`);
+    }
+  };
   return {
     headers,
-    async get<T>(path: string, signal?: AbortSignal): Promise<T> {
-      let response: Response;
-      try {
-        response = await fetch(path, { headers: headers(), ...(signal === undefined ? {} : { signal }) });
-      } catch (error) {
-        if (signal?.aborted === true) throw error;
-        throw new ApiError(0, 'NETWORK', `control plane unreachable (${(error as Error).message})`);
-      }
-      if (!response.ok) {
-        const error = await responseError(response);
-        if (response.status === 401) options.onAuthFailed(error.code);
-        throw error;
-      }
-      try {
-        return (await response.json()) as T;
-      } catch {
-        throw new ApiError(response.status, 'BAD_RESPONSE', `${path} did not answer JSON`);
-      }
-    },
+    get: <T>(path: string, signal?: AbortSignal) => request<T>('GET', path, signal),
+    post: <T>(path: string, signal?: AbortSignal) => request<T>('POST', path, signal),
   };
 }

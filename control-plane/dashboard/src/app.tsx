@@ -9,6 +9,8 @@ import { parseRoute, routeHref, type Route } from './route.js';
 import { AgentView } from './views/agent-view.js';
 import { DeviceView } from './views/device-view.js';
 import { FleetView } from './views/fleet-view.js';
+import { RolloutView } from './views/rollout-view.js';
+import { RolloutsView } from './views/rollouts-view.js';
 
 /** The hash route; a `token=` in a followed link goes to `onToken` and leaves the address bar. */
 function useRoute(onToken: (token: string) => void): Route {
@@ -39,6 +41,10 @@ function View({ route }: { route: Route }) {
       return <AgentView key={route.agentId} agentId={route.agentId} />;
     case 'device':
       return <DeviceView key={`${route.agentId}/${route.deviceId}`} agentId={route.agentId} deviceId={route.deviceId} />;
+    case 'rollouts':
+      return <RolloutsView />;
+    case 'rollout':
+      return <RolloutView key={route.rolloutId} rolloutId={route.rolloutId} />;
     case 'not-found':
       return (
         <main>
@@ -63,6 +69,7 @@ export function App({ initialToken }: { initialToken: string | undefined }) {
     setTokenVersion((v) => v + 1);
   };
   const route = useRoute(applyToken);
+  const section = route.view === 'rollouts' || route.view === 'rollout' ? 'rollouts' : route.view === 'not-found' ? undefined : 'fleet';
 
   const api = useMemo(() => createApiClient({ token: () => token.current, onAuthFailed: setAuthProblem }), []);
   const context = useMemo<AppContextValue>(() => ({ api, tokenVersion, onAuthFailed: setAuthProblem }), [api, tokenVersion]);
@@ -80,6 +87,14 @@ export function App({ initialToken }: { initialToken: string | undefined }) {
           Outpost
         </a>
         <span class="muted small">control plane</span>
+        <nav class="top-nav">
+          <a href={routeHref({ view: 'fleet' })} class={section === 'fleet' ? 'active' : undefined} data-testid="nav-fleet">
+            Fleet
+          </a>
+          <a href={routeHref({ view: 'rollouts' })} class={section === 'rollouts' ? 'active' : undefined} data-testid="nav-rollouts">
+            Rollouts
+          </a>
+        </nav>
         <span class="spacer" />
         {token.current !== undefined && (
           <button class="link" type="button" onClick={signOut} data-testid="forget-token">

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { agentCompleteness, completeness, formatAgo, formatBytes, formatPercent, formatRate, formatValue } from './format.js';
+import { agentCompleteness, completeness, formatAgo, formatBytes, formatDuration, formatPercent, formatRate, formatShare, formatValue } from './format.js';
 
 describe('format', () => {
   it('never rounds a loss away', () => {
@@ -37,5 +37,21 @@ describe('format', () => {
     expect(formatValue(21.56789)).toBe('21.57');
     expect(formatValue(1013)).toBe('1013');
     expect(formatValue(0.00001234)).toBe('1.23e-5');
+  });
+
+  it('reads small rates with their significant digits, and durations in whole seconds', () => {
+    expect(formatShare(0.002)).toBe('0.2 %');
+    expect(formatShare(0.000412)).toBe('0.0412 %');
+    expect(formatShare(0.03)).toBe('3 %');
+    expect(formatShare(0)).toBe('0 %');
+    expect(formatShare(0.99999)).toBe('99.9 %');
+    expect(formatShare(1)).toBe('100 %');
+    expect(formatShare(null)).toBe('–');
+    expect(formatDuration(4_000)).toBe('4 s');
+    expect(formatDuration(3_200)).toBe('4 s');
+    expect(formatDuration(-5)).toBe('0 s');
+    expect(formatDuration(65_000)).toBe('1 min 5 s');
+    expect(formatDuration(600_000)).toBe('10 min');
+    expect(formatDuration(7_380_000)).toBe('2 h 3 min');
   });
 });

@@ -78,3 +78,24 @@ export function agentCompleteness(totals: { received: number; gaps: number; evic
   const expected = totals.received + lost;
   return expected === 0 ? undefined : totals.received / expected;
 }
+
+/**
+ * A ratio 0..1 as a percent with up to 3 significant digits, for rates that live far below 1 %
+ * ("0.2 %", "0.0412 %", "3 %"); never "100 %" for a ratio below 1; "–" when unknown.
+ */
+export function formatShare(ratio: number | null | undefined): string {
+  if (ratio === null || ratio === undefined || !Number.isFinite(ratio)) return '–';
+  if (ratio === 0) return '0 %';
+  const percent = Number((ratio * 100).toPrecision(3));
+  return `${ratio < 1 && percent >= 100 ? '99.9' : String(percent)} %`;
+}
+
+/** A span of time, whole seconds rounded up: "4 s", "1 min 5 s", "2 h 3 min". */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return s % 60 === 0 ? `${min} min` : `${min} min ${s % 60} s`;
+  const h = Math.floor(min / 60);
+  return min % 60 === 0 ? `${h} h` : `${h} h ${min % 60} min`;
+}

@@ -82,6 +82,19 @@ export function useLiveEvents(url: string | undefined, onEvent: (event: ServerEv
 }
 
 /**
+ * Calls `refetch` whenever the live feed becomes live, the first time included: what changed
+ * before the stream opened, or while it was down, came as no event, so a view that keeps itself
+ * current from events reads its resource again.
+ */
+export function useRefetchWhenLive(status: StreamStatus, refetch: () => void): void {
+  const handler = useRef(refetch);
+  handler.current = refetch;
+  useEffect(() => {
+    if (status.state === 'live') handler.current();
+  }, [status.state]);
+}
+
+/**
  * A counter that `request()` bumps at most once per `intervalMs`: hand it to useResource as
  * its refreshKey to refetch after events without a request per event.
  */

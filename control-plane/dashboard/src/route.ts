@@ -1,10 +1,13 @@
 // Hash routes, so every view has a URL an operator can share: `#/`,
-// `#/agents/{agentId}`, `#/agents/{agentId}/devices/{deviceId}`. Pure.
+// `#/agents/{agentId}`, `#/agents/{agentId}/devices/{deviceId}`, `#/rollouts`,
+// `#/rollouts/{rolloutId}`. Pure.
 
 export type Route =
   | { view: 'fleet' }
   | { view: 'agent'; agentId: string }
   | { view: 'device'; agentId: string; deviceId: string }
+  | { view: 'rollouts' }
+  | { view: 'rollout'; rolloutId: string }
   | { view: 'not-found'; fragment: string };
 
 function decode(segment: string): string | undefined {
@@ -27,6 +30,11 @@ export function parseRoute(fragment: string): Route {
     const deviceId = parts[3] === undefined ? undefined : decode(parts[3]);
     if (parts.length === 4 && parts[2] === 'devices' && agentId !== undefined && deviceId !== undefined) return { view: 'device', agentId, deviceId };
   }
+  if (parts[0] === 'rollouts') {
+    if (parts.length === 1) return { view: 'rollouts' };
+    const rolloutId = parts[1] === undefined ? undefined : decode(parts[1]);
+    if (parts.length === 2 && rolloutId !== undefined) return { view: 'rollout', rolloutId };
+  }
   return { view: 'not-found', fragment };
 }
 
@@ -40,5 +48,9 @@ export function routeHref(route: Route): string {
       return `#/agents/${encodeURIComponent(route.agentId)}`;
     case 'device':
       return `#/agents/${encodeURIComponent(route.agentId)}/devices/${encodeURIComponent(route.deviceId)}`;
+    case 'rollouts':
+      return '#/rollouts';
+    case 'rollout':
+      return `#/rollouts/${encodeURIComponent(route.rolloutId)}`;
   }
 }

@@ -1,4 +1,5 @@
 // API paths the dashboard calls, built in one place.
+import type { OperatorAction } from './rollout-actions.js';
 import { DEFAULT_WINDOW_MS } from './series-store.js';
 
 const q = encodeURIComponent;
@@ -26,6 +27,13 @@ export const anomaliesPath = (filter: { agentId?: string; deviceId?: string; lim
   params.set('limit', String(filter.limit));
   return `/api/anomalies?${params.toString()}`;
 };
+
+/** `GET` every rollout, newest first. */
+export const ROLLOUTS_PATH = '/api/rollouts';
+/** `GET` one rollout with its progress now. */
+export const rolloutPath = (rolloutId: string): string => `${ROLLOUTS_PATH}/${q(rolloutId)}`;
+/** `POST` an operator action on a rollout. */
+export const rolloutActionPath = (rolloutId: string, action: OperatorAction): string => `${rolloutPath(rolloutId)}/${action}`;
 
 /** The live feed (SSE). */
 export const EVENTS_PATH = '/api/events';

@@ -102,11 +102,13 @@ function AgentCard({ agent, detail, nowMs }: { agent: AgentSummary; detail: Agen
         <span class="fact-label">Versions</span>
         <span>
           {agent.versions === null ? '–' : `agent ${agent.versions.agent}`}
+          {agent.versions?.model !== undefined && <span> · model {agent.versions.model}</span>}
+          {agent.versions?.config !== undefined && <span> · config {agent.versions.config}</span>}
           {agent.inference !== null && (
             <span class="muted">
               {' '}
               · inference {agent.inference.up ? 'up' : 'down'}
-              {agent.inference.model === undefined ? '' : ` (${agent.inference.model})`}
+              {agent.inference.model === undefined || agent.inference.model === agent.versions?.model ? '' : ` (${agent.inference.model})`}
             </span>
           )}
         </span>

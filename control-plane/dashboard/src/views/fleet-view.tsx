@@ -18,8 +18,21 @@ function bufferedRecords(agent: AgentSummary): number {
   return agent.buffer === null ? 0 : Object.values(agent.buffer.records).reduce((n, r) => n + (r ?? 0), 0);
 }
 
+/** The model an agent runs (`name@version`), as its heartbeat reports it. */
 function modelOf(agent: AgentSummary): string | undefined {
-  return agent.inference?.model ?? agent.versions?.model;
+  return agent.versions?.model ?? agent.inference?.model;
+}
+
+/** A desired state the agent refused (a rollout's change it would not run), with the code and the rollout. */
+function DesiredRefusal({ agent }: { agent: AgentSummary }) {
+  const desired = agent.desired;
+  if (desired?.status !== 'refused') return null;
+  const what = `refused ${desired.code ?? 'the desired state'}`;
+  return (
+    <span class="reason" title={desired.reason} data-testid="agent-desired-refused">
+      {desired.origin === null ? what : <a href={routeHref({ view: 'rollout', rolloutId: desired.origin.rolloutId })}>{what}</a>}
+    </span>
+  );
 }
 
 function AgentRow({ agent, nowMs }: { agent: AgentSummary; nowMs: number }) {
@@ -45,7 +58,17 @@ function AgentRow({ agent, nowMs }: { agent: AgentSummary; nowMs: number }) {
         ) : (
           <div class="versions">
             <span>agent {agent.versions.agent}</span>
-            {modelOf(agent) !== undefined && <span class="muted">model {modelOf(agent)}</span>}
+            <span class="labels">
+              <span class="chip" data-testid="agent-model" data-model={modelOf(agent) ?? ''}>
+                <span class="chip-key">model</span>
+                {modelOf(agent) ?? '–'}
+              </span>
+              <span class="chip" data-testid="agent-config" data-config={agent.versions.config ?? ''}>
+                <span class="chip-key">config</span>
+                {agent.versions.config ?? '–'}
+              </span>
+            </span>
+            <DesiredRefusal agent={agent} />
           </div>
         )}
       </td>
