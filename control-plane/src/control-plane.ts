@@ -12,6 +12,7 @@ import { createAccountingIngest, readAgentAccounting, type AccountingIngest } fr
 import { BadMessageReason, decodeAgentEvent } from './ingest/decode.js';
 import { createEventHub } from './live/event-hub.js';
 import { startLiveView } from './live/live-view.js';
+import { startAgentServices } from './rollouts/agent-services.js';
 import { startRolloutController } from './rollouts/controller.js';
 import { createModelStore } from './rollouts/model-store.js';
 import { createRolloutService, toSummary } from './rollouts/service.js';
@@ -127,6 +128,8 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
     });
     closers.push(() => controller.close());
     const models = createModelStore({ store: modelObjects, trustedKeys: config.rollouts.trustedKeys });
+    const agentServices = startAgentServices({ nats, desired: desiredStore, models: modelObjects, logger });
+    closers.push(async () => agentServices.stop());
     const rolloutService = createRolloutService({ rollouts: rolloutStore, models, observe: controller.observe });
 
     const agentList = () => {

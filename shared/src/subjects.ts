@@ -83,6 +83,38 @@ export function desiredNoticeSubject(agentId: string): string {
   return `outpost.desired.${agentId}`;
 }
 
+/**
+ * `outpost.svc.desired.{agentId}`: request/reply; the control plane answers with the agent's
+ * desired state. The agent's id is in the subject, which its NATS permissions let only it
+ * publish: that is how the control plane knows who asks (DESIGN section 4).
+ */
+export function desiredServiceSubject(agentId: string): string {
+  assertToken('agent id', agentId);
+  return `outpost.svc.desired.${agentId}`;
+}
+
+/** `outpost.svc.model.{agentId}`: request/reply; a chunk of a model file from the model store. */
+export function modelServiceSubject(agentId: string): string {
+  assertToken('agent id', agentId);
+  return `outpost.svc.model.${agentId}`;
+}
+
+/** What a service subject of an agent asks for, and for whom; undefined for any other subject. */
+export function parseServiceSubject(subject: string): { service: 'desired' | 'model'; agentId: string } | undefined {
+  const parts = subject.split('.');
+  if (parts.length !== 4 || parts[0] !== 'outpost' || parts[1] !== 'svc') return undefined;
+  const [, , service, agentId = ''] = parts;
+  if ((service !== 'desired' && service !== 'model') || !TOKEN.test(agentId)) return undefined;
+  return { service, agentId };
+}
+
+/** Subjects the control plane serves agents on (a queue group shares them among replicas). */
+export const AGENT_SERVICE_SUBJECTS = 'outpost.svc.*.*';
+/** Header of a service reply that refused: the stable error code. */
+export const SERVICE_ERROR_HEADER = 'Outpost-Error';
+/** Header of a model chunk reply: the file's total size in bytes. */
+export const TOTAL_BYTES_HEADER = 'Outpost-Total-Bytes';
+
 /** Object names of a model's two files in MODEL_STORE_BUCKET. */
 export function modelObjectNames(name: string, version: string): { onnx: string; manifest: string } {
   return { onnx: `${name}/${version}/model.onnx`, manifest: `${name}/${version}/manifest.json` };

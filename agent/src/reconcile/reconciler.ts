@@ -6,13 +6,14 @@
 import {
   compareModelVersions,
   configVersion,
-  DESIRED_BUCKET,
   desiredNoticeSubject,
-  DesiredStateSchema,
+  DesiredReplySchema,
+  desiredServiceSubject,
   ErrorCode,
   isOutpostError,
-  MODEL_STORE_BUCKET,
-  modelObjectNames,
+  modelServiceSubject,
+  SERVICE_ERROR_HEADER,
+  TOTAL_BYTES_HEADER,
   type AgentConfig,
   type DesiredReport,
   type DesiredState,
@@ -27,13 +28,17 @@ import { listenerRestartChanges, resolveManagedConfig } from './managed-config.j
 /** How often the agent reads its desired state even without a notice, ms. */
 export const DEFAULT_DESIRED_RECHECK_MS = 30_000;
 
+/** How long one request to the control plane may take, ms. */
+export const SERVICE_REQUEST_TIMEOUT_MS = 10_000;
+/** A model file larger than this is refused before it is fetched. */
+const MAX_MODEL_FILE_BYTES = 256 * 1024 * 1024;
+
 /** What the reconciler needs of the NATS link (the uplink transport provides it). */
 export interface DesiredSource {
   connected(): boolean;
   onEvent(listener: (event: { type: string }) => void): void;
-  kvGet(bucket: string, key: string): Promise<{ revision: number; value: Uint8Array } | undefined>;
+  request(subject: string, payload: Uint8Array, timeoutMs: number): Promise<{ data: Uint8Array; header(name: string): string | undefined }>;
   subscribe(subject: string, listener: () => void): void;
-  objectGet(bucket: string, name: string): Promise<Uint8Array | undefined>;
 }
 
 /** What the reconciler changes in the running agent. */
@@ -88,10 +93,29 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
 
   const refuse = (code: string, reason: string): Refusal => ({ code, reason });
 
+  /** One file of a model from the control plane's model service, chunk by chunk; undefined when the store has none. */
+  async function fetchFile(wanted: NonNullable<DesiredState['model']>, file: 'manifest' | 'onnx'): Promise<Uint8Array | undefined> {
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    for (;;) {
+      const request = { name: wanted.name, version: wanted.version, file, offset };
+      const reply = await source.request(modelServiceSubject(agentId), Buffer.from(JSON.stringify(request)), SERVICE_REQUEST_TIMEOUT_MS);
+      const error = reply.header(SERVICE_ERROR_HEADER);
+      if (error === ErrorCode.MODEL_NOT_FOUND) return undefined;
+      if (error !== undefined) throw new Error(`model service refused: ${error} ${Buffer.from(reply.data).toString('utf8')}`);
+      const total = Number(reply.header(TOTAL_BYTES_HEADER));
+      if (!Number.isSafeInteger(total) || total < 0 || total > MAX_MODEL_FILE_BYTES) throw new Error(`model service answered a total of ${String(reply.header(TOTAL_BYTES_HEADER))} bytes`);
+      chunks.push(reply.data);
+      offset += reply.data.byteLength;
+      if (offset >= total || reply.data.byteLength === 0) break;
+    }
+    return Buffer.concat(chunks);
+  }
+
   /** The model files of `wanted`, from the store, checked to be the ones the desired state names. */
   async function fetchModel(wanted: NonNullable<DesiredState['model']>): Promise<{ input: ModelInput; manifestBytes: Uint8Array; onnx: Uint8Array } | Refusal> {
-    const names = modelObjectNames(wanted.name, wanted.version);
-    const [manifestBytes, onnx] = await Promise.all([source.objectGet(MODEL_STORE_BUCKET, names.manifest), source.objectGet(MODEL_STORE_BUCKET, names.onnx)]);
+    const manifestBytes = await fetchFile(wanted, 'manifest');
+    const onnx = manifestBytes === undefined ? undefined : await fetchFile(wanted, 'onnx');
     if (manifestBytes === undefined || onnx === undefined) return refuse(ErrorCode.MODEL_NOT_FOUND, `model ${wanted.name}@${wanted.version} is not in the model store`);
     let signed: unknown;
     try {
@@ -164,26 +188,28 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
 
   async function reconcile(): Promise<void> {
     if (!source.connected()) return;
-    const entry = await source.kvGet(DESIRED_BUCKET, agentId);
-    if (entry === undefined || entry.revision === lastRevision) return;
+    const reply = await source.request(desiredServiceSubject(agentId), new Uint8Array(0), SERVICE_REQUEST_TIMEOUT_MS);
     let value: unknown;
     try {
-      value = JSON.parse(Buffer.from(entry.value).toString('utf8'));
+      value = JSON.parse(Buffer.from(reply.data).toString('utf8'));
     } catch {
       value = undefined;
     }
-    const parsed = DesiredStateSchema.safeParse(value);
+    const parsed = DesiredReplySchema.safeParse(value);
+    if (!parsed.success) throw new Error(`the desired-state service answered something else: ${reply.header(SERVICE_ERROR_HEADER) ?? 'not a desired state'}`);
+    const { revision, desired } = parsed.data;
+    if (desired === null || revision === lastRevision) return;
     let report: DesiredReport;
-    if (!parsed.success || parsed.data.agentId !== agentId) {
-      report = { revision: entry.revision, status: 'refused', code: ErrorCode.REQUEST_INVALID, reason: 'the desired state is not valid for this agent', origin: null, atMs: now() };
+    if (desired.agentId !== agentId) {
+      report = { revision, status: 'refused', code: ErrorCode.REQUEST_INVALID, reason: 'the desired state names another agent', origin: null, atMs: now() };
     } else {
-      report = await apply(parsed.data, entry.revision);
+      report = await apply(desired, revision);
       if (report.status === 'applied') {
-        applied = { revision: entry.revision, desired: parsed.data, report };
+        applied = { revision, desired, report };
         await writeAppliedState(dataDir, applied);
       }
     }
-    lastRevision = entry.revision;
+    lastRevision = revision;
     lastReport = report;
     logger[report.status === 'applied' ? 'info' : 'warn']({ revision: report.revision, status: report.status, code: report.code, reason: report.reason, origin: report.origin }, `desired state ${report.status}`);
     options.onReport(report);

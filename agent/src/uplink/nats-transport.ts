@@ -1,9 +1,13 @@
 // The agent's only import of the @nats-io modules: a small transport the uplink drives.
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
-import { Objm, type ObjectStore } from '@nats-io/obj';
 import { createBackoff, redactUrl, sleep, type Logger, type UplinkConfig } from '@outpost/shared';
+
+/** A service's answer. */
+export interface ServiceReply {
+  data: Uint8Array;
+  header(name: string): string | undefined;
+}
 
 /** What happened to the link, as the uplink sees it. */
 export type TransportEvent =
@@ -28,12 +32,10 @@ export interface UplinkTransport {
   /** Resolves once the server has seen everything published so far (a PING/PONG round trip). */
   flush(): Promise<void>;
   onEvent(listener: (event: TransportEvent) => void): void;
-  /** The value of `key` in KV bucket `bucket` now (through the JetStream API prefix); undefined when absent. @throws when not connected. */
-  kvGet(bucket: string, key: string): Promise<{ revision: number; value: Uint8Array } | undefined>;
+  /** A request to a control-plane service (core NATS request/reply). @throws when not connected, on timeout or without a responder. */
+  request(subject: string, payload: Uint8Array, timeoutMs: number): Promise<ServiceReply>;
   /** Calls `listener` for every core NATS message on `subject`, from the first connect on (nats.js subscribes again after reconnects). */
   subscribe(subject: string, listener: () => void): void;
-  /** The bytes of object `name` in object store `bucket`; undefined when absent. @throws when not connected. */
-  objectGet(bucket: string, name: string): Promise<Uint8Array | undefined>;
   close(): Promise<void>;
 }
 
@@ -101,8 +103,6 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
     });
 
   const subscriptions: { subject: string; listener: () => void }[] = [];
-  const kvs = new Map<string, Promise<KV>>();
-  const stores = new Map<string, Promise<ObjectStore>>();
   const listen = (conn: NatsConnection, subject: string, listener: () => void): void => {
     conn.subscribe(subject, {
       callback: (err) => {
@@ -110,20 +110,6 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
         else logger.warn({ err, subject }, 'subscription error');
       },
     });
-  };
-  const connectedJs = (): JetStreamClient => {
-    if (js === undefined || !isUp) throw new Error('uplink not connected');
-    return js;
-  };
-  /** Opens a bucket once per transport; a failed open is forgotten, so the next call tries again. */
-  const opened = <T>(cache: Map<string, Promise<T>>, bucket: string, open: () => Promise<T>): Promise<T> => {
-    let pending = cache.get(bucket);
-    if (pending === undefined) {
-      pending = open();
-      cache.set(bucket, pending);
-      pending.catch(() => cache.delete(bucket));
-    }
-    return pending;
   };
 
   const ready = (async () => {
@@ -185,21 +171,14 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
     onEvent(listener) {
       listeners.push(listener);
     },
-    async kvGet(bucket, key) {
-      const jsc = connectedJs();
-      const kv = await opened(kvs, bucket, () => new Kvm(jsc).open(bucket));
-      const entry = await kv.get(key);
-      if (entry === null || entry.operation !== 'PUT') return undefined;
-      return { revision: entry.revision, value: entry.value };
+    async request(subject, payload, timeoutMs) {
+      if (nc === undefined || !isUp) throw new Error('uplink not connected');
+      const reply = await nc.request(subject, payload, { timeout: timeoutMs });
+      return { data: reply.data, header: (name) => (reply.headers?.has(name) ? reply.headers.get(name) : undefined) };
     },
     subscribe(subject, listener) {
       subscriptions.push({ subject, listener });
       if (nc !== undefined && !nc.isClosed()) listen(nc, subject, listener);
-    },
-    async objectGet(bucket, name) {
-      const jsc = connectedJs();
-      const store = await opened(stores, bucket, () => new Objm(jsc).open(bucket));
-      return (await store.getBlob(name)) ?? undefined;
     },
     async close() {
       closed = true;

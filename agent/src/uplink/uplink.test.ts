@@ -188,15 +188,11 @@ class FakeTransport implements UplinkTransport {
   }
 
   // The uplink reads no desired state: these are the reconciler's.
-  kvGet(): Promise<undefined> {
-    return Promise.resolve(undefined);
+  request(): Promise<never> {
+    return Promise.reject(new Error('not used by the uplink'));
   }
 
   subscribe(): void {}
-
-  objectGet(): Promise<undefined> {
-    return Promise.resolve(undefined);
-  }
 
   publish(subject: string, payload: Uint8Array, options: { msgId?: string; headers?: Record<string, string> }): Promise<PublishAck> {
     let resolve!: (ack: PublishAck) => void;

@@ -158,6 +158,18 @@ export interface ObjectStoreBucket {
   list(): Promise<ObjectInfo[]>;
 }
 
+/** One request to a service the control plane answers (request/reply on core NATS). */
+export interface ServiceRequest {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** Answers once; `headers` travel as NATS headers. */
+  respond(data: Uint8Array, headers?: Readonly<Record<string, string>>): void;
+}
+
+export interface Subscription {
+  stop(): void;
+}
+
 export interface NatsClient {
   isConnected(): boolean;
   onStatus(listener: (status: NatsStatus) => void): void;
@@ -171,6 +183,8 @@ export interface NatsClient {
   openObjectStore(spec: ObjectStoreSpec): Promise<ObjectStoreBucket>;
   /** A core NATS publish (no stream, no ack): for notices. */
   publish(subject: string, data?: Uint8Array): void;
+  /** Answers requests on `subject` (wildcards allowed) in queue group `queue`: each request reaches one replica. */
+  serve(subject: string, queue: string, handler: (request: ServiceRequest) => void): Subscription;
   /** Pulls from a durable consumer until stopped; keeps going across disconnects and server restarts. */
   consume(stream: string, durable: string, handler: MessageHandler, options: ConsumeOptions): Consumption;
   consumerLag(stream: string, durable: string): Promise<ConsumerLag>;

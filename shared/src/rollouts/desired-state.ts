@@ -93,3 +93,21 @@ export const DesiredStateSchema = z.object({
 });
 export type DesiredState = z.infer<typeof DesiredStateSchema>;
 
+/** The reply of `outpost.svc.desired.{agentId}`: the agent's desired state and its KV revision, or none. */
+export const DesiredReplySchema = z.union([
+  z.object({ revision: z.number().int().positive(), desired: DesiredStateSchema }),
+  z.object({ revision: z.literal(0), desired: z.null() }),
+]);
+export type DesiredReply = z.infer<typeof DesiredReplySchema>;
+
+/** Largest chunk of a model file one reply carries (under NATS's default 1 MiB max_payload). */
+export const MODEL_CHUNK_BYTES = 512 * 1024;
+
+/** The request of `outpost.svc.model.{agentId}`: which file of which model, from where. */
+export const ModelChunkRequestSchema = z.strictObject({
+  name: z.string().min(1).max(128),
+  version: z.string().min(1).max(64),
+  file: z.enum(['manifest', 'onnx']),
+  offset: z.number().int().nonnegative(),
+});
+export type ModelChunkRequest = z.infer<typeof ModelChunkRequestSchema>;

@@ -171,12 +171,17 @@ describe('model rollouts', () => {
       expect(created.status, JSON.stringify(created.body)).toBe(201);
       const stopped = await api.waitFor(id, ['paused', 'succeeded', 'rolled-back']);
       expect(stopped.status).toBe('paused');
-      expect((await api.act(id, 'abort')).status).toBe(200);
       const { body } = await cpApi.get<AgentListResponse>('/api/agents');
       const gw0 = body.agents.find((a) => a.agentId === 'gw-0')!;
       expect(gw0.desired).toMatchObject({ status: 'refused', origin: { rolloutId: id } });
       expect(stopped.waves[0]!.failed[0]!.reason).toContain(gw0.desired!.code!);
       expect(gw0.versions?.model).toBe('constant@2.0.0');
+      // Aborted, the agent that refused is sent back to what it had: it applies that.
+      expect((await api.act(id, 'abort')).status).toBe(200);
+      await waitFor(async () => {
+        const again = (await cpApi.get<AgentListResponse>('/api/agents')).body.agents.find((a) => a.agentId === 'gw-0')!;
+        return again.desired?.origin?.rolloutId === id && again.desired.origin.action === 'rollback' && again.desired.status === 'applied';
+      }, { what: `gw-0 back after ${id} was aborted` });
       return { code: gw0.desired!.code, reason: gw0.desired!.reason };
     };
 

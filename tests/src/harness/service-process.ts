@@ -4,8 +4,8 @@ import { createInterface } from 'node:readline';
 import { ErrorCode, OutpostError } from '@outpost/shared';
 import { spawnOwned } from './wait.js';
 
-/** How long a service may take to print its ready line. */
-export const DEFAULT_SERVICE_START_TIMEOUT_MS = 20_000;
+/** How long a service may take to print its ready line; generous: six agents with their inference processes may start at once on two shared cores. */
+export const DEFAULT_SERVICE_START_TIMEOUT_MS = 45_000;
 
 export interface ExitStatus {
   code: number | null;

@@ -3,7 +3,7 @@
 // connection (declarations.ts, consumers.ts, kv-bucket.ts); Client only hands it over.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { ErrorCode, OutpostError, redactUrl, type ControlPlaneNatsConfig, type Logger } from '@outpost/shared';
 import type {
   ConsumeOptions,
@@ -17,6 +17,8 @@ import type {
   NatsStatus,
   ObjectStoreBucket,
   ObjectStoreSpec,
+  ServiceRequest,
+  Subscription,
   StreamSpec,
   TailMessage,
   TailOptions,
@@ -165,6 +167,31 @@ class Client implements NatsClient {
 
   publish(subject: string, data?: Uint8Array): void {
     this.#nc.publish(subject, data);
+  }
+
+  serve(subject: string, queue: string, handler: (request: ServiceRequest) => void): Subscription {
+    const sub = this.#nc.subscribe(subject, {
+      queue,
+      callback: (err, msg) => {
+        if (err !== null) {
+          this.#logger.warn({ err, subject }, 'service subscription error');
+          return;
+        }
+        handler({
+          subject: msg.subject,
+          data: msg.data,
+          respond: (data, headers) => {
+            let h;
+            if (headers !== undefined) {
+              h = natsHeaders();
+              for (const [k, v] of Object.entries(headers)) h.set(k, v);
+            }
+            msg.respond(data, h === undefined ? undefined : { headers: h });
+          },
+        });
+      },
+    });
+    return { stop: () => sub.unsubscribe() };
   }
 
   consume(stream: string, durable: string, handler: MessageHandler, options: ConsumeOptions): Consumption {
