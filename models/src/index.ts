@@ -29,5 +29,45 @@ export {
   type TrainedModel,
   type TrainOptions,
 } from './train/train.js';
-export { evaluateRecords, readTruthFile, type EvaluationReport, type TruthEpisode } from './evaluate/evaluate.js';
-export { ARTIFACTS_DIR, artifactFiles, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, FLAG_ALL_MODEL_NAME } from './build/build-artifacts.js';
+export {
+  curveThresholds,
+  evaluateRecords,
+  readTruthFile,
+  replayRecords,
+  routeDevice,
+  type BatchScorer,
+  type EvaluationReport,
+  type ModelReport,
+  type ModelUnderTest,
+  type TruthEpisode,
+} from './evaluate/evaluate.js';
+export {
+  assessTrace,
+  assessTraces,
+  detectionStats,
+  flaggedRuns,
+  statsByType,
+  thresholdForFalseAlarmRate,
+  tradeOffCurve,
+  SHORT_EPISODE_S,
+  type AlarmEvent,
+  type CurvePoint,
+  type DetectionStats,
+  type DeviceTrace,
+  type EpisodeOutcome,
+  type ScoredWindow,
+} from './evaluate/alarms.js';
+export { buildMaxScoreModel, scoreMaxReference, type MaxScoreModelOptions } from './onnx/max-score-model.js';
+export {
+  collectSeries,
+  trainDetector,
+  DEFAULT_BASELINE,
+  DETECTOR_FEATURES,
+  DEVICE_KINDS,
+  ONE_SIDED_FEATURES,
+  type DeviceKind,
+  type DeviceSeries,
+  type TrainedDetector,
+} from './train/detector.js';
+export { calibrateThresholds, DEFAULT_FALSE_ALARM_TARGET, type Calibration } from './train/calibrate.js';
+export { ARTIFACTS_DIR, artifactFiles, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION, DETECTOR_MODEL_VERSION, FLAG_ALL_MODEL_NAME } from './build/build-artifacts.js';

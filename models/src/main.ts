@@ -2,11 +2,14 @@
 // Composition root of the models CLI (npm run -w models build | sign | evaluate): the only
 // file that reads argv and the environment, writes to stdout/stderr and sets the exit code.
 import { resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, isOutpostError } from '@outpost/shared';
-import { artifactFiles, buildArtifacts, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION } from './build/build-artifacts.js';
+import { artifactFiles, buildArtifacts, DEFAULT_MODEL_VERSION, DETECTOR_MODEL_VERSION } from './build/build-artifacts.js';
 import { REPO_ROOT } from './build/simulator.js';
 import { DEFAULT_VALIDITY_MS } from './manifest/create-manifest.js';
+import { formatCurve, formatEvaluation } from './evaluate/format.js';
+import { DEFAULT_FALSE_ALARM_TARGET } from './train/calibrate.js';
+import { DEVICE_KINDS } from './train/detector.js';
 import { DEV_KEY_FILE_NAME, loadOrCreateSigningKey, signManifestFile } from './manifest/sign-file.js';
 
 /**
@@ -38,47 +41,105 @@ function print(json: boolean | undefined, value: unknown, text: string): void {
   process.stdout.write(json === true ? `${JSON.stringify(value)}\n` : text);
 }
 
-const program = new Command().name('outpost-models').description('Outpost models: build the shipped anomaly model, sign manifests, evaluate models on simulated scenarios');
+const program = new Command().name('outpost-models').description('Outpost models: build the shipped anomaly models, sign manifests, evaluate models on simulated scenarios');
 
 program
   .command('build')
-  .description('record normal traffic with outpost-sim, train the PCA anomaly model and write its .onnx, unsigned .manifest.json and the flag-everything model')
-  .option('--scenario <file>', 'normal-traffic scenario', repoPath('simulators/scenarios/train-normal.yaml'))
-  .option('--data <dir>', 'where the recording goes (generated, git-ignored)', repoPath('models/data'))
+  .description(
+    'record traffic with outpost-sim and build the shipped models: one anomaly model per device kind (per-device baselines and detectors, threshold chosen on held-out traffic, trade-off curve as SVG) and the original PCA model with its flag-everything twin',
+  )
+  .option('--scenario <file>', 'normal traffic of the PCA model', repoPath('simulators/scenarios/train-normal.yaml'))
+  .option('--train <file>', 'normal traffic of every kind, for the per-kind models', repoPath('simulators/scenarios/train.yaml'))
+  .option('--validate <file>', 'held-out labelled traffic of other devices: thresholds and curves of the per-kind models', repoPath('simulators/scenarios/validate.yaml'))
+  .addOption(new Option('--only <models>', 'build only these').choices(['pca', 'detectors']))
+  .option('--data <dir>', 'where the recordings go (generated, git-ignored)', repoPath('models/data'))
   .option('--out <dir>', 'where the artifacts go', repoPath('models/artifacts'))
-  .option('--model-version <version>', 'model version', DEFAULT_MODEL_VERSION)
+  .option('--model-version <version>', 'version of the PCA model', DEFAULT_MODEL_VERSION)
+  .option('--detector-version <version>', 'version of the per-kind models', DETECTOR_MODEL_VERSION)
+  .option('--false-alarms <perDeviceDay>', 'false alarms per device-day the per-kind thresholds are chosen for', positiveArg, DEFAULT_FALSE_ALARM_TARGET)
   .option('--created-at <time>', 'createdAt of the manifests (fixed for reproducible bytes)', isoTimeArg, DEFAULT_CREATED_AT)
   .option('--valid-days <days>', 'expiresAt = createdAt + this many days', positiveArg, DEFAULT_VALIDITY_MS / DAY_MS)
   .option('--json', 'print a JSON summary')
-  .action(async (o: { scenario: string; data: string; out: string; modelVersion: string; createdAt: string; validDays: number; json?: boolean }) => {
-    const result = await buildArtifacts({
-      scenarioFile: userPath(o.scenario),
-      dataDir: userPath(o.data),
-      outDir: userPath(o.out),
-      version: o.modelVersion,
-      createdAt: o.createdAt,
-      validityMs: o.validDays * DAY_MS,
-    });
-    const { trained, model, flagAll } = result;
-    const summary = {
-      model: model.files,
-      flagAll: flagAll.files,
-      training: model.training,
-      threshold: trained.threshold,
-      k: trained.k,
-      featureLength: model.manifest.input.dims[1],
-      trainingRows: trained.trainingRows,
-      devices: trained.devices,
-      skipped: result.records.skipped,
-    };
-    print(
-      o.json,
-      summary,
-      `trained ${model.manifest.name}@${model.manifest.version} on ${trained.trainingRows} windows of ${trained.devices} devices: ` +
-        `k = ${trained.k} of ${summary.featureLength}, threshold ${trained.threshold.toPrecision(6)}\n` +
-        `  ${model.files.onnx}\n  ${model.files.manifest}\n  ${model.training}\n  ${flagAll.files.onnx}\n  ${flagAll.files.manifest}\n`,
-    );
-  });
+  .action(
+    async (o: {
+      scenario: string;
+      train: string;
+      validate: string;
+      only?: 'pca' | 'detectors';
+      data: string;
+      out: string;
+      modelVersion: string;
+      detectorVersion: string;
+      falseAlarms: number;
+      createdAt: string;
+      validDays: number;
+      json?: boolean;
+    }) => {
+      const lines: string[] = [];
+      let summary: Record<string, unknown> = {};
+      if (o.only !== 'detectors') {
+        const result = await buildArtifacts({
+          scenarioFile: userPath(o.scenario),
+          dataDir: userPath(o.data),
+          outDir: userPath(o.out),
+          version: o.modelVersion,
+          createdAt: o.createdAt,
+          validityMs: o.validDays * DAY_MS,
+        });
+        const { trained, model, flagAll } = result;
+        summary = {
+          model: model.files,
+          flagAll: flagAll.files,
+          training: model.training,
+          threshold: trained.threshold,
+          k: trained.k,
+          featureLength: model.manifest.input.dims[1],
+          trainingRows: trained.trainingRows,
+          devices: trained.devices,
+          skipped: result.records.skipped,
+        };
+        lines.push(
+          `trained ${model.manifest.name}@${model.manifest.version} on ${trained.trainingRows} windows of ${trained.devices} devices: k = ${trained.k} of ${String(summary['featureLength'])}, threshold ${trained.threshold.toPrecision(6)}`,
+          `  ${model.files.onnx}\n  ${model.files.manifest}\n  ${model.training}\n  ${flagAll.files.onnx}\n  ${flagAll.files.manifest}`,
+        );
+      }
+      if (o.only !== 'pca') {
+        // onnxruntime-node's native library loads only for the commands that run a model.
+        const { buildDetectors } = await import('./build/build-detectors.js');
+        const result = await buildDetectors({
+          trainScenarioFile: userPath(o.train),
+          validateScenarioFile: userPath(o.validate),
+          dataDir: userPath(o.data),
+          outDir: userPath(o.out),
+          version: o.detectorVersion,
+          createdAt: o.createdAt,
+          validityMs: o.validDays * DAY_MS,
+          falseAlarmTarget: o.falseAlarms,
+        });
+        summary['detectors'] = result.detectors.map((d) => ({
+          model: { name: d.manifest.name, version: d.manifest.version },
+          kind: d.kind.kind,
+          metrics: d.kind.metrics,
+          files: d.files,
+          threshold: d.manifest.threshold,
+          featureLength: d.manifest.input.dims[1],
+          trainingDevices: d.detector.trainingDevices.length,
+          trainingWindows: d.detector.trainingWindows,
+          laggedMetrics: d.detector.laggedMetrics,
+          heldOut: { devices: d.calibration.devices, deviceDays: d.calibration.deviceDays, falseAlarmsPerDeviceDay: d.calibration.falseAlarmsPerDeviceDay, detectionRate: d.calibration.all.detectionRate },
+        }));
+        for (const d of result.detectors) {
+          lines.push(
+            `trained ${d.manifest.name}@${d.manifest.version} (${d.kind.kind}: ${d.kind.metrics.join(', ')}) on ${d.detector.trainingWindows} windows of ${d.detector.trainingDevices.length} devices; ` +
+              `threshold ${d.manifest.threshold.toPrecision(6)}: ${d.calibration.falseAlarmsPerDeviceDay.toFixed(2)} false alarms per device-day and ${(d.calibration.all.detectionRate * 100).toFixed(1)}% of episodes detected while active on ${d.calibration.deviceDays.toFixed(1)} held-out device-days`,
+            ...formatCurve(d.calibration.curve, d.manifest.threshold, 6),
+            `  ${d.files.onnx}\n  ${d.files.manifest}\n  ${d.files.training}\n  ${d.files.curve}`,
+          );
+        }
+      }
+      print(o.json, summary, `${lines.join('\n')}\n`);
+    },
+  );
 
 program
   .command('sign')
@@ -107,25 +168,47 @@ program
     );
   });
 
+/** Collects a repeatable option's values. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function integerArg(text: string): number {
+  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(Number(text))) throw new InvalidArgumentError(`must be an integer such as 2003, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
 program
   .command('evaluate')
-  .description('record a scenario with ground truth, replay it through the model, print detection rate per anomaly type and the false-alarm rate')
+  .description(
+    'record a scenario with ground truth and replay it through the models, each device to the model of its kind: detection while active and delay per anomaly type, false alarms per device-day, the trade-off curve',
+  )
   .option('--scenario <file>', 'scenario with anomalies', repoPath('simulators/scenarios/evaluate.yaml'))
-  .option('--seed <seed>', "overrides the scenario's seed")
-  .option('--model <file>', '.onnx file (default: the shipped model)')
-  .option('--manifest <file>', 'its manifest, unsigned or signed (default: the shipped one)')
+  .option('--seed <integer>', "overrides the scenario's seed", integerArg)
+  .option('--model <file>', '.onnx file, repeatable (default: the shipped model of every kind)', collect)
+  .option('--manifest <file>', 'its manifest, unsigned or signed, one per --model in the same order', collect)
+  .option('--allow-training-devices', 'evaluate on devices a model was trained on too (by default that is refused)')
   .option('--keep <dir>', 'keep the recording in this folder')
   .option('--json', 'print the result as JSON')
-  .action(async (o: { scenario: string; seed?: string; model?: string; manifest?: string; keep?: string; json?: boolean }) => {
-    // onnxruntime-node's native library loads only for the command that runs a model.
-    const { evaluateScenario, formatEvaluation } = await import('./evaluate/evaluate-scenario.js');
-    const shipped = artifactFiles(repoPath('models/artifacts'), DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION);
-    if ((o.model === undefined) !== (o.manifest === undefined)) program.error('give --model and --manifest together (or neither, for the shipped model)', { exitCode: ExitCode.configInvalid });
+  .action(async (o: { scenario: string; seed?: number; model?: string[]; manifest?: string[]; allowTrainingDevices?: boolean; keep?: string; json?: boolean }) => {
+    const [models, manifests] = [o.model ?? [], o.manifest ?? []];
+    if (models.length !== manifests.length) {
+      program.error(`give one --manifest per --model (got ${models.length} --model and ${manifests.length} --manifest), or neither for the shipped models`, { exitCode: ExitCode.configInvalid });
+    }
+    // onnxruntime-node's native library loads only for the commands that run a model.
+    const { evaluateScenario } = await import('./evaluate/evaluate-scenario.js');
+    const files =
+      models.length === 0
+        ? DEVICE_KINDS.map((kind) => {
+            const shipped = artifactFiles(repoPath('models/artifacts'), kind.model, DETECTOR_MODEL_VERSION);
+            return { modelFile: shipped.onnx, manifestFile: shipped.manifest };
+          })
+        : models.map((model, i) => ({ modelFile: userPath(model), manifestFile: userPath(manifests[i]!) }));
     const evaluation = await evaluateScenario({
       scenarioFile: userPath(o.scenario),
-      ...(o.seed === undefined ? {} : { seed: /^-?\d+$/.test(o.seed) ? Number(o.seed) : o.seed }),
-      modelFile: o.model === undefined ? shipped.onnx : userPath(o.model),
-      manifestFile: o.manifest === undefined ? shipped.manifest : userPath(o.manifest),
+      ...(o.seed === undefined ? {} : { seed: o.seed }),
+      models: files,
+      allowTrainingDevices: o.allowTrainingDevices === true,
       ...(o.keep === undefined ? {} : { keepDir: userPath(o.keep) }),
     });
     print(o.json, evaluation, formatEvaluation(evaluation));

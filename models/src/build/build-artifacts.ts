@@ -4,13 +4,15 @@ import { fileURLToPath } from 'node:url';
 import { featureLength, type ModelManifest } from '@outpost/shared';
 import { createManifest, DEFAULT_VALIDITY_MS } from '../manifest/create-manifest.js';
 import { buildConstantScoreModel, buildPcaModel } from '../onnx/pca-model.js';
-import { createRecordStats, readRecordFile, type RecordStats } from '../train/records.js';
+import { createRecordStats, readRecordFile, type RecordStats, type TelemetryRecord } from '../train/records.js';
 import { trainFromRecords, type TrainedModel, type TrainOptions } from '../train/train.js';
 import { recordWithSimulator } from './simulator.js';
 
 /** The shipped default model. */
 export const DEFAULT_MODEL_NAME = 'anomaly-pca';
 export const DEFAULT_MODEL_VERSION = '1.0.0';
+/** Version of the per-kind models (build-detectors.ts; their names are DEVICE_KINDS' `model`). */
+export const DETECTOR_MODEL_VERSION = '2.0.0';
 /** The deliberately bad model shipped beside it (flags every window). */
 export const FLAG_ALL_MODEL_NAME = 'anomaly-flag-all';
 /** The bad model scores every row this many times the good model's threshold. */
@@ -21,11 +23,12 @@ export const ARTIFACTS_DIR = fileURLToPath(new URL('../../artifacts/', import.me
 
 /**
  * File names of a model's artifacts: `<name>-<version>.onnx`, `.manifest.json` (unsigned),
- * `.signed.json` (what `sign` writes), `.training.json` (the training report).
+ * `.signed.json` (what `sign` writes), `.training.json` (the training report), `.curve.svg`
+ * (the detection vs false-alarm trade-off, per-kind models only).
  */
-export function artifactFiles(dir: string, name: string, version: string = DEFAULT_MODEL_VERSION): { onnx: string; manifest: string; signed: string; training: string } {
+export function artifactFiles(dir: string, name: string, version: string = DEFAULT_MODEL_VERSION): { onnx: string; manifest: string; signed: string; training: string; curve: string } {
   const base = join(dir, `${name}-${version}`);
-  return { onnx: `${base}.onnx`, manifest: `${base}.manifest.json`, signed: `${base}.signed.json`, training: `${base}.training.json` };
+  return { onnx: `${base}.onnx`, manifest: `${base}.manifest.json`, signed: `${base}.signed.json`, training: `${base}.training.json`, curve: `${base}.curve.svg` };
 }
 
 export interface BuildArtifactsOptions {
@@ -56,6 +59,14 @@ export interface BuildArtifactsResult {
   records: RecordStats;
 }
 
+/** Passes records through, noting every device id seen into `ids`. */
+async function* withDeviceIds(records: AsyncIterable<TelemetryRecord>, ids: Set<string>): AsyncGenerator<TelemetryRecord> {
+  for await (const record of records) {
+    ids.add(record.deviceId);
+    yield record;
+  }
+}
+
 /** Stable JSON for a file: two-space indent, trailing newline. */
 function toFileJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
@@ -74,7 +85,8 @@ export async function buildArtifacts(options: BuildArtifactsOptions): Promise<Bu
   const recordFile = join(options.dataDir, 'train-normal.jsonl');
   await recordWithSimulator({ scenarioFile: options.scenarioFile, recordFile, truthFile: join(options.dataDir, 'train-normal.truth.jsonl') });
   const records = createRecordStats();
-  const trained = await trainFromRecords(readRecordFile(recordFile, records), options.train);
+  const trainingDevices = new Set<string>();
+  const trained = await trainFromRecords(withDeviceIds(readRecordFile(recordFile, records), trainingDevices), options.train);
 
   const createdMs = Date.parse(options.createdAt);
   const createdAt = new Date(createdMs).toISOString();
@@ -104,6 +116,8 @@ export async function buildArtifacts(options: BuildArtifactsOptions): Promise<Bu
       records,
       trainingRows: trained.trainingRows,
       devices: trained.devices,
+      // evaluate refuses to judge the model on these (a device's physics follows from its id).
+      trainingDevices: [...trainingDevices],
       weighting: trained.weighting,
       k: trained.k,
       explainedVariance: trained.explainedVariance,

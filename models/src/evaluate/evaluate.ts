@@ -1,16 +1,30 @@
 import { readFile } from 'node:fs/promises';
-import { createFeatureWindow, ErrorCode, featureLength, GroundTruthEpisodeSchema, OutpostError, type FeatureSpec, type GroundTruthEpisode } from '@outpost/shared';
+import { createFeatureWindow, ErrorCode, featureLength, GroundTruthEpisodeSchema, OutpostError, type FeatureSpec, type FeatureWindow, type ModelRef } from '@outpost/shared';
 import type { TelemetryRecord } from '../train/records.js';
-import { quantileOfSorted } from '../train/train.js';
+import {
+  assessTraces,
+  detectionStats,
+  episodesByDevice,
+  statsByType,
+  tradeOffCurve,
+  type AlarmEvent,
+  type CurvePoint,
+  type DetectionStats,
+  type DeviceTrace,
+  type EpisodeOutcome,
+  type ScoredWindow,
+  type TruthEpisode,
+} from './alarms.js';
 
 /**
- * Evaluation of a model on recorded traffic with ground truth: the agent's per-device windows
- * (the shared feature code, the manifest's spec and hop), the model's scores, the manifest's
- * threshold, then per anomaly type how many episodes were caught and how many windows without
- * any anomalous sample were flagged.
+ * Evaluation of models on recorded traffic with ground truth, as the agent would run them:
+ * each device is routed to the model of its kind (routeDevice), its telemetry goes through the
+ * shared feature windows of that model's spec (baselines included), the model scores every
+ * window, and the manifest's threshold flags them. The definitions of what counts are in
+ * alarms.ts.
  */
 
-export type TruthEpisode = GroundTruthEpisode;
+export type { TruthEpisode } from './alarms.js';
 
 /** Reads a ground-truth file; a bad line is MODEL_INVALID naming the line and field. */
 export async function readTruthFile(file: string): Promise<TruthEpisode[]> {
@@ -37,158 +51,259 @@ export async function readTruthFile(file: string): Promise<TruthEpisode[]> {
 /** Scores whole rows (row-major float32, `featureLength` per row); one score per row. */
 export type BatchScorer = (rows: Float32Array) => Promise<Float32Array>;
 
-/** One window the agent would score: its device, the seqs of its first and last samples, its row. */
-interface ScoredWindow {
-  deviceId: string;
-  firstSeq: number;
-  lastSeq: number;
-  row: Float32Array;
-  score: number;
-}
-
-export interface TypeResult {
-  episodes: number;
-  detected: number;
-  /** detected / episodes; NaN when there were none. */
-  detectionRate: number;
-}
-
-export interface EvaluationReport {
-  windows: number;
-  /** Windows holding no anomalous sample. */
-  normalWindows: number;
-  falseAlarms: number;
-  falseAlarmRate: number;
-  /** Windows holding at least one anomalous sample, and how many of them were flagged. */
-  anomalousWindows: number;
-  flaggedAnomalousWindows: number;
-  episodes: number;
-  detected: number;
-  detectionRate: number;
-  perType: Record<string, TypeResult>;
-  threshold: number;
-  /** Episodes no flagged window overlapped (at most 20), for diagnosis. */
-  missed: (TruthEpisode & { maxScore: number | undefined })[];
-  /** Normal-window scores: median, 99th percentile, highest. */
-  normalScores: { p50: number; p99: number; max: number };
-}
-
-export interface EvaluateOptions {
+/** A model as the evaluation runs it. */
+export interface ModelUnderTest {
+  ref: ModelRef;
   featureSpec: FeatureSpec;
   threshold: number;
   score: BatchScorer;
-  /** Rows per model call; default 512. */
-  batchSize?: number;
+  /** Devices the model was trained on, when known: they must not be evaluated on (unless allowed). */
+  trainingDevices?: ReadonlySet<string>;
 }
 
 /**
- * Replays `records` (file order) through per-device feature windows and the model.
- * A window counts for an episode of its device when it holds at least one of the episode's
- * samples (its seq range overlaps [startSeq, endSeq]): the windows that end up to one window
- * length after the episode's last sample. An episode is detected when one of those is
- * flagged (score > threshold). Windows overlapping no episode are the normal windows; the
- * false-alarm rate is the share of them flagged. A record without seq is numbered by its
- * position in the device's stream.
+ * Which model a device goes to, by the metrics of its first telemetry message: among the models
+ * whose every feature metric the device sends, the one reading the most metrics (the most
+ * specific kind); the first of equals. Undefined: no model fits the device. The agent routes
+ * by the same rule.
  */
-export async function evaluateRecords(
+export function routeDevice<M extends { featureSpec: Pick<FeatureSpec, 'metrics'> }>(metricNames: readonly string[], models: readonly M[]): M | undefined {
+  const names = new Set(metricNames);
+  let best: M | undefined;
+  for (const model of models) {
+    if (!model.featureSpec.metrics.every((m) => names.has(m))) continue;
+    if (best === undefined || model.featureSpec.metrics.length > best.featureSpec.metrics.length) best = model;
+  }
+  return best;
+}
+
+export interface EvaluateOptions {
+  models: readonly ModelUnderTest[];
+  /** Rows per model call; default 1024. */
+  batchSize?: number;
+  /** Evaluate devices a model was trained on too (default false: MODEL_INVALID naming them). */
+  allowTrainingDevices?: boolean;
+  /** Thresholds of the trade-off curve, per model; default curveThresholds(model threshold). */
+  curveThresholds?: (model: ModelUnderTest) => number[];
+}
+
+/** One model's results. */
+export interface ModelReport {
+  model: ModelRef;
+  threshold: number;
+  strideSamples: number;
+  devices: number;
+  windows: number;
+  deviceDays: number;
+  alarmEvents: number;
+  falseAlarmEvents: number;
+  falseAlarmsPerDeviceDay: number;
+  /** Share of the windows holding no episode sample that were flagged (time in alarm when all is well). */
+  flaggedNormalShare: number;
+  /** Complete episodes (not cut off by the end of the recording), per anomaly type. */
+  perType: Record<string, DetectionStats>;
+  all: DetectionStats;
+  /** Episodes cut off by the end of the recording, per type, reported apart. */
+  cutOff: Record<string, DetectionStats>;
+  /** Episodes no window of their device could see (too few samples after them). */
+  unscored: number;
+  /** Training devices among the evaluated ones (only with allowTrainingDevices); undefined when the training devices are unknown. */
+  seenInTraining: number | undefined;
+  curve: CurvePoint[];
+  /** Missed complete episodes (at most 30), for diagnosis. */
+  missed: (TruthEpisode & { durationS: number; maxScore: number | undefined })[];
+  /** False alarms (at most 30), for diagnosis. */
+  falseAlarms: AlarmEvent[];
+}
+
+export interface EvaluationReport {
+  models: ModelReport[];
+  /** Devices no model fits, and their episodes (not evaluated). */
+  unroutedDevices: string[];
+  unroutedEpisodes: number;
+}
+
+/** Default curve: 61 thresholds from an eighth to eight times the model's, evenly on a log scale, plus the model's own. */
+export function curveThresholds(threshold: number): number[] {
+  const base = threshold > 0 ? threshold : 1;
+  const points = Array.from({ length: 61 }, (_, i) => base * 2 ** (-3 + i / 10));
+  return [...new Set([...points, threshold])].sort((a, b) => a - b);
+}
+
+interface DeviceState {
+  model: ModelUnderTest | undefined;
+  window: FeatureWindow | undefined;
+  /** Seq and ts of the samples in the window, oldest first (a ring of windowSize). */
+  seqs: number[];
+  tss: number[];
+  position: number;
+  windows: ScoredWindow[];
+  firstTs: number;
+  lastTs: number;
+  lastSeq: number;
+  samples: number;
+}
+
+/** What replaying traffic through models gives: every routed device's scored windows. */
+export interface Replay {
+  traces: Map<ModelUnderTest, DeviceTrace[]>;
+  /** Devices no model fits. */
+  unroutedDevices: string[];
+}
+
+/**
+ * Replays `records` (file order) through the models as the agent would: routing, feature
+ * windows (with baselines), batched scoring. A record without seq is numbered by its position in
+ * the device's stream.
+ *
+ * @throws OutpostError MODEL_INVALID when a model fits no device of the traffic (naming the
+ *   metrics the traffic lacks), when a device is one its model was trained on (unless
+ *   `allowTrainingDevices`), or when a model returns the wrong number of scores.
+ */
+export async function replayRecords(
   records: Iterable<TelemetryRecord> | AsyncIterable<TelemetryRecord>,
-  truth: readonly TruthEpisode[],
-  options: EvaluateOptions,
-): Promise<EvaluationReport> {
-  const { featureSpec, threshold } = options;
-  const n = featureLength(featureSpec);
-  const batchSize = options.batchSize ?? 512;
-  const devices = new Map<string, { window: ReturnType<typeof createFeatureWindow>; seqs: number[]; position: number }>();
-  const windows: ScoredWindow[] = [];
-  let pending: ScoredWindow[] = [];
+  options: Pick<EvaluateOptions, 'models' | 'batchSize' | 'allowTrainingDevices'>,
+): Promise<Replay> {
+  const { models } = options;
+  if (models.length === 0) throw new OutpostError(ErrorCode.MODEL_INVALID, 'no model to evaluate');
+  const batchSize = options.batchSize ?? 1024;
+  const devices = new Map<string, DeviceState>();
+  const seenMetrics = new Set<string>();
+  const pending = new Map<ModelUnderTest, { rows: Float32Array[]; windows: ScoredWindow[] }>(models.map((m) => [m, { rows: [], windows: [] }]));
 
-  const flush = async (): Promise<void> => {
-    if (pending.length === 0) return;
-    const batch = new Float32Array(pending.length * n);
-    pending.forEach((w, i) => batch.set(w.row, i * n));
-    const scores = await options.score(batch);
-    if (scores.length !== pending.length) throw new OutpostError(ErrorCode.MODEL_INVALID, `model returned ${scores.length} scores for ${pending.length} rows`);
-    pending.forEach((w, i) => (w.score = scores[i]!));
-    pending = [];
+  const flush = async (model: ModelUnderTest): Promise<void> => {
+    const batch = pending.get(model)!;
+    if (batch.rows.length === 0) return;
+    const n = featureLength(model.featureSpec);
+    const input = new Float32Array(batch.rows.length * n);
+    batch.rows.forEach((row, i) => input.set(row, i * n));
+    const scores = await model.score(input);
+    if (scores.length !== batch.rows.length) {
+      throw new OutpostError(ErrorCode.MODEL_INVALID, `model ${model.ref.name}@${model.ref.version} returned ${scores.length} scores for ${batch.rows.length} rows`);
+    }
+    batch.windows.forEach((w, i) => (w.score = scores[i]!));
+    batch.rows = [];
+    batch.windows = [];
   };
-
   for await (const record of records) {
     let device = devices.get(record.deviceId);
     if (device === undefined) {
-      device = { window: createFeatureWindow(featureSpec), seqs: [], position: 0 };
+      const metricNames = Object.keys(record.metrics);
+      for (const name of metricNames) seenMetrics.add(name);
+      const model = routeDevice(metricNames, models);
+      if (model !== undefined && options.allowTrainingDevices !== true && model.trainingDevices?.has(record.deviceId) === true) {
+        throw new OutpostError(
+          ErrorCode.MODEL_INVALID,
+          `device ${record.deviceId} of the traffic is one model ${model.ref.name}@${model.ref.version} was trained on: evaluate on devices it never saw (another scenario or device prefix), or pass --allow-training-devices to include them knowingly`,
+          { details: { deviceId: record.deviceId, model: model.ref } },
+        );
+      }
+      device = {
+        model,
+        window: model === undefined ? undefined : createFeatureWindow(model.featureSpec),
+        seqs: [],
+        tss: [],
+        position: 0,
+        windows: [],
+        firstTs: record.ts,
+        lastTs: record.ts,
+        lastSeq: 0,
+        samples: 0,
+      };
       devices.set(record.deviceId, device);
+    } else if (device.samples < 8) {
+      for (const name of Object.keys(record.metrics)) seenMetrics.add(name);
     }
     const seq = record.seq ?? device.position;
     device.position++;
-    const before = device.window.sampleCount;
-    const due = device.window.add(record.metrics);
-    if (device.window.sampleCount === before) continue;
+    device.samples++;
+    device.lastTs = record.ts;
+    device.lastSeq = seq;
+    const { model, window } = device;
+    if (model === undefined || window === undefined) continue;
+    const before = window.sampleCount;
+    const due = window.add(record.metrics);
+    if (window.sampleCount === before) continue;
+    const size = model.featureSpec.windowSize;
     device.seqs.push(seq);
-    if (device.seqs.length > featureSpec.windowSize) device.seqs.shift();
+    device.tss.push(record.ts);
+    if (device.seqs.length > size) {
+      device.seqs.shift();
+      device.tss.shift();
+    }
     if (!due) continue;
-    const scored: ScoredWindow = { deviceId: record.deviceId, firstSeq: device.seqs[0]!, lastSeq: seq, row: device.window.row(), score: Number.NaN };
-    windows.push(scored);
-    pending.push(scored);
-    if (pending.length >= batchSize) await flush();
+    const scored: ScoredWindow = { firstSeq: device.seqs[0]!, lastSeq: seq, firstTs: device.tss[0]!, lastTs: record.ts, score: Number.NaN };
+    device.windows.push(scored);
+    const batch = pending.get(model)!;
+    batch.rows.push(window.row());
+    batch.windows.push(scored);
+    if (batch.rows.length >= batchSize) await flush(model);
   }
-  await flush();
+  for (const model of models) await flush(model);
 
-  const byDevice = new Map<string, { episode: TruthEpisode; detected: boolean; maxScore: number | undefined }[]>();
-  for (const episode of truth) {
-    const list = byDevice.get(episode.deviceId) ?? [];
-    list.push({ episode, detected: false, maxScore: undefined });
-    byDevice.set(episode.deviceId, list);
-  }
-  let normalWindows = 0;
-  let falseAlarms = 0;
-  let anomalousWindows = 0;
-  let flaggedAnomalousWindows = 0;
-  const normalScores: number[] = [];
-  for (const w of windows) {
-    const flagged = w.score > threshold;
-    let anomalous = false;
-    for (const entry of byDevice.get(w.deviceId) ?? []) {
-      if (w.lastSeq < entry.episode.startSeq || w.firstSeq > entry.episode.endSeq) continue;
-      anomalous = true;
-      entry.maxScore = Math.max(entry.maxScore ?? -Infinity, w.score);
-      if (flagged) entry.detected = true;
-    }
-    if (anomalous) {
-      anomalousWindows++;
-      if (flagged) flaggedAnomalousWindows++;
-    } else {
-      normalWindows++;
-      normalScores.push(w.score);
-      if (flagged) falseAlarms++;
-    }
+  for (const model of models) {
+    const routed = [...devices.values()].some((d) => d.model === model);
+    if (routed) continue;
+    const lacking = model.featureSpec.metrics.filter((m) => !seenMetrics.has(m));
+    const ref = `${model.ref.name}@${model.ref.version}`;
+    throw new OutpostError(
+      ErrorCode.MODEL_INVALID,
+      lacking.length > 0
+        ? `model ${ref} reads the metrics ${model.featureSpec.metrics.join(', ')}; the traffic has no ${lacking.join(', ')} (it has ${[...seenMetrics].sort().join(', ') || 'no telemetry'})`
+        : `model ${ref} reads the metrics ${model.featureSpec.metrics.join(', ')}; no device of the traffic sends all of them`,
+      { details: { model: model.ref, metrics: model.featureSpec.metrics, lacking, trafficMetrics: [...seenMetrics].sort() } },
+    );
   }
 
-  const perType: Record<string, TypeResult> = {};
-  const entries = [...byDevice.values()].flat();
-  for (const { episode, detected } of entries) {
-    const result = (perType[episode.type] ??= { episodes: 0, detected: 0, detectionRate: Number.NaN });
-    result.episodes++;
-    if (detected) result.detected++;
-  }
-  for (const result of Object.values(perType)) result.detectionRate = result.detected / result.episodes;
-  const detected = entries.filter((e) => e.detected).length;
-  const sortedNormal = Float64Array.from(normalScores).sort();
-  return {
-    windows: windows.length,
-    normalWindows,
-    falseAlarms,
-    falseAlarmRate: normalWindows === 0 ? Number.NaN : falseAlarms / normalWindows,
-    anomalousWindows,
-    flaggedAnomalousWindows,
-    episodes: entries.length,
-    detected,
-    detectionRate: entries.length === 0 ? Number.NaN : detected / entries.length,
-    perType,
-    threshold,
-    missed: entries
-      .filter((e) => !e.detected)
-      .slice(0, 20)
-      .map((e) => ({ ...e.episode, maxScore: e.maxScore })),
-    normalScores: { p50: quantileOfSorted(sortedNormal, 0.5), p99: quantileOfSorted(sortedNormal, 0.99), max: sortedNormal[sortedNormal.length - 1] ?? Number.NaN },
-  };
+
+  const traces = new Map<ModelUnderTest, DeviceTrace[]>(
+    models.map((model) => [
+      model,
+      [...devices]
+        .filter(([, d]) => d.model === model)
+        .map(([deviceId, d]) => ({ deviceId, windows: d.windows, lastSeq: d.lastSeq, intervalMs: d.samples > 1 ? (d.lastTs - d.firstTs) / (d.samples - 1) : 1000 })),
+    ]),
+  );
+  return { traces, unroutedDevices: [...devices].filter(([, d]) => d.model === undefined).map(([id]) => id) };
+}
+
+/**
+ * Replays `records` through the models (replayRecords) and assesses them against `truth` at
+ * each model's threshold: per model, alarm events and false alarms per device-day, detection
+ * while active and delay per anomaly type, cut-off episodes apart, and the trade-off curve.
+ */
+export async function evaluateRecords(records: Iterable<TelemetryRecord> | AsyncIterable<TelemetryRecord>, truth: readonly TruthEpisode[], options: EvaluateOptions): Promise<EvaluationReport> {
+  const { models } = options;
+  const replay = await replayRecords(records, options);
+  const truthByDevice = episodesByDevice(truth);
+  const { unroutedDevices } = replay;
+  const reports = models.map((model): ModelReport => {
+    const traces = replay.traces.get(model)!;
+    const stride = model.featureSpec.hopSize;
+    const outcome = assessTraces(traces, truthByDevice, model.threshold, stride);
+    const byTypeCut = statsByType(outcome.cutOff);
+    const missed = outcome.complete.filter((o: EpisodeOutcome) => !o.detected);
+    return {
+      model: model.ref,
+      threshold: model.threshold,
+      strideSamples: stride,
+      devices: traces.length,
+      windows: traces.reduce((n, t) => n + t.windows.length, 0),
+      deviceDays: outcome.deviceDays,
+      alarmEvents: outcome.alarmEvents,
+      falseAlarmEvents: outcome.falseAlarmEvents,
+      falseAlarmsPerDeviceDay: outcome.falseAlarmsPerDeviceDay,
+      flaggedNormalShare: outcome.flaggedNormalShare,
+      perType: statsByType(outcome.complete),
+      all: detectionStats(outcome.complete),
+      cutOff: byTypeCut,
+      unscored: outcome.unscored.length,
+      seenInTraining: model.trainingDevices === undefined ? undefined : traces.filter((t) => model.trainingDevices!.has(t.deviceId)).length,
+      curve: tradeOffCurve(traces, truthByDevice, (options.curveThresholds ?? ((m) => curveThresholds(m.threshold)))(model), stride),
+      missed: missed.slice(0, 30).map((o) => ({ ...o.episode, durationS: o.durationS, maxScore: o.maxScore })),
+      falseAlarms: outcome.events.filter((e) => e.falseAlarm).slice(0, 30),
+    };
+  });
+  const unroutedSet = new Set(unroutedDevices);
+  return { models: reports, unroutedDevices, unroutedEpisodes: truth.filter((t) => unroutedSet.has(t.deviceId)).length };
 }

@@ -19,6 +19,8 @@ export interface CreateManifestInput {
   onnx: Uint8Array;
   featureSpec: FeatureSpec;
   threshold: number;
+  /** How the threshold was chosen (written when given). */
+  thresholdCalibration?: ModelManifest['thresholdCalibration'];
   testVectors: TestVector[];
   /** Default DEFAULT_TEST_TOLERANCE. */
   testTolerance?: number;
@@ -66,6 +68,7 @@ export function createManifest(input: CreateManifestInput): ModelManifest {
     output: { name: DEFAULT_OUTPUT_NAME, dims: [-1] },
     featureSpec: input.featureSpec,
     threshold: input.threshold,
+    ...(input.thresholdCalibration === undefined ? {} : { thresholdCalibration: input.thresholdCalibration }),
     testVectors: input.testVectors,
     testTolerance: input.testTolerance ?? DEFAULT_TEST_TOLERANCE,
   };
