@@ -24,12 +24,14 @@ function statusCell(summary: Pick<AgentSummary, 'status' | 'reasons'>, style: St
   return { text, style: color };
 }
 
-function labels(values: Readonly<Record<string, string>>): string {
+/** `k=v,k=v`, or `-` for none. */
+export function formatLabels(values: Readonly<Record<string, string>>): string {
   const entries = Object.entries(values);
   return entries.length === 0 ? NONE : entries.map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-function bytes(count: number): string {
+/** `512 B`, `1.5 KiB`, `12.0 MiB`, ... */
+export function formatBytes(count: number): string {
   if (count < 1024) return `${count} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let value = count / 1024;
@@ -73,7 +75,7 @@ export function formatAgentList(body: AgentListResponse, nowMs: number, style: S
       a.versions?.model ?? a.inference?.model ?? NONE,
       a.buffer === null ? NONE : String(Object.values(a.buffer.records).reduce((s, n) => s + n, 0)),
       rate(a.ingest?.acceptedPerS),
-      labels(a.labels),
+      formatLabels(a.labels),
     ]),
     header(style),
   );
@@ -86,7 +88,7 @@ export function formatAgentDetail(body: AgentDetailResponse, nowMs: number, styl
   const fields: [string, string][] = [
     ['Agent', body.agentId],
     ['Status', status.style(status.text)],
-    ['Labels', labels(body.labels)],
+    ['Labels', formatLabels(body.labels)],
     ['Epoch', body.epoch ?? NONE],
     ['Versions', body.versions === null ? NONE : Object.entries(body.versions).map(([k, v]) => `${k} ${v}`).join(', ')],
     ['First seen', seen(body.firstSeenMs)],
@@ -97,7 +99,7 @@ export function formatAgentDetail(body: AgentDetailResponse, nowMs: number, styl
     const records = Object.values(b.records).reduce((s, n) => s + n, 0);
     const lanes = Object.entries(b.records).map(([lane, n]) => `${lane} ${n}`).join(', ');
     const oldest = b.oldestRecordAgeMs === undefined ? '' : `, oldest ${formatAge(nowMs - b.oldestRecordAgeMs, nowMs).replace(' ago', '')}`;
-    fields.push(['Buffer', `${records} records (${lanes}), ${bytes(b.bytes)} of ${bytes(b.maxBytes)}${oldest}`]);
+    fields.push(['Buffer', `${records} records (${lanes}), ${formatBytes(b.bytes)} of ${formatBytes(b.maxBytes)}${oldest}`]);
   }
   if (body.ingest !== null) {
     const i = body.ingest;

@@ -1,6 +1,7 @@
 // `outpostctl <noun> <verb>`: the operator CLI over the control plane's HTTP API. Everything
-// the process gives (argv, environment, stdin, whether stdout is a terminal) comes in through
-// CliIo from main.ts, so this file runs the same in a test as in a shell.
+// the process gives (argv, environment, stdin, whether stdout is a terminal and its size,
+// Ctrl-C) comes in through CliIo from main.ts, so this file runs the same in a test as in a
+// shell. The model and rollout commands live in model-commands.ts and rollout-commands.ts.
 import { Command, CommanderError, Option } from 'commander';
 import {
   AgentDetailResponseSchema,
@@ -12,91 +13,26 @@ import {
   DeviceIdSchema,
   DeviceListResponseSchema,
   MAX_ANOMALIES_LIMIT,
-  type ApiSchema,
 } from '@outpost/shared';
 import { generateOperatorToken, hashOperatorToken } from '../api/auth.js';
-import { createApiClient, DEFAULT_CLI_TIMEOUT_MS, type ApiClient } from './api-client.js';
+import { DEFAULT_CLI_TIMEOUT_MS } from './api-client.js';
+import { checkId, createCommandKit, DEFAULT_CONTROL_PLANE_URL, expectBody, parsePositiveInt, usage, type CliIo, type GlobalOptions } from './command-kit.js';
 import { CliError, CliExitCode, EXIT_CODES_HELP } from './exit-codes.js';
 import { formatAgentDetail, formatAgentList, formatAnomalyList, formatDeviceDetail, formatDeviceList } from './format.js';
-import { createStyle, type Style } from './style.js';
+import { registerModelCommands } from './model-commands.js';
+import { registerRolloutCommands } from './rollout-commands.js';
 import { formatFields } from './table.js';
 import { parseSince } from './time.js';
 
-export const DEFAULT_CONTROL_PLANE_URL = 'http://127.0.0.1:8080';
-
-export interface CliIo {
-  stdout: { write(text: string): void; readonly isTTY: boolean };
-  stderr: { write(text: string): void };
-  /** All of stdin, as text. */
-  readStdin(): Promise<string>;
-  /** OUTPOST_URL, OUTPOST_TOKEN, and whether NO_COLOR is set. */
-  env: { url?: string | undefined; token?: string | undefined; noColor: boolean };
-  now(): number;
-}
-
-interface GlobalOptions {
-  url?: string;
-  token?: string;
-  json?: boolean;
-  timeout?: string;
-}
-
-interface Context {
-  api: ApiClient;
-  json: boolean;
-  style: Style;
-}
-
-const usage = (message: string): CliError => new CliError(CliExitCode.usage, message);
-
-function checkId(schema: typeof AgentIdSchema | typeof DeviceIdSchema, what: string, value: string): string {
-  const result = schema.safeParse(value);
-  if (!result.success) throw usage(`invalid ${what} ${JSON.stringify(value)}: ${result.error.issues[0]?.message ?? 'invalid'}`);
-  return result.data;
-}
-
-function parseUrl(text: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw usage(`--url: ${JSON.stringify(text)} is not a URL (e.g. ${DEFAULT_CONTROL_PLANE_URL})`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usage(`--url: must be http:// or https://, not ${url.protocol}`);
-  return url.toString().replace(/\/+$/, '');
-}
-
-function parsePositiveInt(name: string, text: string, max: number): number {
-  if (!/^\d{1,9}$/.test(text) || Number(text) < 1 || Number(text) > max) throw usage(`${name}: must be an integer from 1 to ${max}, not ${JSON.stringify(text)}`);
-  return Number(text);
-}
-
-/** Parses a successful answer for human output; a body of another shape means another API version. */
-function expectBody<T>(schema: ApiSchema<T>, body: unknown, what: string): T {
-  const result = schema.safeParse(body);
-  if (!result.success) throw new CliError(CliExitCode.apiError, `unexpected answer for ${what} (another version of the control plane?): ${result.error.issues[0]?.message ?? ''}`);
-  return result.data;
-}
+export { DEFAULT_CONTROL_PLANE_URL, type CliIo } from './command-kit.js';
 
 /**
  * Runs one command line (`argv` without node and the script) and returns its exit code; output
  * and errors go to `io`. Never throws.
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExitCode> {
-  const out = (text: string): void => io.stdout.write(text);
-  const printJson = (body: unknown): void => out(`${JSON.stringify(body, null, 2)}\n`);
-
-  const context = (command: Command): Context => {
-    const opts = command.optsWithGlobals<GlobalOptions>();
-    const url = parseUrl(opts.url ?? io.env.url ?? DEFAULT_CONTROL_PLANE_URL);
-    const timeoutMs = opts.timeout === undefined ? DEFAULT_CLI_TIMEOUT_MS : parsePositiveInt('--timeout', opts.timeout, 3_600_000);
-    const token = opts.token ?? io.env.token;
-    return {
-      api: createApiClient({ url, token: token === '' ? undefined : token, timeoutMs }),
-      json: opts.json === true,
-      style: createStyle(io.stdout.isTTY && !io.env.noColor),
-    };
-  };
+  const kit = createCommandKit(io);
+  const { out, printJson, context } = kit;
 
   const program = new Command()
     .name('outpostctl')
@@ -181,6 +117,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExi
       out(formatAnomalyList(expectBody(AnomalyListResponseSchema, body, 'anomalies ls'), c.style));
     });
 
+  registerModelCommands(program, kit);
+  registerRolloutCommands(program, kit);
+
   const token = program.command('token').description('operator tokens for the control plane config (http.auth.tokens)');
   token
     .command('hash')
@@ -213,7 +152,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExi
       return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? CliExitCode.ok : CliExitCode.usage;
     }
     if (error instanceof CliError) {
-      io.stderr.write(`outpostctl: ${error.message}\n`);
+      // An empty message: the command already said everything (a watch that ended with its rollout).
+      if (error.message !== '') io.stderr.write(`outpostctl: ${error.message}\n`);
       return error.exitCode;
     }
     io.stderr.write(`outpostctl: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);
