@@ -64,9 +64,26 @@ export const DEFAULT_UPLINK_BATCH_MAX_RECORDS = 2_000;
 export const DEFAULT_UPLINK_MAX_IN_FLIGHT_BATCHES = 32;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
 
+/** TLS of the NATS connection: the CA that signed the server's certificate, and a client certificate when the server asks for one. */
+export const NatsClientTlsSchema = z
+  .strictObject({
+    caFile: z.string().min(1).optional(),
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+  })
+  .refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { message: 'certFile and keyFile go together', path: ['keyFile'] });
+
 const UplinkSchema = z.strictObject({
-  /** NATS server URLs, e.g. nats://cloud.example:4222. */
-  servers: z.array(z.string().regex(/^(nats|tls):\/\/.+/, 'must be a nats:// or tls:// URL')).min(1),
+  /** NATS server URLs, e.g. tls://cloud.example:4222; default the enrolment bundle's. */
+  servers: z.array(z.string().regex(/^(nats|tls):\/\/.+/, 'must be a nats:// or tls:// URL')).min(1).optional(),
+  /**
+   * The enrolment bundle `outpostctl agents enroll` wrote for this agent (a secret, mode 0600):
+   * its NATS credentials, servers, CA, inbox prefix, labels and trusted model keys.
+   */
+  enrollmentFile: z.string().min(1).optional(),
+  /** A NATS creds file (user JWT and seed; mode 0600), when not from an enrolment bundle. */
+  credsFile: z.string().min(1).optional(),
+  tls: NatsClientTlsSchema.optional(),
   user: z.string().optional(),
   pass: z.string().optional(),
   token: z.string().optional(),
@@ -123,6 +140,16 @@ export const DEFAULT_INFERENCE_CHILD_MAX_OLD_SPACE_MB = 64;
 export const DEFAULT_INFERENCE_MAX_DEVICE_WINDOWS = 10_000;
 /** Largest .onnx file the agent reads, bytes. */
 export const DEFAULT_INFERENCE_MAX_MODEL_BYTES = 64 * 1024 * 1024;
+/**
+ * What of the scores goes upstream (every score always goes to its device locally):
+ * `summaries`, the anomalies and one summary per device and interval (count, mean, max, model);
+ * `every-score`, every scored row as an `inference` record besides.
+ */
+export const InferenceUpstream = { summaries: 'summaries', everyScore: 'every-score' } as const;
+export type InferenceUpstream = (typeof InferenceUpstream)[keyof typeof InferenceUpstream];
+export const DEFAULT_INFERENCE_UPSTREAM: InferenceUpstream = InferenceUpstream.summaries;
+/** Interval of the per-device score summaries sent upstream, ms. */
+export const DEFAULT_INFERENCE_SUMMARY_INTERVAL_MS = 10_000;
 
 /**
  * Local ONNX inference (DESIGN section 2). Off by default, so configs written before it keep
@@ -148,11 +175,12 @@ const InferenceSchema = z
     childMaxOldSpaceMb: z.number().int().min(16).max(4096).default(DEFAULT_INFERENCE_CHILD_MAX_OLD_SPACE_MB),
     maxDeviceWindows: z.number().int().min(1).max(1_000_000).default(DEFAULT_INFERENCE_MAX_DEVICE_WINDOWS),
     maxModelBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(DEFAULT_INFERENCE_MAX_MODEL_BYTES),
+    /** What goes upstream: anomalies and per-device score summaries (default), or every score besides. */
+    upstream: z.enum([InferenceUpstream.summaries, InferenceUpstream.everyScore]).default(DEFAULT_INFERENCE_UPSTREAM),
+    /** Interval of the per-device score summaries, ms. */
+    summaryIntervalMs: z.number().int().min(100).max(3_600_000).default(DEFAULT_INFERENCE_SUMMARY_INTERVAL_MS),
   })
   .superRefine((inference, ctx) => {
-    if (inference.enabled && inference.trustedKeys.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['trustedKeys'], message: 'needs at least one key when inference is enabled (no model could ever load)' });
-    }
     if (inference.restartMaxDelayMs < inference.restartInitialDelayMs) {
       ctx.addIssue({ code: 'custom', path: ['restartMaxDelayMs'], message: 'must be at least restartInitialDelayMs' });
     }
@@ -216,6 +244,17 @@ export const AgentConfigSchema = z.strictObject({
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
 }).superRefine((config, ctx) => {
+  // The enrolment bundle brings the trusted keys and the servers.
+  const enrolled = config.uplink?.enrollmentFile !== undefined;
+  if (config.inference.enabled && config.inference.trustedKeys.length === 0 && !enrolled) {
+    ctx.addIssue({ code: 'custom', path: ['inference', 'trustedKeys'], message: 'needs at least one key when inference is enabled (no model could ever load), or an uplink.enrollmentFile that brings them' });
+  }
+  if (config.uplink !== undefined && config.uplink.servers === undefined && !enrolled) {
+    ctx.addIssue({ code: 'custom', path: ['uplink', 'servers'], message: 'required unless uplink.enrollmentFile names an enrolment bundle' });
+  }
+  if (config.uplink?.credsFile !== undefined && enrolled) {
+    ctx.addIssue({ code: 'custom', path: ['uplink', 'credsFile'], message: 'the enrolment bundle brings the credentials: give credsFile or enrollmentFile, not both' });
+  }
   // One packet must always fit with room to spare, or a device could resend it forever.
   if (config.broker.mode === 'embedded' && config.outbox.maxBytes < 4 * config.broker.maxPacketBytes) {
     ctx.addIssue({
@@ -234,5 +273,6 @@ export type EmbeddedBrokerConfig = z.output<typeof EmbeddedBrokerSchema>;
 export type BridgeConfig = z.output<typeof BridgeSchema>;
 export type TlsConfig = z.output<typeof TlsConfigSchema>;
 export type UplinkConfig = z.output<typeof UplinkSchema>;
+export type NatsClientTlsConfig = z.output<typeof NatsClientTlsSchema>;
 export type FaultsConfig = z.output<typeof FaultsSchema>;
 export type InferenceConfig = z.output<typeof InferenceSchema>;

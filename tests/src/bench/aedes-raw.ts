@@ -1,57 +1,57 @@
-// The peer and limit: plain aedes (no auth hooks, no validation, no storage) with an
-// in-process subscriber, loaded by the same publishers. It runs inside the bench process,
-// so broker and load generator share one event loop (the agent has a process of its own).
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { runLoadSequence, type PacedRunOptions, type PacedRunResult, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
+// The broker limit: plain aedes (no auth hooks, no validation, no storage) with one in-process
+// subscriber, in a process of its own (aedes-raw-server.ts), loaded by the same generator as
+// the agent: the raw-socket generator (loadgen.ts) by default, or the mqtt.js devices of the
+// "realistic client" profile (publishers.ts).
+import { fileURLToPath } from 'node:url';
+import { spawnOwned } from '../harness/wait.js';
+import { cpuMark, coresSince, runRawLoadSequence, type LoadGenPacedResult, type LoadGenWindowedResult, type RawLoadPlan } from './loadgen.js';
+import { runLoadSequence, type PacedRunResult, type WindowedRunResult } from './publishers.js';
 
-export interface AedesRawOptions {
-  devices: number;
-  warmup: WindowedRunOptions;
-  throughput: WindowedRunOptions;
-  paced?: PacedRunOptions;
-}
+const SERVER_MAIN = fileURLToPath(new URL('./aedes-raw-server.js', import.meta.url));
 
 export interface AedesRawResult {
-  throughput: WindowedRunResult;
-  /** Cores the bench process (publishers + broker) used during the throughput run. */
-  throughputBenchCores: number;
-  paced: PacedRunResult | undefined;
+  throughput: WindowedRunResult | LoadGenWindowedResult;
+  /** Cores the aedes process used during the throughput run. */
+  throughputServerCores: number;
+  paced: PacedRunResult | LoadGenPacedResult | undefined;
   /** Messages the in-process subscriber received, all runs. */
   delivered: number;
   ackedTotal: number;
+  client: 'raw' | 'mqtt.js';
 }
 
-export async function runAedesRawScenario(options: AedesRawOptions): Promise<AedesRawResult> {
-  const { Aedes } = await import('aedes');
-  const broker = await Aedes.createBroker();
-  let delivered = 0;
-  await new Promise<void>((resolve) =>
-    broker.subscribe(
-      'devices/+/telemetry',
-      (_packet, callback) => {
-        delivered += 1;
-        callback();
-      },
-      resolve,
-    ),
-  );
-  const server = net.createServer((socket) => {
-    socket.setNoDelay(true); // as the agent's embedded broker does
-    broker.handle(socket);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+export async function runAedesRawScenario(plan: RawLoadPlan, client: 'raw' | 'mqtt.js' = 'raw'): Promise<AedesRawResult> {
+  const server = await spawnOwned(process.execPath, [SERVER_MAIN], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const { child } = server;
   try {
-    const { port } = server.address() as AddressInfo;
-    const { throughput, throughputBenchCores, paced, ackedTotal: acked } = await runLoadSequence(`mqtt://127.0.0.1:${port}`, 'bench-dev', options);
-    if (delivered !== acked) throw new Error(`aedes subscriber received ${delivered} messages, publishers got ${acked} PUBACKs`);
-    return { throughput, throughputBenchCores, paced, delivered, ackedTotal: acked };
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('aedes server not ready within 10 s')), 10_000);
+      child.once('message', (m: { port: number }) => {
+        clearTimeout(timer);
+        resolve(m.port);
+      });
+    });
+    const pid = child.pid ?? -1;
+    let result: Omit<AedesRawResult, 'delivered' | 'client'>;
+    if (client === 'raw') {
+      const r = await runRawLoadSequence(port, 'bench-dev', plan, { aedes: pid });
+      result = { throughput: r.throughput, throughputServerCores: r.throughputCores['aedes'] ?? 0, paced: r.paced, ackedTotal: r.ackedTotal };
+    } else {
+      let mark: Awaited<ReturnType<typeof cpuMark>> | undefined;
+      let serverCores = 0;
+      const r = await runLoadSequence(`mqtt://127.0.0.1:${port}`, 'bench-dev', plan, {
+        beforeThroughput: async () => void (mark = await cpuMark({ aedes: pid })),
+        afterThroughput: async () => void (serverCores = coresSince(mark!, await cpuMark({ aedes: pid }))['aedes'] ?? 0),
+      });
+      result = { throughput: r.throughput, throughputServerCores: serverCores, paced: r.paced, ackedTotal: r.ackedTotal };
+    }
+    const delivered = await new Promise<number>((resolve) => {
+      child.once('message', (m: { delivered: number }) => resolve(m.delivered));
+      child.send({ cmd: 'delivered' });
+    });
+    if (delivered !== result.ackedTotal) throw new Error(`aedes subscriber received ${delivered} messages, publishers got ${result.ackedTotal} PUBACKs`);
+    return { ...result, delivered, client };
   } finally {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    await new Promise<void>((resolve) => broker.close(() => resolve()));
-    await closed;
+    await server.kill();
   }
 }

@@ -2,20 +2,21 @@
 // real onnxruntime-node in its inference process: QoS 1 telemetry -> outbox commit -> feature
 // row -> micro-batch -> onnxruntime -> result published on devices/{id}/inference, which each
 // bench device subscribes to for itself (the broker's ACL allows a device only its own topics).
+// The devices are the raw-socket load generator (loadgen.ts), which times each device's
+// results against its publishes in its own process.
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildPcaModel, createManifest, scorePcaReference } from '@outpost/models';
-import { generateSigningKey, signManifest, type FeatureSpec } from '@outpost/shared';
+import { generateSigningKey, signManifest, type FeatureSpec, type InferenceUpstream } from '@outpost/shared';
 import { startAgentProcess, testAgentConfig, testInferenceConfig, writeModelFiles, type AgentProcess } from '../harness/agent-process.js';
 import { fetchMetrics, metricSamples, sumOf } from '../harness/metrics.js';
 import { createTempDir } from '../harness/temp-dir.js';
-import { closePublishers, connectPublishers, percentile, runPaced, runWindowed, type PacedRunOptions, type PacedRunResult, type Publisher, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
-import { ownCpuSeconds, readCpuSeconds, readMemory } from './process-stats.js';
+import { startLoadGen, type GeneratorCost, type LoadGenPacedResult } from './loadgen.js';
+import { type PacedRunOptions, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
+import { readCpuSeconds, readMemory } from './process-stats.js';
 
 /** How long a stopping agent may take before it is killed. */
 const STOP_TIMEOUT_MS = 15_000;
-/** Every result of a run must have arrived this long after its last PUBACK. */
-const RESULT_GRACE_MS = 15_000;
 
 /**
  * The bench model: a PCA reconstruction-error model over the six metrics of the bench payload,
@@ -74,8 +75,10 @@ export interface InferenceBenchResult {
   resultLatency: LatencyFigures;
   /** Outbox commit -> result inside the agent over the paced run (the inference stage alone). */
   stageLatency: StageLatency;
-  paced: PacedRunResult;
+  paced: LoadGenPacedResult;
   throughput: WindowedRunResult;
+  /** What the generator spent on the max run. */
+  generator: GeneratorCost;
   /** Rows scored per second over the max run (every message is one row). */
   rowsPerS: number;
   /** Mean rows per onnxruntime call, paced run / max run. */
@@ -83,7 +86,7 @@ export interface InferenceBenchResult {
   /** The inference process after the paced run and after the max run. */
   child: { afterPaced: ProcessMemory; afterThroughput: ProcessMemory };
   agentRssMb: { afterPaced: number; afterThroughput: number };
-  /** CPU cores over the paced run: agent, inference process, and this process (publishers and result subscribers). */
+  /** CPU cores over the paced run: agent, inference process, and the load generator (publishers and result subscribers). */
   pacedCores: { agent: number; child: number; bench: number };
   /** The same over the max run. */
   throughputCores: { agent: number; child: number; bench: number };
@@ -91,8 +94,11 @@ export interface InferenceBenchResult {
   config: Record<string, unknown>;
 }
 
-/** Runs the inference scenario on a fresh agent and stops it. */
-export async function runInferenceBench(plan: InferencePlan, log: (line: string) => void): Promise<InferenceBenchResult> {
+/**
+ * Runs the inference scenario on a fresh agent and stops it. `upstream` is the agent's
+ * `inference.upstream` (what of the scores goes to the outbox); undefined leaves the default.
+ */
+export async function runInferenceBench(plan: InferencePlan, log: (line: string) => void, upstream?: InferenceUpstream): Promise<InferenceBenchResult> {
   await using dir = await createTempDir('outpost-bench-inference-');
   const key = generateSigningKey('bench-key');
   const onnx = buildPcaModel({ components: BENCH_COMPONENTS });
@@ -115,46 +121,40 @@ export async function runInferenceBench(plan: InferencePlan, log: (line: string)
     agentId: 'bench-inference',
     ingest: { rateLimitMsgsPerS: 0 },
     log: { level: 'warn' },
-    inference: testInferenceConfig(files, [key.trustedKey]),
+    inference: testInferenceConfig(files, [key.trustedKey], upstream === undefined ? {} : { upstream }),
   });
   const agent = await startAgentProcess(config);
   try {
     const childPid = await inferenceChildPid(agent.pid);
-    const publishers = await connectPublishers(`mqtt://127.0.0.1:${agent.mqttPort}`, plan.devices, 'inf-dev');
+    const gen = await startLoadGen({ port: agent.mqttPort!, devices: plan.devices, prefix: 'inf-dev', subscribeResults: true });
     try {
-      const results = await subscribeResults(publishers);
       log(`  warm-up: ${plan.warmup.messages} messages at full speed ...`);
-      const warm = await runWindowed(publishers, plan.warmup);
-      await results.waitFor(warm.acked);
-      results.reset();
+      await gen.windowed({ ...plan.warmup, awaitResults: true });
 
       log(`  paced: ${plan.paced.ratePerS} msg/s for ${plan.paced.durationMs / 1000} s, publish -> inference result ...`);
       const before = await readCounters(agent.httpPort);
-      const cpu0 = { agent: await readCpuSeconds(agent.pid), child: await readCpuSeconds(childPid), bench: ownCpuSeconds(), atMs: performance.now() };
-      const paced = await runPaced(publishers, { ...plan.paced, onPublish: (p, _seq, atMs) => results.published(p.deviceId, atMs) });
-      await results.waitFor(paced.acked);
+      const cpu0 = { agent: await readCpuSeconds(agent.pid), child: await readCpuSeconds(childPid), bench: await gen.cpuSeconds(), atMs: performance.now() };
+      const paced = await gen.paced({ ...plan.paced, awaitResults: true });
       const wallS = (performance.now() - cpu0.atMs) / 1000;
       const pacedCores = {
         agent: ((await readCpuSeconds(agent.pid)) - cpu0.agent) / wallS,
         child: ((await readCpuSeconds(childPid)) - cpu0.child) / wallS,
-        bench: (ownCpuSeconds() - cpu0.bench) / wallS,
+        bench: ((await gen.cpuSeconds()) - cpu0.bench) / wallS,
       };
       const afterPaced = await readCounters(agent.httpPort);
-      const resultLatency = results.latency();
+      const resultLatency = paced.result ?? { p50Ms: Number.NaN, p99Ms: Number.NaN, maxMs: Number.NaN, samples: 0 };
       const childAfterPaced = await readProcessMemory(childPid);
       const agentAfterPaced = (await readMemory(agent.pid)).rssMb;
-      results.reset();
 
       log(`  max throughput: ${plan.throughput.messages} messages, ${plan.throughput.windowPerClient} in flight per device ...`);
       const t0 = performance.now();
-      const cpu1 = { agent: await readCpuSeconds(agent.pid), child: await readCpuSeconds(childPid), bench: ownCpuSeconds() };
-      const throughput = await runWindowed(publishers, plan.throughput);
-      await results.waitFor(throughput.acked);
+      const cpu1 = { agent: await readCpuSeconds(agent.pid), child: await readCpuSeconds(childPid), bench: await gen.cpuSeconds() };
+      const throughput = await gen.windowed({ ...plan.throughput, awaitResults: true });
       const rowsElapsedS = (performance.now() - t0) / 1000;
       const throughputCores = {
         agent: ((await readCpuSeconds(agent.pid)) - cpu1.agent) / rowsElapsedS,
         child: ((await readCpuSeconds(childPid)) - cpu1.child) / rowsElapsedS,
-        bench: (ownCpuSeconds() - cpu1.bench) / rowsElapsedS,
+        bench: ((await gen.cpuSeconds()) - cpu1.bench) / rowsElapsedS,
       };
       const afterThroughput = await readCounters(agent.httpPort);
       const rowsPerS = (afterThroughput.rows - afterPaced.rows) / rowsElapsedS;
@@ -163,6 +163,7 @@ export async function runInferenceBench(plan: InferencePlan, log: (line: string)
         stageLatency: stageLatency(before, afterPaced),
         paced,
         throughput,
+        generator: throughput.generator,
         rowsPerS,
         meanBatchRows: {
           paced: (afterPaced.rows - before.rows) / Math.max(1, afterPaced.batches - before.batches),
@@ -181,80 +182,15 @@ export async function runInferenceBench(plan: InferencePlan, log: (line: string)
           model: 'PCA k=2 over 6 metrics, window 1 (one row per message)',
           maxBatchSize: 256,
           maxBatchWaitMs: 2,
+          upstream: upstream ?? 'default',
         },
       };
     } finally {
-      await closePublishers(publishers);
+      await gen.close();
     }
   } finally {
     await stopAgent(agent);
   }
-}
-
-interface ResultTracker {
-  /** Records a publish of `deviceId` at `atMs` (performance.now()). */
-  published(deviceId: string, atMs: number): void;
-  /** Resolves once `n` results arrived since the last reset. */
-  waitFor(n: number): Promise<void>;
-  /** Latency of each result matched to its publish since the last reset. */
-  latency(): LatencyFigures;
-  reset(): void;
-}
-
-/**
- * Subscribes every publisher to its own inference topic. Results of one device arrive in the
- * order of its publishes (one batch in flight, FIFO queue), so the n-th result of a device
- * answers its n-th publish.
- */
-async function subscribeResults(publishers: readonly Publisher[]): Promise<ResultTracker> {
-  let sentAt = new Map<string, number[]>();
-  let latencies: number[] = [];
-  let received = 0;
-  let waiter: { n: number; resolve: () => void } | undefined;
-  for (const p of publishers) {
-    const topic = `devices/${p.deviceId}/inference`;
-    p.client.on('message', (t) => {
-      if (t !== topic) return;
-      const now = performance.now();
-      const t0 = sentAt.get(p.deviceId)?.shift();
-      if (t0 !== undefined) latencies.push(now - t0);
-      received++;
-      if (waiter !== undefined && received >= waiter.n) {
-        waiter.resolve();
-        waiter = undefined;
-      }
-    });
-    await p.client.subscribeAsync(topic, { qos: 0 });
-  }
-  return {
-    published(deviceId, atMs) {
-      const list = sentAt.get(deviceId);
-      if (list === undefined) sentAt.set(deviceId, [atMs]);
-      else list.push(atMs);
-    },
-    waitFor(n) {
-      if (received >= n) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`only ${received} of ${n} inference results arrived`)), RESULT_GRACE_MS);
-        waiter = {
-          n,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        };
-      });
-    },
-    latency() {
-      const sorted = Float64Array.from(latencies).sort();
-      return { p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted[sorted.length - 1] ?? 0, samples: sorted.length };
-    },
-    reset() {
-      sentAt = new Map();
-      latencies = [];
-      received = 0;
-    },
-  };
 }
 
 /** The agent's one inference process (a child of the agent). */

@@ -1,6 +1,7 @@
 // The end-to-end benchmarks of issue [uplink]: device -> agent (child process, embedded broker,
 // SQLite outbox, uplink) -> nats-server (JetStream) -> control plane (child process, accounting
-// in KV) with every stage a process of its own, so /proc shows which one is the bottleneck.
+// in KV) with every stage a process of its own, so /proc shows which one is the bottleneck. The
+// devices are the raw-socket load generator (loadgen.ts), in processes of their own too.
 //   - e2e throughput: devices publish QoS 1 at max rate; the clock runs from the first publish
 //     until the control plane's API counts every acknowledged message.
 //   - e2e latency at a paced rate: publish -> the accounting KV write holding the record (what
@@ -23,9 +24,9 @@ import { startMosquitto } from '../harness/mosquitto.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
 import { createTempDir } from '../harness/temp-dir.js';
 import { spawnOwned, waitFor } from '../harness/wait.js';
-import { telemetryPayload } from '../harness/devices.js';
-import { ownCpuSeconds, readCpuSeconds } from './process-stats.js';
-import { closePublishers, connectPublishers, percentile, runPaced, runWindowed, type Publisher, type WindowedRunOptions } from './publishers.js';
+import { startLoadGen, type GeneratorCost, type LoadGen } from './loadgen.js';
+import { readCpuSeconds } from './process-stats.js';
+import { percentile, type WindowedRunOptions } from './publishers.js';
 
 const PROFILER = fileURLToPath(new URL('./agent-profiler.js', import.meta.url));
 const FORWARDER_MAIN = fileURLToPath(new URL('./forwarder.js', import.meta.url));
@@ -65,6 +66,8 @@ export interface E2eResult {
   /** First publish -> last PUBACK (ingest alone, for comparison). */
   ackedAfterMs: number;
   cpu: Cores;
+  /** What the generator spent on the throughput run. */
+  generator: GeneratorCost;
   paced: { ratePerS: number; achievedRatePerS: number; puback: LatencyStats; visible: LatencyStats; notVisible: number; cpu: Cores };
   profiles: string[];
 }
@@ -155,21 +158,22 @@ export async function runUplinkBench(plan: UplinkPlan, log: (line: string) => vo
 
 interface CpuMark {
   atMs: number;
-  bench: number;
   procs: Record<string, number>;
+  loadgen: number;
 }
 
-async function cpuMark(pids: Record<string, number>): Promise<CpuMark> {
+/** CPU seconds of each named process and of the generator processes (`loadgen`). */
+async function cpuMark(pids: Record<string, number>, gen: LoadGen): Promise<CpuMark> {
   const procs: Record<string, number> = {};
   await Promise.all(Object.entries(pids).map(async ([name, pid]) => (procs[name] = await readCpuSeconds(pid).catch(() => Number.NaN))));
-  return { atMs: performance.now(), bench: ownCpuSeconds(), procs };
+  return { atMs: performance.now(), procs, loadgen: await gen.cpuSeconds() };
 }
 
 function coresBetween(a: CpuMark, b: CpuMark): Cores {
   const wallS = (b.atMs - a.atMs) / 1000;
   const out: Cores = {};
   for (const name of Object.keys(a.procs)) out[name] = ((b.procs[name] ?? 0) - (a.procs[name] ?? 0)) / wallS;
-  out['bench'] = (b.bench - a.bench) / wallS;
+  out['loadgen'] = (b.loadgen - a.loadgen) / wallS;
   return out;
 }
 
@@ -260,26 +264,25 @@ async function startStack(profileDir: string | undefined, scenario: string): Pro
 // ---------------------------------------------------------------------------------------
 
 interface DeviceTrack {
+  /** First device seq of the paced run. */
   base: number;
-  /** performance.now() at publish, indexed by device seq - base. */
-  times: number[];
-  /** Next device seq not yet seen in the accounting. */
-  next: number;
+  /** Epoch ms (timeOrigin + now) at which each seq from `base` on was first seen in the accounting. */
+  arrivals: number[];
 }
 
 /**
  * Watches the accounting KV key of the agent's telemetry lane: the control plane's API reads
  * exactly these values, so a record is visible at the API from the revision whose device-seq
- * set first holds it. Latency = arrival of that revision in the bench - publish time.
+ * set first holds it. Latency = arrival of that revision in the bench - publish time (both
+ * epoch ms from performance.timeOrigin + now: the generator runs in another process).
  */
 async function watchVisibility(natsUrl: string, key: string, tracks: Map<string, DeviceTrack>) {
   const nc: NatsConnection = await connect({ servers: natsUrl });
   const kv = await new Kvm(nc).open(ACCOUNTING_BUCKET);
-  const latencies: number[] = [];
   const iter = await kv.watch({ key });
   const done = (async () => {
     for await (const entry of iter) {
-      const at = performance.now();
+      const at = performance.timeOrigin + performance.now();
       if (entry.operation !== 'PUT') continue;
       const bytes = entry.value;
       const text = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('utf8') : Buffer.from(bytes).toString('utf8');
@@ -288,17 +291,12 @@ async function watchVisibility(natsUrl: string, key: string, tracks: Map<string,
         const track = tracks.get(device.deviceId);
         if (track === undefined) continue;
         const contains = (s: number): boolean => device.deviceSeqs.some(([a, b]) => s >= a && s <= b);
-        while (track.next - track.base < track.times.length && contains(track.next)) {
-          latencies.push(at - (track.times[track.next - track.base] as number));
-          track.next++;
-        }
+        while (contains(track.base + track.arrivals.length)) track.arrivals.push(at);
       }
     }
   })();
   return {
-    latencies,
-    allSeen: () => [...tracks.values()].every((t) => t.next - t.base >= t.times.length),
-    notSeen: () => [...tracks.values()].reduce((n, t) => n + t.times.length - (t.next - t.base), 0),
+    seen: () => [...tracks.values()].reduce((n, t) => n + t.arrivals.length, 0),
     async close() {
       iter.stop();
       await done.catch(() => undefined);
@@ -312,37 +310,40 @@ async function runE2e(plan: UplinkPlan): Promise<E2eResult> {
   const { nats, cp, agent } = stack;
   const pids = { agent: agent.pid, controlPlane: cp.pid, nats: nats.pid };
   try {
-    const publishers = await connectPublishers(`mqtt://127.0.0.1:${agent.mqttPort}`, plan.devices);
+    const gen = await startLoadGen({ port: agent.mqttPort!, devices: plan.devices, prefix: 'bench-dev' });
     try {
       // Warm-up: JIT, SQLite pages, streams; wait until the pipeline is empty again.
-      const warm = await runWindowed(publishers, { messages: plan.warmupMessages, windowPerClient: plan.windowPerClient, maxDurationMs: 10_000 });
+      const warm = await gen.windowed({ messages: plan.warmupMessages, windowPerClient: plan.windowPerClient, maxDurationMs: 10_000 });
       await waitCounted(cp.httpPort, warm.acked, 60_000);
       let total = warm.acked;
 
-      const before = await cpuMark(pids);
-      const run = await runWindowed(publishers, plan.throughput);
+      const before = await cpuMark(pids, gen);
+      const run = await gen.windowed(plan.throughput);
       total += run.acked;
       const countedAt = await waitCounted(cp.httpPort, total, 120_000);
-      const after = await cpuMark(pids);
+      const after = await cpuMark(pids, gen);
       const elapsedMs = countedAt - before.atMs;
 
       // Paced: per-message publish -> visible at the control plane.
-      const tracks = new Map<string, DeviceTrack>(publishers.map((p) => [p.deviceId, { base: p.seq, times: [], next: p.seq }]));
+      const tracks = new Map<string, DeviceTrack>([...(await gen.nextSeqs())].map(([deviceId, next]) => [deviceId, { base: next, arrivals: [] }]));
       const watch = await watchVisibility(nats.url, accountingKey(AGENT_ID, agent.epoch, 'telemetry'), tracks);
       let paced;
       let pacedCpu: Cores;
+      const latencies: number[] = [];
       try {
-        const p0 = await cpuMark(pids);
-        paced = await runPaced(publishers, {
-          ...plan.paced,
-          onPublish: (p: Publisher, seq: number, atMs: number) => {
-            const track = tracks.get(p.deviceId)!;
-            track.times[seq - track.base] = atMs;
-          },
-        });
-        pacedCpu = coresBetween(p0, await cpuMark(pids));
+        const p0 = await cpuMark(pids, gen);
+        paced = await gen.paced({ ...plan.paced, recordPublishTimes: true });
+        pacedCpu = coresBetween(p0, await cpuMark(pids, gen));
         total += paced.acked;
-        await waitFor(() => watch.allSeen(), { what: 'every paced message visible in the accounting', timeoutMs: 30_000, intervalMs: 20 }).catch(() => undefined);
+        await waitFor(() => watch.seen() >= paced!.acked, { what: 'every paced message visible in the accounting', timeoutMs: 30_000, intervalMs: 20 }).catch(() => undefined);
+        for (const device of paced.publishTimes ?? []) {
+          const track = tracks.get(device.deviceId);
+          if (track === undefined || track.base !== device.baseSeq) throw new Error(`e2e latency: seqs of ${device.deviceId} do not line up`);
+          device.epochMs.forEach((sentAt, i) => {
+            const seenAt = track.arrivals[i];
+            if (seenAt !== undefined) latencies.push(seenAt - sentAt);
+          });
+        }
       } finally {
         await watch.close();
       }
@@ -353,18 +354,19 @@ async function runE2e(plan: UplinkPlan): Promise<E2eResult> {
         msgsPerS: (run.acked * 1000) / elapsedMs,
         ackedAfterMs: run.elapsedMs,
         cpu: coresBetween(before, after),
+        generator: run.generator,
         paced: {
           ratePerS: plan.paced.ratePerS,
           achievedRatePerS: paced.achievedRatePerS,
-          puback: { samples: paced.latenciesMs.length, p50Ms: paced.p50Ms, p99Ms: paced.p99Ms, maxMs: paced.maxMs },
-          visible: stats(watch.latencies),
-          notVisible: watch.notSeen(),
+          puback: { samples: paced.acked, p50Ms: paced.p50Ms, p99Ms: paced.p99Ms, maxMs: paced.maxMs },
+          visible: stats(latencies),
+          notVisible: paced.acked - latencies.length,
           cpu: pacedCpu,
         },
         profiles: plan.profileDir === undefined ? [] : ['e2e-agent', 'e2e-control-plane', 'drain-agent', 'drain-control-plane'].map((n) => join(plan.profileDir!, `${n}.cpuprofile`)),
       };
     } finally {
-      await closePublishers(publishers);
+      await gen.close();
     }
   } finally {
     await stack.close();
@@ -375,79 +377,24 @@ async function runE2e(plan: UplinkPlan): Promise<E2eResult> {
 // drain
 // ---------------------------------------------------------------------------------------
 
-interface LiveLoad {
-  sent(): number;
-  acked(): number;
-  latencies: number[];
-  achievedRatePerS(): number;
-  /** Stops sending; resolves once every publish sent is acknowledged. */
-  stop(timeoutMs: number): Promise<void>;
-}
-
-/** Paced QoS 1 publishes round-robin over the publishers until stopped, PUBACK latency of each. */
-function startLiveLoad(publishers: readonly Publisher[], ratePerS: number): LiveLoad {
-  const start = performance.now();
-  let sent = 0;
-  let acked = 0;
-  let stoppedAt: number | undefined;
-  let failed: Error | undefined;
-  const latencies: number[] = [];
-  let onAck: (() => void) | undefined;
-  const timer = setInterval(() => {
-    const due = Math.floor(((performance.now() - start) * ratePerS) / 1000);
-    while (sent < due) {
-      const p = publishers[sent % publishers.length] as Publisher;
-      sent++;
-      const t0 = performance.now();
-      p.client.publish(p.topic, telemetryPayload(p.seq++), { qos: 1 }, (error) => {
-        if (error) failed = error;
-        else latencies.push(performance.now() - t0);
-        acked++;
-        onAck?.();
-      });
-    }
-  }, 1);
-  return {
-    sent: () => sent,
-    acked: () => acked,
-    latencies,
-    achievedRatePerS: () => (sent * 1000) / ((stoppedAt ?? performance.now()) - start),
-    async stop(timeoutMs) {
-      clearInterval(timer);
-      stoppedAt = performance.now();
-      if (acked < sent) {
-        await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(() => reject(new Error(`live load: ${sent - acked} of ${sent} publishes unacknowledged after ${timeoutMs} ms`)), timeoutMs);
-          onAck = () => {
-            if (acked >= sent) {
-              clearTimeout(t);
-              resolve();
-            }
-          };
-        });
-      }
-      if (failed !== undefined) throw failed;
-    },
-  };
-}
-
 async function runDrain(plan: UplinkPlan): Promise<DrainResult> {
   const stack = await startStack(plan.profileDir, 'drain');
   const { nats, cp, agent } = stack;
   const pids = { agent: agent.pid, controlPlane: cp.pid };
   try {
-    const publishers = await connectPublishers(`mqtt://127.0.0.1:${agent.mqttPort}`, plan.devices, 'drain-dev');
+    const gen = await startLoadGen({ port: agent.mqttPort!, devices: plan.devices, prefix: 'drain-dev' });
     try {
-      const warm = await runWindowed(publishers, { messages: plan.warmupMessages, windowPerClient: plan.windowPerClient, maxDurationMs: 10_000 });
+      const warm = await gen.windowed({ messages: plan.warmupMessages, windowPerClient: plan.windowPerClient, maxDurationMs: 10_000 });
       await waitCounted(cp.httpPort, warm.acked, 60_000);
 
       await nats.down();
-      const backlogRun = await runWindowed(publishers, { messages: plan.drain.backlog, windowPerClient: plan.windowPerClient, maxDurationMs: plan.drain.backlogMaxDurationMs });
+      const backlogRun = await gen.windowed({ messages: plan.drain.backlog, windowPerClient: plan.windowPerClient, maxDurationMs: plan.drain.backlogMaxDurationMs });
       const target = warm.acked + backlogRun.acked;
 
       await nats.up();
       const upAt = performance.now();
-      const live = startLiveLoad(publishers, plan.drain.liveRatePerS);
+      await gen.startLive(plan.drain.liveRatePerS);
+      let live: Awaited<ReturnType<LoadGen['stopLive']>> | undefined;
       // A restarted nats-server 2.9.10 accepts connections before JetStream answers: requests
       // sent in between get no reply at all (a client waits its whole timeout). The clock starts
       // once JetStream answers, so the figure measures draining, not the server's recovery.
@@ -458,7 +405,7 @@ async function runDrain(plan: UplinkPlan): Promise<DrainResult> {
         timeoutMs: 30_000,
         intervalMs: 20,
       });
-      const before = await cpuMark({ ...pids, nats: nats.pid });
+      const before = await cpuMark({ ...pids, nats: nats.pid }, gen);
       let firstInStreamAt: number | undefined;
       let streamProbeBusy = false;
       let firstAt: number | undefined;
@@ -485,18 +432,19 @@ async function runDrain(plan: UplinkPlan): Promise<DrainResult> {
           { what: `a backlog of ${backlogRun.acked} records counted at the control plane`, timeoutMs: plan.drain.timeoutMs, intervalMs: COUNT_POLL_MS },
         );
         doneAt = performance.now();
-        liveAckedAtDone = live.acked();
+        liveAckedAtDone = (await gen.progress()).acked;
       } finally {
-        await live.stop(30_000);
+        live = await gen.stopLive();
         await probeNc.close().catch(() => undefined);
       }
-      const after = await cpuMark({ ...pids, nats: nats.pid });
+      const after = await cpuMark({ ...pids, nats: nats.pid }, gen);
       if (process.env['OUTPOST_BENCH_DEBUG'] === '1') {
         console.log(`nats up at ${Date.now() - (performance.now() - before.atMs)}`);
         for (const entry of [...agent.logs, ...cp.logs]) console.log(JSON.stringify(entry).slice(0, 400));
       }
       // Everything acknowledged, live included, is counted in the end.
-      await waitCounted(cp.httpPort, target + live.acked(), 60_000);
+      if (live === undefined) throw new Error('live load did not stop');
+      await waitCounted(cp.httpPort, target + live.acked, 60_000);
       const elapsedMs = doneAt - before.atMs;
       const first = firstAt ?? doneAt;
       return {
@@ -510,16 +458,16 @@ async function runDrain(plan: UplinkPlan): Promise<DrainResult> {
         recordsPerSAfterFirst: (backlogRun.acked * 1000) / Math.max(1, doneAt - first),
         live: {
           ratePerS: plan.drain.liveRatePerS,
-          sent: live.sent(),
-          acked: live.acked(),
+          sent: live.sent,
+          acked: live.acked,
           ackedDuringDrain: liveAckedAtDone,
-          achievedRatePerS: live.achievedRatePerS(),
-          puback: stats(live.latencies),
+          achievedRatePerS: live.achievedRatePerS,
+          puback: { samples: live.acked, p50Ms: live.p50Ms, p99Ms: live.p99Ms, maxMs: live.maxMs },
         },
         cpu: coresBetween(before, after),
       };
     } finally {
-      await closePublishers(publishers);
+      await gen.close();
     }
   } finally {
     await stack.close();
@@ -563,18 +511,18 @@ async function runPeer(plan: UplinkPlan): Promise<PeerResult> {
       return performance.now();
     };
     const pids = { mosquitto: mosquitto.pid, forwarder: forwarder.child.pid ?? -1, nats: nats.pid };
-    const publishers = await connectPublishers(mosquitto.url, plan.devices, 'peer-dev');
+    const gen = await startLoadGen({ port: Number(new URL(mosquitto.url).port), devices: plan.devices, prefix: 'peer-dev' });
     try {
-      const warm = await runWindowed(publishers, { messages: plan.warmupMessages, windowPerClient: plan.windowPerClient, maxDurationMs: 10_000 });
+      const warm = await gen.windowed({ messages: plan.warmupMessages, windowPerClient: plan.windowPerClient, maxDurationMs: 10_000 });
       await waitStored(warm.acked, 60_000);
-      const before = await cpuMark(pids);
-      const run = await runWindowed(publishers, plan.throughput);
+      const before = await cpuMark(pids, gen);
+      const run = await gen.windowed(plan.throughput);
       const storedAt = await waitStored(warm.acked + run.acked, 120_000);
-      const after = await cpuMark(pids);
+      const after = await cpuMark(pids, gen);
       const elapsedMs = storedAt - before.atMs;
       return { messages: run.acked, elapsedMs, msgsPerS: (run.acked * 1000) / elapsedMs, ackedAfterMs: run.elapsedMs, cpu: coresBetween(before, after) };
     } finally {
-      await closePublishers(publishers);
+      await gen.close();
     }
   } finally {
     await forwarder.kill();

@@ -11,19 +11,30 @@ import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 
 const BENCH_MAIN = fileURLToPath(new URL('../../dist/bench/run.js', import.meta.url));
 
-/** The figure names issue [bench] fixes for tests/bench/results/latest.json. */
+/** The figure names issues [bench] and [perf] fix for tests/bench/results/latest.json. */
 const REQUIRED_FIGURES = [
+  'loadgen.cpu_us_per_msg',
+  'loadgen.event_loop_busy_max',
+  'loadgen.second_process_gain',
   'ingest.qos1.msgs_per_s',
   'ingest.qos1.ratio_vs_aedes_raw',
   'ingest.qos1.ratio_vs_nats_mqtt_peer',
   'ingest.puback_p99_ms_at_10k',
+  'aedes_raw.qos1.msgs_per_s',
+  'peer.nats_mqtt.msgs_per_s',
+  'realistic_client.ingest.qos1.msgs_per_s',
   'e2e.msgs_per_s',
+  'e2e.ratio_vs_nats_mqtt_peer',
   'e2e.ratio_vs_mosquitto_bridge',
   'e2e.latency_p99_ms_at_5k',
+  'cp.cpu_us_per_record',
   'drain.records_per_s',
   'inference.latency_p99_ms_at_10k',
+  'inference.summaries.latency_p99_ms_at_10k',
+  'inference.every-score.latency_p99_ms_at_10k',
   'memory.agent_rss_mb_at_10k',
-  'memory.inference_rss_mb',
+  'memory.agent_rss_mb_peak',
+  'memory.inference_pss_mb',
   'memory.swap_growth_pct',
 ] as const;
 
@@ -50,6 +61,7 @@ describe('npm run bench -- --smoke', () => {
     expect(results['machine']).toMatchObject({ cores: expect.any(Number), node: process.version });
     const missing = REQUIRED_FIGURES.filter((name) => typeof results[name] !== 'number' || !Number.isFinite(results[name]));
     expect(missing, 'figures missing or not finite').toEqual([]);
+    expect(typeof results['loadgen.not_the_bottleneck']).toBe('boolean');
 
     const chart = await readFile(join(dir.path, 'throughput.svg'), 'utf8');
     expect(chart).toMatch(/^<svg /);
