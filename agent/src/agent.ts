@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Gauge } from 'prom-client';
 import { access } from 'node:fs/promises';
 import { configVersion, createCloseStack, createLogger, ErrorCode, errorsTopic, LANES_IN_DRAIN_ORDER, OutpostError, redactUrl, type AgentConfig, type Logger } from '@outpost/shared';
-import { openOutbox, type Outbox } from './buffer/index.js';
+import { openOutbox, type Outbox, type OutboxRecordInput } from './buffer/index.js';
 import { createDeviceAuthenticator } from './broker/device-auth.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
 import { startMqttBridge, type MqttBridge } from './broker/mqtt-bridge.js';
@@ -265,20 +265,23 @@ function feedInferenceOnCommit(outbox: Outbox, inference: Inference): Outbox {
     pending = [];
     for (const { record, committedAtMs } of records) inference.observe(record, committedAtMs);
   };
+  const observeLater = (record: OutboxRecordInput): void => {
+    if (pending.length === 0) setImmediate(flush);
+    pending.push({ record: { deviceId: record.deviceId, deviceSeq: record.deviceSeq, ts: record.ts, body: record.body }, committedAtMs: performance.now() });
+  };
   return {
     ...outbox,
     append(record) {
       const committed = outbox.append(record);
-      if (record.kind === 'telemetry') {
-        committed.then(
-          () => {
-            if (pending.length === 0) setImmediate(flush);
-            pending.push({ record: { deviceId: record.deviceId, deviceSeq: record.deviceSeq, ts: record.ts, body: record.body }, committedAtMs: performance.now() });
-          },
-          () => undefined,
-        );
-      }
+      if (record.kind === 'telemetry') committed.then(() => observeLater(record), () => undefined);
       return committed;
+    },
+    appendWith(record, done) {
+      if (record.kind !== 'telemetry') return outbox.appendWith(record, done);
+      outbox.appendWith(record, (error, seq) => {
+        if (error === null) observeLater(record);
+        done(error, seq);
+      });
     },
   };
 }

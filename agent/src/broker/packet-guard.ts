@@ -161,6 +161,11 @@ class PacketGuard<S extends Duplex> extends Duplex {
   #holdTimer: NodeJS.Timeout | undefined;
   /** False while the reader (aedes) has not asked for more since the last push. */
   #wantMore = true;
+  /** cork() depth: mqtt-packet corks around each packet it writes and uncorks on the next tick. */
+  #corks = 0;
+  /** What aedes wrote while corked: sent as one socket write at the last uncork. */
+  #out: Buffer[] = [];
+  #drainRelayed = false;
 
   constructor(socket: S, options: GuardPacketsOptions) {
     // Like a net.Socket without allowHalfOpen: when the peer's end has been read, we end too.
@@ -286,6 +291,58 @@ class PacketGuard<S extends Duplex> extends Duplex {
     this.socket.on('drain', release);
   }
 
+  /**
+   * Writes go straight to the socket, not through this Duplex's own Writable buffer: aedes
+   * writes a PUBACK as three small writes under cork(), and a second stream layer per write
+   * (buffer, _writev, callbacks) cost more than the rest of the PUBACK. While corked, writes
+   * are collected and sent as one socket write at the last uncork(); the return value and the
+   * 'drain' event are the socket's, which is what aedes' backpressure waits on.
+   */
+  override write(chunk: unknown, encoding?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void): boolean {
+    const cb = typeof encoding === 'function' ? encoding : callback;
+    if (this.destroyed || this.socket.destroyed) {
+      if (cb !== undefined) process.nextTick(cb, new Error('write after the socket was closed'));
+      return false;
+    }
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : (chunk as Buffer);
+    if (this.#corks > 0) {
+      this.#out.push(buf);
+      if (cb !== undefined) process.nextTick(cb);
+      return !this.socket.writableNeedDrain;
+    }
+    this.#flushOut();
+    return this.#relayDrain(this.socket.write(buf, cb));
+  }
+
+  override cork(): void {
+    this.#corks++;
+  }
+
+  override uncork(): void {
+    if (this.#corks === 0) return;
+    this.#corks--;
+    if (this.#corks === 0) this.#flushOut();
+  }
+
+  #flushOut(): void {
+    const out = this.#out;
+    if (out.length === 0 || this.socket.destroyed) return;
+    this.#out = [];
+    this.#relayDrain(this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out)));
+  }
+
+  /** When the socket asks to wait, its next 'drain' is passed on as ours. */
+  #relayDrain(ok: boolean): boolean {
+    if (!ok && !this.#drainRelayed) {
+      this.#drainRelayed = true;
+      this.socket.once('drain', () => {
+        this.#drainRelayed = false;
+        this.emit('drain');
+      });
+    }
+    return ok;
+  }
+
   override _read(): void {
     this.#wantMore = true;
     if (this.socket.isPaused() && !this.#violated && this.#holdTimer === undefined) this.socket.resume();
@@ -296,6 +353,7 @@ class PacketGuard<S extends Duplex> extends Duplex {
       callback(new Error('write after the socket was closed'));
       return;
     }
+    this.#flushOut();
     this.socket.write(chunk, encoding);
     this.#afterWrite(callback);
   }
@@ -305,7 +363,7 @@ class PacketGuard<S extends Duplex> extends Duplex {
       callback(new Error('write after the socket was closed'));
       return;
     }
-    // mqtt-packet writes one packet in several small writes under cork(): send them in one go.
+    this.#flushOut();
     this.socket.cork();
     for (const { chunk, encoding } of chunks) this.socket.write(chunk, encoding);
     this.socket.uncork();
@@ -313,12 +371,14 @@ class PacketGuard<S extends Duplex> extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    this.#flushOut();
     if (!this.socket.destroyed) this.socket.end();
     callback();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#clearHold();
+    this.#out = [];
     const release = this.#pendingDrain;
     if (release !== undefined) this.socket.removeListener('drain', release);
     this.#pendingDrain = undefined;

@@ -7,6 +7,7 @@ export { RESEND_WINDOW_SEQS, SCHEMA_VERSION } from './outbox-schema.js';
 export type { SqliteOutbox } from './outbox.js';
 export type { OutboxPragmas } from './outbox-reads.js';
 export type {
+  AppendDone,
   DeadLetterInput,
   DeviceWindowRow,
   EvictionReason,

@@ -8,7 +8,7 @@ import { addToCounter, closedError, laneTable, notifyEviction, storageFailed, ty
 import { evictFor, type EvictionOutcome } from './outbox-eviction.js';
 import { COUNTER, LANE_TABLE, LANES, rollbackQuietly } from './outbox-schema.js';
 import type { Database, SqlValue, SqliteError } from './sqlite.js';
-import type { DeadLetterInput, OutboxRecordInput } from './outbox-types.js';
+import type { AppendDone, DeadLetterInput, OutboxRecordInput } from './outbox-types.js';
 
 /** Fixed bytes each record counts on top of its body, device id and kind (row and index overhead). */
 export const RECORD_OVERHEAD_BYTES = 48;
@@ -47,8 +47,9 @@ interface PendingRecord {
   type: 'record';
   record: OutboxRecordInput;
   bytes: number;
-  resolve(seq: number): void;
-  reject(err: Error): void;
+  done: AppendDone;
+  /** Set by the INSERT; valid once the transaction committed. */
+  seq: number;
 }
 
 interface PendingDeadLetter {
@@ -64,7 +65,6 @@ type Pending = PendingRecord | PendingDeadLetter;
 
 /** What one committed batch changed, applied to State only after COMMIT returned. */
 interface BatchOutcome extends EvictionOutcome {
-  seqs: Map<PendingRecord, number>;
   deadLettersDropped: number;
 }
 
@@ -83,13 +83,17 @@ function deadLetterReport(deadLetter: DeadLetterInput): PendingRecord | undefine
   });
   const record: OutboxRecordInput = { lane: Lane.events, deviceId: deadLetter.deviceId, ts: atMs, deviceSeq: deadLetter.deviceSeq, kind: RecordKind.deadLetter, body };
   // Its seq is not needed: the dead letter's promise settles with the batch.
-  return { type: 'record', record, bytes: measureRecordBytes(record), resolve: () => undefined, reject: () => undefined };
+  return { type: 'record', record, bytes: measureRecordBytes(record), done: ignoreDone, seq: 0 };
 }
+
+const ignoreDone: AppendDone = () => undefined;
 
 /** The queue of appends waiting for a transaction. */
 export interface CommitQueue {
   /** Resolves with the record's seq once the transaction holding it has committed. */
   append(record: OutboxRecordInput): Promise<number>;
+  /** The same with a callback (see Outbox.appendWith). */
+  appendWith(record: OutboxRecordInput, done: AppendDone): void;
   /** Resolves once the dead letter (and its report upstream) has committed. */
   appendDeadLetter(deadLetter: DeadLetterInput): Promise<void>;
   /** The drain now running, if any; replaced by the next while work remains. */
@@ -134,34 +138,47 @@ export function createCommitQueue(ctx: OutboxContext): CommitQueue {
     return queue.splice(0, count);
   }
 
+  /** Checks and queues a record; returns the error instead when it cannot be queued. */
+  function enqueueRecord(record: OutboxRecordInput, done: AppendDone): Error | undefined {
+    if (ctx.closing) return closedError(path);
+    let bytes: number;
+    try {
+      laneTable(record.lane);
+      bytes = measureRecordBytes(record);
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+    const maxBytes = ctx.maxBytes;
+    if (bytes > maxBytes) {
+      return new OutpostError(ErrorCode.OUTBOX_FULL, `record of ${bytes} bytes is larger than the outbox bound of ${maxBytes} bytes`, {
+        details: { path, bytes, maxBytes, deviceId: record.deviceId, kind: record.kind },
+      });
+    }
+    // Copy the fields now: the caller may reuse its object before the batch commits.
+    const snapshot: OutboxRecordInput = {
+      lane: record.lane,
+      deviceId: record.deviceId,
+      ts: record.ts,
+      deviceSeq: record.deviceSeq,
+      kind: record.kind,
+      body: record.body,
+    };
+    enqueue({ type: 'record', record: snapshot, bytes, done, seq: 0 });
+    return undefined;
+  }
+
   return {
     append(record) {
-      if (ctx.closing) return Promise.reject(closedError(path));
-      let bytes: number;
-      try {
-        laneTable(record.lane);
-        bytes = measureRecordBytes(record);
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-      }
-      const maxBytes = ctx.maxBytes;
-      if (bytes > maxBytes) {
-        return Promise.reject(
-          new OutpostError(ErrorCode.OUTBOX_FULL, `record of ${bytes} bytes is larger than the outbox bound of ${maxBytes} bytes`, {
-            details: { path, bytes, maxBytes, deviceId: record.deviceId, kind: record.kind },
-          }),
-        );
-      }
-      // Copy the fields now: the caller may reuse its object before the batch commits.
-      const snapshot: OutboxRecordInput = {
-        lane: record.lane,
-        deviceId: record.deviceId,
-        ts: record.ts,
-        deviceSeq: record.deviceSeq,
-        kind: record.kind,
-        body: record.body,
-      };
-      return new Promise<number>((resolve, reject) => enqueue({ type: 'record', record: snapshot, bytes, resolve, reject }));
+      return new Promise<number>((resolve, reject) => {
+        const refused = enqueueRecord(record, (error, seq) => (error === null ? resolve(seq) : reject(error)));
+        if (refused !== undefined) reject(refused);
+      });
+    },
+
+    appendWith(record, done) {
+      const refused = enqueueRecord(record, done);
+      // Never synchronously: a caller's code after the call runs before its callback, as with a promise.
+      if (refused !== undefined) queueMicrotask(() => done(refused, 0));
     },
 
     appendDeadLetter(deadLetter) {
@@ -191,12 +208,15 @@ async function commitBatch(ctx: OutboxContext, batch: Pending[]): Promise<void> 
     const code = (cause as SqliteError | undefined)?.code;
     logger?.error({ err: cause, path, records: records.length, deadLetters: deadLetters.length }, 'outbox commit failed; batch rejected');
     const err = storageFailed(`outbox commit of ${batch.length} items failed${code ? ` (${code})` : ''}`, cause, { path, sqliteCode: code });
-    for (const item of batch) item.reject(err);
+    for (const item of batch) {
+      if (item.type === 'record') item.done(err, 0);
+      else item.reject(err);
+    }
     return;
   }
   applyCommitted(ctx, records, deadLetters, outcome, atMs);
   for (const eviction of outcome.evictions) notifyEviction(options, eviction);
-  for (const item of records) item.resolve(outcome.seqs.get(item) ?? 0);
+  for (const item of records) item.done(null, item.seq);
   for (const item of deadLetters) item.resolve();
   if (records.length > 0) {
     try {
@@ -213,7 +233,7 @@ async function writeBatch(ctx: OutboxContext, records: PendingRecord[], deadLett
   const { db, state } = ctx;
   const { deadLetterMaxRows } = ctx.options;
   const maxBytes = ctx.maxBytes;
-  const outcome: BatchOutcome = { seqs: new Map(), evictions: [], oldestAfterEviction: {}, deadLettersDropped: 0 };
+  const outcome: BatchOutcome = { evictions: [], oldestAfterEviction: {}, deadLettersDropped: 0 };
   const incomingBytes = records.reduce((sum, item) => sum + item.bytes, 0);
   const lane = records[0]?.record.lane;
   if (
@@ -226,7 +246,7 @@ async function writeBatch(ctx: OutboxContext, records: PendingRecord[], deadLett
     // The common case: one INSERT is its own atomic, durable transaction (synchronous
     // FULL syncs at its implicit commit). BEGIN and COMMIT would cost two more round trips
     // to the sqlite3 thread pool per batch.
-    await insertRecords(db, lane, records, atMs, outcome.seqs);
+    await insertRecords(db, lane, records, atMs);
     return outcome;
   }
   await db.run('BEGIN IMMEDIATE');
@@ -234,7 +254,7 @@ async function writeBatch(ctx: OutboxContext, records: PendingRecord[], deadLett
   for (const lane of LANES) {
     const laneRecords = records.filter((item) => item.record.lane === lane);
     for (let start = 0; start < laneRecords.length; start += MAX_RECORDS_PER_INSERT) {
-      await insertRecords(db, lane, laneRecords.slice(start, start + MAX_RECORDS_PER_INSERT), atMs, outcome.seqs);
+      await insertRecords(db, lane, laneRecords.slice(start, start + MAX_RECORDS_PER_INSERT), atMs);
     }
   }
   for (let start = 0; start < deadLetters.length; start += MAX_DEAD_LETTERS_PER_INSERT) {
@@ -256,19 +276,29 @@ async function writeBatch(ctx: OutboxContext, records: PendingRecord[], deadLett
 /**
  * One multi-row INSERT whose rows come from a single JSON parameter (json_each), not one
  * placeholder per value: binding thousands of parameters cost more main-thread time than
- * the insert itself, and the SQL text stays the same for every batch.
+ * the insert itself, and the SQL text stays the same for every batch. Each body is already
+ * JSON text, so it goes into the array as JSON (read back with `->`, which returns the same
+ * text), not as a string: no escaping here and no unescaping in SQLite. Device ids match
+ * DEVICE_ID_PATTERN and so need no escaping either, but go through JSON.stringify anyway,
+ * as kinds do: the JSON must stay valid whatever a caller passes.
  */
-async function insertRecords(db: Database, lane: Lane, chunk: PendingRecord[], atMs: number, seqs: Map<PendingRecord, number>): Promise<void> {
-  const rows = JSON.stringify(chunk.map(({ record, bytes }) => [record.deviceId, record.ts, record.deviceSeq ?? null, record.kind, record.body, bytes]));
+async function insertRecords(db: Database, lane: Lane, chunk: PendingRecord[], atMs: number): Promise<void> {
+  let rows = '[';
+  for (let i = 0; i < chunk.length; i++) {
+    const { record, bytes } = chunk[i]!;
+    if (i > 0) rows += ',';
+    rows += `[${JSON.stringify(record.deviceId)},${record.ts},${record.deviceSeq ?? 'null'},${JSON.stringify(record.kind)},${record.body},${bytes}]`;
+  }
+  rows += ']';
   const result = await db.run(
     `INSERT INTO ${LANE_TABLE[lane]} (device_id, ts, device_seq, kind, body, received_at_ms, bytes)
-       SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1, value->>5 FROM json_each(?2) ORDER BY key`,
+       SELECT value->>0, value->>1, value->>2, value->>3, value->4, ?1, value->>5 FROM json_each(?2) ORDER BY key`,
     [atMs, rows],
   );
   if (result.changes !== chunk.length) throw new Error(`inserted ${result.changes} rows, expected ${chunk.length}`);
   // One statement on our only connection: AUTOINCREMENT hands out consecutive rowids in row order.
   const firstSeq = result.lastID - chunk.length + 1;
-  chunk.forEach((item, i) => seqs.set(item, firstSeq + i));
+  for (let i = 0; i < chunk.length; i++) chunk[i]!.seq = firstSeq + i;
 }
 
 async function insertDeadLetters(db: Database, chunk: PendingDeadLetter[], atMs: number): Promise<void> {

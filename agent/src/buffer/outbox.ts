@@ -137,6 +137,7 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
     epoch: meta.epoch,
     path,
     append: commits.append,
+    appendWith: commits.appendWith,
     appendDeadLetter: commits.appendDeadLetter,
     ...createOutboxReads(ctx),
 

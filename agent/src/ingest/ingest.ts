@@ -1,8 +1,9 @@
+import { isAscii } from 'node:buffer';
 import { checkTelemetryFast, Lane, RecordKind, RejectReason, TelemetrySchema, type DeviceError, type DeviceResendReport, type Logger } from '@outpost/shared';
 import type { Outbox } from '../buffer/index.js';
 import type { AgentMetrics } from '../metrics.js';
 import type { RateLimiter } from './rate-limiter.js';
-import type { ResendWindow } from './resend-window.js';
+import type { ResendWindow, TrackedMessage } from './resend-window.js';
 
 /** A dead letter keeps at most this much of the rejected payload. */
 export const DEAD_LETTER_MAX_PAYLOAD_BYTES = 4096;
@@ -49,6 +50,11 @@ export interface Ingest {
    * after the commit, so the caller may acknowledge then. Never rejects.
    */
   handleTelemetry(deviceId: string, topic: string, payload: Buffer, publish: TelemetryPublish): Promise<IngestOutcome>;
+  /**
+   * `handleTelemetry` with a callback, called once, never synchronously: the broker's hot
+   * path, with no promise per publish. `done` must not throw.
+   */
+  submitTelemetry(deviceId: string, topic: string, payload: Buffer, publish: TelemetryPublish, done: (outcome: IngestOutcome) => void): void;
   /** False while the latest commit attempt failed (e.g. disk full), true again after the next success. */
   storageHealthy(): boolean;
   /** Publishes committed, rejected and recognised as resends since start. */
@@ -67,10 +73,16 @@ type Parsed =
 /** Pure: bytes -> a validated, normalised telemetry body, or why not. */
 export function parseTelemetryPayload(payload: Buffer): Parsed {
   let text: string;
-  try {
-    text = utf8.decode(payload);
-  } catch {
-    return { ok: false, reason: RejectReason.notUtf8, detail: 'payload is not valid UTF-8' };
+  // ASCII (nearly every payload) is valid UTF-8 and decodes as latin1, the cheapest decoder;
+  // anything else goes through the strict UTF-8 decoder, which refuses invalid sequences.
+  if (isAscii(payload)) {
+    text = payload.toString('latin1');
+  } else {
+    try {
+      text = utf8.decode(payload);
+    } catch {
+      return { ok: false, reason: RejectReason.notUtf8, detail: 'payload is not valid UTF-8' };
+    }
   }
   let json: unknown;
   try {
@@ -90,8 +102,8 @@ export function parseTelemetryPayload(payload: Buffer): Parsed {
     return { ok: false, reason: RejectReason.invalidPayload, detail, deviceSeq: Number.isSafeInteger(seq) ? (seq as number) : undefined };
   }
   const t = result.data;
-  // Normalised body: only the contract's fields, in a fixed order.
-  const body = JSON.stringify(t.seq === undefined ? { ts: t.ts, metrics: t.metrics } : { ts: t.ts, seq: t.seq, metrics: t.metrics });
+  // Normalised body: only the contract's fields, in a fixed order (the fast check's value is already that).
+  const body = JSON.stringify(fast ?? (t.seq === undefined ? { ts: t.ts, metrics: t.metrics } : { ts: t.ts, seq: t.seq, metrics: t.metrics }));
   return { ok: true, body, ts: t.ts, deviceSeq: t.seq };
 }
 
@@ -154,38 +166,59 @@ export function createIngest(options: IngestOptions): Ingest {
       .finally(() => (pruning = false));
   }
 
+  /** The end of a telemetry commit: counts, the resend window, then the caller's callback. */
+  function committedTelemetry(deviceId: string, receivedAtMs: number, tracked: TrackedMessage | undefined, error: Error | null, seq: number, done: (outcome: IngestOutcome) => void): void {
+    if (tracked !== undefined) resendWindow.settle(tracked, error === null);
+    if (error !== null) return done(storageFailed(error, deviceId));
+    storageOk = true;
+    accepted++;
+    metrics.accepted.inc();
+    metrics.commitLatency.observe((performance.now() - receivedAtMs) / 1000);
+    done({ type: 'accepted', seq });
+  }
+
+  /** The rare paths (a resend, a dead letter), with promises. */
+  function settleLater(outcome: Promise<IngestOutcome>, done: (outcome: IngestOutcome) => void): void {
+    outcome.then(done, (error: unknown) => done(storageFailed(error, '(unknown)')));
+  }
+
+  function submitTelemetry(deviceId: string, topic: string, payload: Buffer, publish: TelemetryPublish, done: (outcome: IngestOutcome) => void): void {
+    const receivedAtMs = publish.receivedAtMs ?? performance.now();
+    if (publish.qos === 0 && !rateLimiter.tryTake(deviceId)) {
+      rejected++;
+      metrics.rejected.inc({ reason: RejectReason.rateLimited });
+      answer(deviceId, { ts: Date.now(), reason: RejectReason.rateLimited, topic, detail: 'device is over its message rate; QoS 0 messages over it are dropped (QoS 1 and 2 are read more slowly instead)' });
+      queueMicrotask(() => done({ type: 'refused', reason: 'rate-limited' }));
+      return;
+    }
+    const parsed = parseTelemetryPayload(payload);
+    if (!parsed.ok) return settleLater(deadLetter(deviceId, topic, payload, parsed.reason, parsed.detail, parsed.deviceSeq), done);
+    const { deviceSeq } = parsed;
+    if (deviceSeq !== undefined) {
+      const seen = resendWindow.check(deviceId, deviceSeq, parsed.ts);
+      if (seen.type === 'resend') return settleLater(resend(deviceId, deviceSeq, parsed.ts), done);
+      if (seen.type === 'pending') {
+        // The original is still committing: its outcome decides (committed: a resend; failed: new data).
+        return settleLater(
+          seen.committed.then((committed) =>
+            committed ? resend(deviceId, deviceSeq, parsed.ts) : new Promise<IngestOutcome>((resolve) => submitTelemetry(deviceId, topic, payload, { ...publish, receivedAtMs }, resolve)),
+          ),
+          done,
+        );
+      }
+    }
+    const tracked = deviceSeq === undefined ? undefined : resendWindow.track(deviceId, deviceSeq, parsed.ts);
+    outbox.appendWith({ lane: Lane.telemetry, deviceId, ts: parsed.ts, deviceSeq, kind: RecordKind.telemetry, body: parsed.body }, (error, seq) =>
+      committedTelemetry(deviceId, receivedAtMs, tracked, error, seq, done),
+    );
+    if (tracked !== undefined) pruneWindowIfDue();
+  }
+
   return {
-    async handleTelemetry(deviceId, topic, payload, publish) {
-      const receivedAtMs = publish.receivedAtMs ?? performance.now();
-      if (publish.qos === 0 && !rateLimiter.tryTake(deviceId)) {
-        rejected++;
-        metrics.rejected.inc({ reason: RejectReason.rateLimited });
-        answer(deviceId, { ts: Date.now(), reason: RejectReason.rateLimited, topic, detail: 'device is over its message rate; QoS 0 messages over it are dropped (QoS 1 and 2 are read more slowly instead)' });
-        return { type: 'refused', reason: 'rate-limited' };
-      }
-      const parsed = parseTelemetryPayload(payload);
-      if (!parsed.ok) return deadLetter(deviceId, topic, payload, parsed.reason, parsed.detail, parsed.deviceSeq);
-      const { deviceSeq } = parsed;
-      if (deviceSeq !== undefined) {
-        const seen = resendWindow.check(deviceId, deviceSeq, parsed.ts);
-        if (seen.type === 'resend' || (seen.type === 'pending' && (await seen.committed))) return resend(deviceId, deviceSeq, parsed.ts);
-      }
-      const committed = outbox.append({ lane: Lane.telemetry, deviceId, ts: parsed.ts, deviceSeq, kind: RecordKind.telemetry, body: parsed.body });
-      if (deviceSeq !== undefined) {
-        resendWindow.track(deviceId, deviceSeq, parsed.ts, committed);
-        pruneWindowIfDue();
-      }
-      try {
-        const seq = await committed;
-        storageOk = true;
-        accepted++;
-        metrics.accepted.inc();
-        metrics.commitLatency.observe((performance.now() - receivedAtMs) / 1000);
-        return { type: 'accepted', seq };
-      } catch (error) {
-        return storageFailed(error, deviceId);
-      }
+    handleTelemetry(deviceId, topic, payload, publish) {
+      return new Promise((resolve) => submitTelemetry(deviceId, topic, payload, publish, resolve));
     },
+    submitTelemetry,
     storageHealthy: () => storageOk,
     counts: () => ({ accepted, rejected, resends }),
   };

@@ -5,11 +5,9 @@ import { createResendWindow } from './resend-window.js';
 const T0 = 1_700_000_000_000;
 
 describe('createResendWindow', () => {
-  it('recognises a committed message by device, seq and ts, and nothing else', async () => {
+  it('recognises a committed message by device, seq and ts, and nothing else', () => {
     const window = createResendWindow([]);
-    window.track('d1', 5, T0, Promise.resolve(42));
-    await Promise.resolve();
-    await Promise.resolve();
+    window.settle(window.track('d1', 5, T0), true);
     expect(window.check('d1', 5, T0)).toEqual({ type: 'resend' });
     expect(window.check('d1', 5, T0 + 1)).toEqual({ type: 'new' }); // a reboot: same seq, another ts
     expect(window.check('d2', 5, T0)).toEqual({ type: 'new' });
@@ -18,16 +16,16 @@ describe('createResendWindow', () => {
 
   it('holds a message while its commit is pending, and forgets it when the commit fails', async () => {
     const window = createResendWindow([]);
-    let commit!: (seq: number) => void;
-    let fail!: (err: Error) => void;
-    window.track('d1', 1, T0, new Promise<number>((resolve) => (commit = resolve)));
-    window.track('d1', 2, T0, new Promise<number>((_, reject) => (fail = reject)));
+    const one = window.track('d1', 1, T0);
+    const two = window.track('d1', 2, T0);
     const first = window.check('d1', 1, T0);
     const second = window.check('d1', 2, T0);
     expect(first.type).toBe('pending');
     expect(second.type).toBe('pending');
-    commit(1);
-    fail(new Error('disk full'));
+    // A second resend while pending waits for the same outcome.
+    expect(window.check('d1', 1, T0)).toEqual(first);
+    window.settle(one, true);
+    window.settle(two, false);
     expect(first.type === 'pending' && (await first.committed)).toBe(true);
     expect(second.type === 'pending' && (await second.committed)).toBe(false);
     expect(window.check('d1', 1, T0)).toEqual({ type: 'resend' });
@@ -44,12 +42,12 @@ describe('createResendWindow', () => {
     expect(window.check('d1', 10, T0 + 9)).toEqual({ type: 'new' });
   });
 
-  it('keeps at most maxDevices devices, dropping the one heard from longest ago, and says how many it dropped', async () => {
+  it('keeps at most maxDevices devices, dropping the one heard from longest ago, and says how many it dropped', () => {
     const window = createResendWindow([], 3);
-    for (const id of ['a', 'b', 'c']) window.track(id, 1, T0, Promise.resolve(1));
-    window.track('a', 2, T0, Promise.resolve(2)); // a is recent again
-    window.track('d', 1, T0, Promise.resolve(3)); // b goes
-    await new Promise((resolve) => setImmediate(resolve));
+    const tracked = ['a', 'b', 'c'].map((id) => window.track(id, 1, T0));
+    tracked.push(window.track('a', 2, T0)); // a is recent again
+    tracked.push(window.track('d', 1, T0)); // b goes
+    for (const message of tracked) window.settle(message, true);
     expect(window.devices()).toBe(3);
     expect(window.takeForgotten()).toBe(1);
     expect(window.takeForgotten()).toBe(0);

@@ -19,10 +19,25 @@ export type ResendCheck =
   /** The same message is waiting for its commit: `committed` says whether it got one. */
   | { type: 'pending'; committed: Promise<boolean> };
 
+/** A message waiting for its commit, as `track` returned it. */
+export interface TrackedMessage {
+  readonly ring: DeviceRing;
+  readonly seq: number;
+  readonly ts: number;
+  /** Created only when a resend arrives while the commit is pending (rare). */
+  waiting: { committed: Promise<boolean>; resolve: (committed: boolean) => void } | undefined;
+}
+
 export interface ResendWindow {
   check(deviceId: string, seq: number, ts: number): ResendCheck;
-  /** Remembers a message whose commit `committed` settles: a resend until then is `pending`, after it `resend`. */
-  track(deviceId: string, seq: number, ts: number, committed: Promise<unknown>): void;
+  /**
+   * Remembers a message whose commit has started: a resend until `settle` is `pending`, after
+   * a successful commit `resend`. No promise per message: the ingest hot path calls `settle`
+   * from the outbox's commit callback.
+   */
+  track(deviceId: string, seq: number, ts: number): TrackedMessage;
+  /** The commit of a tracked message ended; call in commit order (the order the outbox's trigger wrote the slots in). */
+  settle(message: TrackedMessage, committed: boolean): void;
   /** Devices with a window in memory. */
   devices(): number;
   /** Devices dropped from memory since the last call (the caller prunes the persisted window). */
@@ -33,7 +48,7 @@ interface DeviceRing {
   /** Seq per slot; NaN for a slot never used. */
   seqs: Float64Array;
   tss: Float64Array;
-  pending: Map<number, { ts: number; committed: Promise<boolean> }> | undefined;
+  pending: Map<number, TrackedMessage> | undefined;
 }
 
 const NEW: ResendCheck = { type: 'new' };
@@ -78,28 +93,29 @@ export function createResendWindow(rows: readonly DeviceWindowRow[], maxDevices 
       const ring = rings.get(deviceId);
       if (ring === undefined) return NEW;
       const pending = ring.pending?.get(seq);
-      if (pending !== undefined && pending.ts === ts) return { type: 'pending', committed: pending.committed };
+      if (pending !== undefined && pending.ts === ts) {
+        if (pending.waiting === undefined) {
+          let resolve!: (committed: boolean) => void;
+          const committed = new Promise<boolean>((r) => (resolve = r));
+          pending.waiting = { committed, resolve };
+        }
+        return { type: 'pending', committed: pending.waiting.committed };
+      }
       const slot = seq % RESEND_WINDOW_SEQS;
       return ring.seqs[slot] === seq && ring.tss[slot] === ts ? RESEND : NEW;
     },
-    track(deviceId, seq, ts, committed) {
+    track(deviceId, seq, ts) {
       const ring = touch(deviceId);
-      const entry = {
-        ts,
-        committed: committed.then(
-          () => {
-            // Commits settle in commit order, the order the outbox's trigger wrote the slots in.
-            remember(ring, seq, ts);
-            return true;
-          },
-          () => false,
-        ),
-      };
+      const message: TrackedMessage = { ring, seq, ts, waiting: undefined };
       ring.pending ??= new Map();
-      ring.pending.set(seq, entry);
-      void entry.committed.then(() => {
-        if (ring.pending?.get(seq) === entry) ring.pending.delete(seq);
-      });
+      ring.pending.set(seq, message);
+      return message;
+    },
+    settle(message, committed) {
+      const { ring, seq } = message;
+      if (committed) remember(ring, seq, message.ts);
+      if (ring.pending?.get(seq) === message) ring.pending.delete(seq);
+      message.waiting?.resolve(committed);
     },
     devices: () => rings.size,
     takeForgotten() {

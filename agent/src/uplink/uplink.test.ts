@@ -131,6 +131,10 @@ class MemoryOutbox implements Outbox {
     return Promise.reject(new Error('the uplink never appends'));
   }
 
+  appendWith(_record: unknown, done: (error: Error | null, seq: number) => void): void {
+    queueMicrotask(() => done(new Error('the uplink never appends'), 0));
+  }
+
   appendDeadLetter(): Promise<void> {
     return Promise.reject(new Error('the uplink never appends'));
   }
