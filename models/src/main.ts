@@ -2,7 +2,7 @@
 // Composition root of the models CLI (npm run -w models build | sign | evaluate): the only
 // file that reads argv and the environment, writes to stdout/stderr and sets the exit code.
 import { resolve } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, isOutpostError } from '@outpost/shared';
 import { artifactFiles, buildArtifacts, DEFAULT_MODEL_VERSION, DETECTOR_MODEL_VERSION } from './build/build-artifacts.js';
 import { REPO_ROOT } from './build/simulator.js';
@@ -215,8 +215,20 @@ program
   });
 
 try {
+  // Commander throws instead of exiting, so a bad option value (a seed that is no integer) ends
+  // with the usage exit code like every other bad input; it has printed its message already.
+  program.exitOverride();
+  for (const command of program.commands) command.exitOverride();
   await program.parseAsync(process.argv);
 } catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? ExitCode.ok : ExitCode.configInvalid;
+  } else {
+    reportFailure(error);
+  }
+}
+
+function reportFailure(error: unknown): void {
   // Bad input (a scenario, manifest, key or model file) is a usage error with its reason.
   process.stderr.write(`outpost-models: ${error instanceof Error ? error.message : String(error)}\n`);
   const invalidInput =

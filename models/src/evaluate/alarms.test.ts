@@ -121,17 +121,28 @@ describe('thresholdForFalseAlarmRate', () => {
     return { deviceId, windows, lastSeq: 10, intervalMs: 0 };
   }
 
-  it('picks the lowest threshold whose false alarms per device-day meet the target', () => {
+  it('picks the lowest threshold whose false alarms per device-day meet the target, coming down from above', () => {
     // Four isolated high windows in 10 device-days: 4.0, 3.0, 2.0, 1.5.
     const traces = Array.from({ length: 10 }, (_, d) => dayTrace(`d${d}`, d < 4 ? [0, 0, 0, [4, 3, 2, 1.5][d]!] : []));
     const none = new Map<string, TruthEpisode[]>();
     // Target 0.2 per device-day = 2 events in 10 days: the threshold must sit just above 2.0.
-    const { threshold, outcome } = thresholdForFalseAlarmRate(traces, none, 0.2, 1, 0.5, 100, 1);
+    const { threshold, outcome } = thresholdForFalseAlarmRate(traces, none, 0.2, 1, 0.5, 100);
     expect(outcome.falseAlarmEvents).toBe(2);
     expect(threshold).toBeGreaterThanOrEqual(2);
     expect(threshold).toBeLessThan(2.001);
-    // The share of flagged normal windows bounds it too: 1 flagged window in 110 is over 0.5 %.
-    expect(thresholdForFalseAlarmRate(traces, none, 0.2, 1, 0.5, 100, 0.005).threshold).toBeGreaterThanOrEqual(4);
-    expect(() => thresholdForFalseAlarmRate(traces, none, 0.2, 1, 0.5, 3)).toThrow(/even threshold 3 gives 0.1 false alarms per device-day \(target 0.2\) and flags 0.009/);
+    expect(() => thresholdForFalseAlarmRate(traces, none, 0.05, 1, 0.5, 3)).toThrow(/even threshold 3 gives 0.1 false alarms per device-day, over the target 0.05/);
+  });
+
+  it('does not fall into the low thresholds where every window is flagged and events merge into one per device', () => {
+    // Each device-day: two windows at 2 among windows at 1. Above 2: no event; between 1 and 2:
+    // two per device-day (over the target 1.5); below 1: one endless event per device-day, which
+    // a search from below would accept.
+    const traces = Array.from({ length: 10 }, (_, d) => dayTrace(`d${d}`, [1, 1, 2, 1, 1, 1, 2, 1, 1, 1, 1]));
+    const none = new Map<string, TruthEpisode[]>();
+    expect(assessTraces(traces, none, 0.5, 1).falseAlarmsPerDeviceDay).toBe(1);
+    const { threshold, outcome } = thresholdForFalseAlarmRate(traces, none, 1.5, 1, 0.001, 100);
+    expect(outcome.falseAlarmEvents).toBe(0);
+    expect(threshold).toBeGreaterThanOrEqual(2);
+    expect(threshold).toBeLessThan(2.001);
   });
 });

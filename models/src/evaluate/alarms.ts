@@ -300,17 +300,14 @@ export function tradeOffCurve(traces: readonly DeviceTrace[], truth: ReadonlyMap
   });
 }
 
-/** Default bound on the share of normal windows flagged when choosing a threshold: 0.1 %. */
-export const DEFAULT_MAX_FLAGGED_NORMAL_SHARE = 0.001;
-
 /**
- * The lowest threshold whose false alarms per device-day stay at or under `target` and whose
- * share of flagged normal windows stays at or under `maxFlaggedShare`, searched between `low`
- * and `high` (at `high` both must already hold: RangeError otherwise). Bisection on the log scale
- * to a relative precision of 1e-4. The share bound matters at low thresholds, where alarm events
- * merge into a few endless ones and their count falls again; the share only falls as the
- * threshold rises. Raising the threshold can still split an event in two, so the count is not
- * strictly monotone: the result meets both bounds and is the lowest such threshold up to those wrinkles.
+ * The lowest threshold whose false alarms per device-day stay at or under `target`, found by
+ * coming down from `high` (where the rate must already be within the target: RangeError
+ * otherwise) in steps of 2 % until the rate first exceeds the target, then bisecting that step to
+ * a relative precision of 1e-4; `low` if the rate never exceeds the target above it. Coming down
+ * matters: at very low thresholds alarm events merge into a few endless ones and their count falls
+ * again, a regime a plain bisection could land in. Raising the threshold can also split an event
+ * in two, so the rate is not strictly monotone: the result is the first crossing seen from above.
  */
 export function thresholdForFalseAlarmRate(
   traces: readonly DeviceTrace[],
@@ -319,29 +316,33 @@ export function thresholdForFalseAlarmRate(
   strideSamples: number,
   low: number,
   high: number,
-  maxFlaggedShare: number = DEFAULT_MAX_FLAGGED_NORMAL_SHARE,
 ): { threshold: number; outcome: ThresholdOutcome } {
   if (!(low > 0 && high > low)) throw new RangeError(`need 0 < low < high, got ${low} and ${high}`);
-  const acceptable = (o: ThresholdOutcome): boolean => o.falseAlarmsPerDeviceDay <= target && !(o.flaggedNormalShare > maxFlaggedShare);
-  let highOutcome = assessTraces(traces, truth, high, strideSamples);
-  if (!acceptable(highOutcome)) {
-    throw new RangeError(
-      `even threshold ${high} gives ${highOutcome.falseAlarmsPerDeviceDay} false alarms per device-day (target ${target}) and flags ${highOutcome.flaggedNormalShare} of the normal windows (at most ${maxFlaggedShare})`,
-    );
-  }
-  let lo = low;
+  const acceptable = (o: ThresholdOutcome): boolean => o.falseAlarmsPerDeviceDay <= target;
   let hi = high;
-  const lowOutcome = assessTraces(traces, truth, lo, strideSamples);
-  if (acceptable(lowOutcome)) return { threshold: lo, outcome: lowOutcome };
+  let hiOutcome = assessTraces(traces, truth, hi, strideSamples);
+  if (!acceptable(hiOutcome)) throw new RangeError(`even threshold ${high} gives ${hiOutcome.falseAlarmsPerDeviceDay} false alarms per device-day, over the target ${target}`);
+  let lo: number | undefined;
+  while (lo === undefined) {
+    const next = Math.max(low, hi / 1.02);
+    const outcome = assessTraces(traces, truth, next, strideSamples);
+    if (!acceptable(outcome)) {
+      lo = next;
+    } else {
+      hi = next;
+      hiOutcome = outcome;
+      if (next === low) return { threshold: hi, outcome: hiOutcome };
+    }
+  }
   while (hi / lo > 1 + 1e-4) {
     const mid = Math.sqrt(lo * hi);
     const outcome = assessTraces(traces, truth, mid, strideSamples);
     if (acceptable(outcome)) {
       hi = mid;
-      highOutcome = outcome;
+      hiOutcome = outcome;
     } else {
       lo = mid;
     }
   }
-  return { threshold: hi, outcome: highOutcome };
+  return { threshold: hi, outcome: hiOutcome };
 }

@@ -97,6 +97,11 @@ describe('evaluateRecords', () => {
     expect((await refusal(evaluateRecords(apart, [], { models: [machine] }))).message).toBe('model machine@1 reads the metrics temperature, vibration, pressure; no device of the traffic sends all of them');
   });
 
+  it('refuses two models of one kind (the same metrics): the second would get no device', async () => {
+    const error = await refusal(evaluateRecords(series('a', [0, 0, 0, 0]), [], { models: [model('one', ['x', 'y']), model('two', ['y', 'x'])] }));
+    expect(error.message).toMatch(/models one@1 and two@1 read the same metrics \(y, x\)/);
+  });
+
   it('refuses a scorer that returns the wrong number of scores', async () => {
     const broken = model('x', ['x'], { score: () => Promise.resolve(new Float32Array(0)) });
     expect((await refusal(evaluateRecords(series('a', [0, 0, 0, 0]), [], { models: [broken] }))).message).toMatch(/returned 0 scores for 1 rows/);

@@ -166,6 +166,19 @@ export async function replayRecords(
 ): Promise<Replay> {
   const { models } = options;
   if (models.length === 0) throw new OutpostError(ErrorCode.MODEL_INVALID, 'no model to evaluate');
+  // Two models of one kind would compete for the same devices: the second would see none.
+  const kinds = new Map<string, ModelUnderTest>();
+  for (const model of models) {
+    const key = [...model.featureSpec.metrics].sort().join(',');
+    const other = kinds.get(key);
+    if (other !== undefined) {
+      throw new OutpostError(
+        ErrorCode.MODEL_INVALID,
+        `models ${other.ref.name}@${other.ref.version} and ${model.ref.name}@${model.ref.version} read the same metrics (${model.featureSpec.metrics.join(', ')}), so every device would go to the first: evaluate them one at a time`,
+      );
+    }
+    kinds.set(key, model);
+  }
   const batchSize = options.batchSize ?? 1024;
   const devices = new Map<string, DeviceState>();
   const seenMetrics = new Set<string>();
