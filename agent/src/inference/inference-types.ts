@@ -101,7 +101,7 @@ export interface Inference {
 
 export interface InferenceOptions {
   config: InferenceConfig;
-  /** Where results are appended (kinds `inference` and `anomaly`). */
+  /** Where results are appended (kinds `anomaly`, and `inference-summary` or `inference` as `config.upstream` says). */
   outbox: Outbox;
   publish: LocalPublish;
   metrics: AgentMetrics;

@@ -57,7 +57,7 @@ interface QueuedRow {
 export async function startInference(options: InferenceOptions): Promise<Inference> {
   const { config, metrics, logger } = options;
   assertTrustedKeys(config.trustedKeys);
-  const sink = createResultSink({ outbox: options.outbox, publish: options.publish, metrics, logger });
+  const sink = createResultSink({ outbox: options.outbox, publish: options.publish, metrics, logger, upstream: config.upstream, summaryIntervalMs: config.summaryIntervalMs });
   const settings: InferenceSettings = {
     threshold: config.threshold,
     maxBatchSize: config.maxBatchSize,
@@ -156,7 +156,7 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
         const score = outcome.scores[i] ?? Number.NaN;
         if (!Number.isFinite(score)) return unscored(UnscoredReason.invalidScore);
         const anomaly = score > threshold;
-        sink.deliver(row.deviceId, row.deviceSeq, { ts: row.ts, model: ref, score, anomaly });
+        sink.deliver(row.deviceId, row.deviceSeq, { ts: row.ts, model: ref, score, anomaly }, threshold);
         metrics.inferenceLatency.observe((nowMs - row.committedAtMs) / 1000);
         scored++;
         if (anomaly) anomalies++;
@@ -315,6 +315,8 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
         clearTimeout(timer);
         await inFlight?.done;
         unscored(UnscoredReason.shutdown, queue.clear().length);
+        // The open summaries go into the outbox, which closes after inference.
+        sink.close();
         await swapTail;
         const slots = [...retiring, ...(current === undefined ? [] : [current])];
         retiring.clear();

@@ -26,6 +26,19 @@ describe('toLiveRecord', () => {
     expect(anomaly?.type === 'anomaly' && 'threshold' in anomaly.result).toBe(false);
   });
 
+  it('reads an inference summary as one point at its last row: the mean as the score, flagged when any row was', () => {
+    const summary = { fromTs: 50, toTs: 90, model: MODEL, count: 4, mean: 0.25, max: 0.7, anomalies: 1, threshold: 0.5 };
+    expect(toLiveRecord(batch, record('inference-summary', summary))).toMatchObject({
+      type: 'inference-summary',
+      ts: 90,
+      key: 'epoch0001:telemetry:7',
+      result: { ts: 90, score: 0.25, anomaly: true, threshold: 0.5, model: MODEL, summary: { fromTs: 50, count: 4, max: 0.7, anomalies: 1 } },
+    });
+    expect(toLiveRecord(batch, record('inference-summary', { ...summary, anomalies: 0 }))).toMatchObject({ result: { anomaly: false } });
+    expect(toLiveRecord(batch, record('inference-summary', { ...summary, count: 0 }))).toBeUndefined();
+    expect(toLiveRecord(batch, record('inference-summary', { ts: 90, model: MODEL, score: 0.2, anomaly: false }))).toBeUndefined();
+  });
+
   it('skips other kinds and malformed bodies', () => {
     expect(toLiveRecord(batch, record('rollout-result', {}))).toBeUndefined();
     expect(toLiveRecord(batch, record('telemetry', { ts: 1, metrics: JSON.parse('{"__proto__": 1}') as unknown }))).toBeUndefined();

@@ -1,7 +1,8 @@
-// What the live view reads from an uplink record: a device's telemetry or one inference result.
+// What the live view reads from an uplink record: a device's telemetry, one inference result, or
+// a summary of a device's inference results over an interval (the agent's default upstream).
 // The agent validated every body before it went into its outbox; this is the control plane's
 // own check, so a malformed record is skipped here instead of reaching a chart.
-import { InferenceResultSchema, RecordKind, type InferencePoint, type UplinkBatch, type UplinkRecord } from '@outpost/shared';
+import { InferenceResultSchema, InferenceSummarySchema, RecordKind, type InferencePoint, type UplinkBatch, type UplinkRecord } from '@outpost/shared';
 import { telemetryMetrics } from '../ingest/accounting.js';
 
 interface LiveRecordBase {
@@ -21,7 +22,7 @@ interface LiveRecordBase {
 
 export type LiveRecord =
   | (LiveRecordBase & { type: typeof RecordKind.telemetry; metrics: Readonly<Record<string, number>> })
-  | (LiveRecordBase & { type: typeof RecordKind.inference | typeof RecordKind.anomaly; result: InferencePoint });
+  | (LiveRecordBase & { type: typeof RecordKind.inference | typeof RecordKind.anomaly | typeof RecordKind.inferenceSummary; result: InferencePoint });
 
 /** The inference result of a record body, with `threshold` when the agent sent one; undefined when the body is not one. */
 export function parseInferenceBody(body: unknown): InferencePoint | undefined {
@@ -30,6 +31,24 @@ export function parseInferenceBody(body: unknown): InferencePoint | undefined {
   const threshold = (body as { threshold?: unknown }).threshold;
   const { ts, score, anomaly, model } = parsed.data;
   return typeof threshold === 'number' && Number.isFinite(threshold) ? { ts, score, anomaly, threshold, model } : { ts, score, anomaly, model };
+}
+
+/**
+ * An `inference-summary` body as one point: at its last row's time, its mean as the score,
+ * flagged when any row was; undefined when the body is not one.
+ */
+export function parseInferenceSummaryBody(body: unknown): InferencePoint | undefined {
+  const parsed = InferenceSummarySchema.safeParse(body);
+  if (!parsed.success) return undefined;
+  const s = parsed.data;
+  return {
+    ts: s.toTs,
+    score: s.mean,
+    anomaly: s.anomalies > 0,
+    ...(s.threshold === undefined ? {} : { threshold: s.threshold }),
+    model: s.model,
+    summary: { fromTs: s.fromTs, count: s.count, max: s.max, anomalies: s.anomalies },
+  };
 }
 
 /** The live form of one record of `batch`; undefined for another kind or a malformed body. */
@@ -45,6 +64,10 @@ export function toLiveRecord(batch: Pick<UplinkBatch, 'agentId' | 'epoch' | 'lan
     case RecordKind.inference:
     case RecordKind.anomaly: {
       const result = parseInferenceBody(record.body);
+      return result === undefined ? undefined : { ...base, type: record.kind, ts: result.ts, result };
+    }
+    case RecordKind.inferenceSummary: {
+      const result = parseInferenceSummaryBody(record.body);
       return result === undefined ? undefined : { ...base, type: record.kind, ts: result.ts, result };
     }
     default:

@@ -74,7 +74,7 @@ export function startLiveView(options: LiveViewOptions): LiveView {
         continue;
       }
       const event = { agentId: rec.agentId, deviceId: rec.deviceId, ...rec.result };
-      if (rec.type === RecordKind.inference) {
+      if (rec.type === RecordKind.inference || rec.type === RecordKind.inferenceSummary) {
         if (added && live) hub.publish({ type: ServerEventType.inference, data: event });
         continue;
       }

@@ -46,6 +46,17 @@ describe('createRecentWindow', () => {
     expect(w.series('gw-2', 'd1')).toBeUndefined();
   });
 
+  it('lists a summary beside a single result of the same time and model: they are different points', () => {
+    const w = createRecentWindow({ windowMs: 60_000, maxPointsPerDevice: 100, maxDevices: 10 });
+    w.add(result('d1', T0, true, 'anomaly'), T0);
+    const summary: InferencePoint = { ts: T0, score: 0.3, anomaly: true, model: MODEL, summary: { fromTs: T0 - 10, count: 5, max: 0.9, anomalies: 1 } };
+    w.add({ type: 'inference-summary', agentId: 'gw-1', deviceId: 'd1', ts: T0, receivedAtMs: T0 + 1, key: 'e:telemetry:s1', result: summary }, T0);
+    expect(w.series('gw-1', 'd1')!.inference.map((r) => [r.score, r.summary?.count])).toEqual([
+      [0.9, undefined],
+      [0.3, 5],
+    ]);
+  });
+
   it('keeps at most maxPointsPerDevice per device and maxDevices devices, dropping the oldest', () => {
     const w = createRecentWindow({ windowMs: 60_000, maxPointsPerDevice: 3, maxDevices: 2 });
     for (let k = 0; k < 5; k++) w.add(telemetry('d1', T0 + k, k), T0);

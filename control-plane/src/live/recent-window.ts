@@ -50,8 +50,11 @@ const deviceKey = (agentId: string, deviceId: string): string => `${agentId}/${d
 
 const byTs = (a: { ts: number }, b: { ts: number }): number => a.ts - b.ts;
 
-/** One result can arrive twice: as an `inference` record and again as an `anomaly` record. */
-const resultKey = (r: InferencePoint): string => `${r.ts}\u0000${r.model.name}\u0000${r.model.version}`;
+/**
+ * One result can arrive twice: as an `inference` record and again as an `anomaly` record. A
+ * summary is its own point, even when its last row is an anomaly of the same time.
+ */
+const resultKey = (r: InferencePoint): string => `${r.summary === undefined ? 'r' : 's'}\u0000${r.ts}\u0000${r.model.name}\u0000${r.model.version}`;
 
 /** Drops the first `count` entries of `list` and their keys. */
 function dropFront<T>(list: Stored<T>[], count: number, keys: Set<string>): void {

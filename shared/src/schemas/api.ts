@@ -230,8 +230,10 @@ export type ApiErrorResponse = z.infer<typeof ApiErrorResponseSchema>;
 export const RecordKind = {
   /** Telemetry lane; body: Telemetry `{ ts, seq?, metrics }`. */
   telemetry: 'telemetry',
-  /** Telemetry lane; body: InferenceResult `{ ts, model, score, anomaly }`. */
+  /** Telemetry lane; body: InferenceResult `{ ts, model, score, anomaly }` (only with `inference.upstream: every-score`). */
   inference: 'inference',
+  /** Telemetry lane; body: InferenceSummary `{ fromTs, toTs, model, count, mean, max, anomalies, threshold? }`: one device's scores over one interval. */
+  inferenceSummary: 'inference-summary',
   /** Events lane; body: InferenceResult with `anomaly: true`. */
   anomaly: 'anomaly',
   /**
@@ -257,14 +259,18 @@ export const SeriesPointSchema = z.object({
 });
 export type SeriesPoint = z.infer<typeof SeriesPointSchema>;
 
-/** One inference result of a device (an `inference` or `anomaly` record). */
+/** One inference result of a device (an `inference` or `anomaly` record), or a summary of several (`inference-summary`). */
 export const InferencePointSchema = z.object({
   ts: EpochMs,
+  /** The score; of a summary, the mean of its scores. */
   score: z.number(),
+  /** Of a summary: any of its rows. */
   anomaly: z.boolean(),
   /** The model's threshold, when the agent sent it with the result. */
   threshold: z.number().optional(),
   model: ModelRefSchema,
+  /** Set when the point summarises the rows scored from `fromTs` to `ts` (the agent's default upstream). */
+  summary: z.object({ fromTs: EpochMs, count: z.number().int().positive(), max: z.number(), anomalies: z.number().int().nonnegative() }).optional(),
 });
 export type InferencePoint = z.infer<typeof InferencePointSchema>;
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DesiredReportSchema } from '../rollouts/desired-report.js';
-import { DeviceIdSchema } from './device.js';
+import { DeviceIdSchema, ModelRefSchema } from './device.js';
 
 const Count = z.number().int().nonnegative();
 
@@ -95,6 +95,26 @@ export const DeadLetterReportSchema = z.object({
   seq: z.number().int().nonnegative().optional(),
 });
 export type DeadLetterReport = z.infer<typeof DeadLetterReportSchema>;
+
+/**
+ * Body of an `inference-summary` record (telemetry lane): the scores one model gave one device
+ * over one interval. With `inference.upstream: summaries` (the default) these and the anomalies
+ * are what goes upstream of the scores; every score still goes to its device locally.
+ */
+export const InferenceSummarySchema = z.object({
+  /** Device time of the first and the last row scored in the interval, epoch ms. */
+  fromTs: z.number().int(),
+  toTs: z.number().int(),
+  model: ModelRefSchema,
+  /** Rows scored. */
+  count: z.number().int().positive(),
+  mean: z.number().finite(),
+  max: z.number().finite(),
+  /** Rows whose score was above the threshold. */
+  anomalies: z.number().int().nonnegative(),
+  threshold: z.number().finite().optional(),
+});
+export type InferenceSummary = z.infer<typeof InferenceSummarySchema>;
 
 export const HeartbeatSchema = z.object({
   agentId: AgentIdSchema,

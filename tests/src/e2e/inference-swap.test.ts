@@ -50,7 +50,7 @@ describe('model hot swap under load', () => {
     const first = signedConstantModel(0, version(0), key);
     const files = await writeModelFiles(dir.path, 'model', first.onnx, first.signed);
     const { agent, inspectorPort } = await startInspectableAgent(
-      testAgentConfig(dataDir, { agentId: 'swap', ingest: { rateLimitMsgsPerS: 0 }, log: { level: 'info' }, inference: testInferenceConfig(files, [key.trustedKey]) }),
+      testAgentConfig(dataDir, { agentId: 'swap', ingest: { rateLimitMsgsPerS: 0 }, log: { level: 'info' }, inference: testInferenceConfig(files, [key.trustedKey], { upstream: 'every-score' }) }),
     );
     const inspector = await connectInspector(inspectorPort);
     const devices = await Promise.all(

@@ -48,7 +48,9 @@ export async function startTestFleet(options: StartFleetOptions): Promise<TestFl
         labels: options.labels?.(i) ?? { site: 'lab' },
         ingest: { rateLimitMsgsPerS: 0 },
         uplink: { servers: [options.natsUrl], heartbeatIntervalMs: 500, desiredRecheckMs: 2_000 },
-        inference: testInferenceConfig(files, [options.key.trustedKey]),
+        // Every score upstream, not the default summaries: the rollout tests check from the uplink
+        // stream that every message was scored exactly once, by which model.
+        inference: testInferenceConfig(files, [options.key.trustedKey], { upstream: 'every-score' }),
         ...options.overrides?.(i),
       });
       const process = await startAgentProcess(config);

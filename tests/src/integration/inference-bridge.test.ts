@@ -34,7 +34,8 @@ describe('inference in bridge mode', () => {
         agentId: 'bridge-inference',
         broker: { mode: 'bridge', url: mosquitto.url, clientId: BRIDGE_CLIENT_ID, topics: ['devices/+/telemetry'] },
         log: { level: 'error' },
-        inference: testInferenceConfig(files, [key.trustedKey]),
+        // Every score upstream: the test counts the stored results.
+        inference: testInferenceConfig(files, [key.trustedKey], { upstream: 'every-score' }),
       }),
     );
     await waitFor(() => subscribed() > before, { what: 'the bridge subscription' });

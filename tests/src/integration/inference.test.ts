@@ -9,6 +9,7 @@ import {
   computeFeatures,
   generateSigningKey,
   InferenceResultSchema,
+  InferenceSummarySchema,
   Lane,
   signManifest,
   type InferenceResult,
@@ -74,7 +75,8 @@ async function agentWithModel(name: string, onnx: Uint8Array, signed: SignedMani
 describe('agent inference with onnxruntime-node', () => {
   it('scores equal the JavaScript reference within 1e-5, end to end (MQTT -> agent -> outbox and devices/{id}/inference)', async () => {
     const model = makeTestModel({ threshold: 1 });
-    await using agent = await agentWithModel('reference', model.onnx, signManifest(model.manifest, key.privateKeyPem, key.keyId));
+    // Every score upstream, so each stored result can be checked against the reference.
+    await using agent = await agentWithModel('reference', model.onnx, signManifest(model.manifest, key.privateKeyPem, key.keyId), { upstream: 'every-score' });
     expect(agent.inference?.status()).toMatchObject({ up: true, model: { name: 'anomaly-pca', version: '1.0.0-test' } });
 
     const devices = ['sensor-a', 'sensor-b'];
@@ -155,6 +157,64 @@ describe('agent inference with onnxruntime-node', () => {
     }
   });
 
+  it('by default sends upstream only the anomalies and per-device summaries (count, mean, max, model) of the scores every device still gets locally', async () => {
+    const model = makeTestModel({ threshold: 1 });
+    await using agent = await agentWithModel('summaries', model.onnx, signManifest(model.manifest, key.privateKeyPem, key.keyId), { summaryIntervalMs: 200 });
+    const devices = ['sensor-a', 'sensor-b'];
+    const messages = 60;
+    const baseTs = 1_800_000_000_000;
+    const sample = (d: number, i: number): MetricValues => ({ temperature: 60 + 4 * Math.sin(i / 3 + d) + (i === 40 ? 40 : 0), vibration: 0.5, humidity: 40 });
+    const received = new Map<string, InferenceResult[]>();
+    const clients = await Promise.all(
+      devices.map(async (deviceId) => {
+        const client = await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: deviceId });
+        received.set(deviceId, await collectInference(client, deviceId));
+        return client;
+      }),
+    );
+    try {
+      for (let i = 0; i < messages; i++) {
+        await Promise.all(devices.map((deviceId, d) => publish(clients[d]!, `devices/${deviceId}/telemetry`, JSON.stringify({ ts: baseTs + i * 1000, seq: i, metrics: sample(d, i) }))));
+      }
+      const due = Math.floor((messages - TEST_FEATURE_SPEC.windowSize) / TEST_FEATURE_SPEC.hopSize) + 1;
+      await waitFor(() => devices.every((id) => received.get(id)!.length >= due), { what: 'every inference result over MQTT' });
+      const summaries = await waitFor(
+        async () => {
+          const rows = (await agent.outbox.read(Lane.telemetry, 0, 1_000_000)).filter((r) => r.kind === 'inference-summary');
+          const parsed = rows.map((r) => ({ deviceId: r.deviceId, deviceSeq: r.deviceSeq, ts: r.ts, summary: InferenceSummarySchema.parse(JSON.parse(r.body)) }));
+          return devices.every((id) => parsed.filter((p) => p.deviceId === id).reduce((n, p) => n + p.summary.count, 0) >= due) ? parsed : false;
+        },
+        { what: 'summaries of every scored row in the outbox' },
+      );
+      const telemetryLane = await agent.outbox.read(Lane.telemetry, 0, 1_000_000);
+      expect(telemetryLane.filter((r) => r.kind === 'inference'), 'no single score upstream by default').toEqual([]);
+      for (const deviceId of devices) {
+        const scores = received.get(deviceId)!;
+        const mine = summaries.filter((s) => s.deviceId === deviceId);
+        // Together the device's summaries hold each of its scores once: count, sum, max and anomalies add up.
+        expect(mine.reduce((n, s) => n + s.summary.count, 0)).toBe(scores.length);
+        const sum = scores.reduce((n, r) => n + r.score, 0);
+        expect(mine.reduce((n, s) => n + s.summary.mean * s.summary.count, 0)).toBeCloseTo(sum, 6);
+        expect(Math.max(...mine.map((s) => s.summary.max))).toBe(Math.max(...scores.map((r) => r.score)));
+        expect(mine.reduce((n, s) => n + s.summary.anomalies, 0)).toBe(scores.filter((r) => r.anomaly).length);
+        for (const s of mine) {
+          expect(s.summary.model).toEqual({ name: 'anomaly-pca', version: '1.0.0-test' });
+          expect(s.summary.threshold).toBe(1);
+          expect(s.deviceSeq).toBeUndefined();
+          expect(s.ts).toBe(s.summary.toTs);
+          expect(s.summary.fromTs).toBeLessThanOrEqual(s.summary.toTs);
+        }
+      }
+      // The anomalies still go as events, each once.
+      const anomalies = await storedResults(agent, Lane.events, 'anomaly');
+      const flagged = [...received.values()].flat().filter((r) => r.anomaly);
+      expect(flagged.length).toBeGreaterThan(0);
+      expect(anomalies).toHaveLength(flagged.length);
+    } finally {
+      for (const c of clients) c.end(true);
+    }
+  });
+
   it('refuses tampered bytes, an untrusted or forged key, a missing signature, an expired manifest, an external-data model and a failing self-test; the old model keeps serving', async () => {
     const serving = signedConstantModel(1, '1.0.0', key);
     await using agent = await agentWithModel('refusals', serving.onnx, serving.signed);
@@ -219,7 +279,7 @@ describe('agent inference with onnxruntime-node', () => {
 
   it('a swap to another feature spec starts every device window afresh', async () => {
     const first = signedConstantModel(1, '1.0.0', key);
-    await using agent = await agentWithModel('spec-change', first.onnx, first.signed);
+    await using agent = await agentWithModel('spec-change', first.onnx, first.signed, { upstream: 'every-score' });
     const client = await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: 'dev-w' });
     const received = await collectInference(client, 'dev-w');
     let seq = 0;
@@ -256,7 +316,7 @@ describe('agent inference with onnxruntime-node', () => {
   it('restarts a kill -9ed inference process; PUBACKs keep coming during the outage and every message is scored exactly once', async () => {
     const serving = signedConstantModel(7, '1.0.0', key);
     // A long first restart delay makes the outage long enough to see ingest go on through it.
-    await using agent = await agentWithModel('kill9-child', serving.onnx, serving.signed, { restartInitialDelayMs: 1_500 });
+    await using agent = await agentWithModel('kill9-child', serving.onnx, serving.signed, { restartInitialDelayMs: 1_500, upstream: 'every-score' });
     const inference = agent.inference!;
     const devices = await Promise.all(
       ['k-1', 'k-2', 'k-3', 'k-4'].map(async (deviceId) => ({ deviceId, client: await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: deviceId }) })),
