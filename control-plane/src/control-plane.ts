@@ -1,10 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { Gauge } from 'prom-client';
-import { AgentStatus, createCloseStack, createLogger, ServerEventType, type ControlPlaneConfig, type Logger } from '@outpost/shared';
+import { AgentStatus, AUDIT_SUBJECT, createCloseStack, createLogger, ServerEventType, type ControlPlaneConfig, type Logger } from '@outpost/shared';
+import { createAuditLog } from './api/audit-log.js';
+import { createAuditRoutes, withAuditLog } from './api/audit-routes.js';
 import { createAuthenticator } from './api/auth.js';
 import { requestFailed, routeNotFound } from './api/errors.js';
 import { createRolloutRoutes } from './api/rollout-routes.js';
-import { createApiRoutes } from './api/routes.js';
+import { createApiRoutes, createOpenApiRoute } from './api/routes.js';
+import type { ApiRoute } from './api/route-spec.js';
 import { startHttpServer } from './api/http-server.js';
 import { agentStatus, toAgentSummary } from './fleet/fleet-record.js';
 import { createFleetRegistry, type FleetRegistry } from './fleet/fleet-registry.js';
@@ -44,7 +47,8 @@ export interface StartControlPlaneOptions {
 /**
  * Starts a control-plane replica from a validated config. Steps, in order:
  *   1. connect to NATS,
- *   2. declare the streams, their durable consumers and the KV buckets (create-or-verify),
+ *   2. declare the streams (uplink, agent events, audit), their durable consumers and the KV
+ *      buckets (create-or-verify),
  *   3. the fleet registry (and its view of the bucket),
  *   4. the accounting ingest,
  *   5. consume OUTPOST_UPLINK and OUTPOST_AGENT_EVENTS,
@@ -158,26 +162,41 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
     closers.push(async () => stopLagPoll());
 
     const auth = createAuthenticator(config.http.auth);
-    if (!auth.enabled) logger.warn('no operator tokens configured (http.auth.tokens): the HTTP API answers anyone who can reach it');
+    if (!auth.enabled) logger.warn('no API tokens configured (http.auth.tokens): the HTTP API answers anyone who can reach it, as an operator');
+    // The audit log of mutating API calls: written around every operator route, listed by GET /api/audit.
+    const audit = createAuditLog({
+      nats,
+      stream: topology.auditStream.name,
+      subject: AUDIT_SUBJECT,
+      redeclare: () => nats.ensureStream(topology.auditStream),
+      metrics: { stored: () => metrics.auditEntries.inc(), failed: () => metrics.auditWriteFailures.inc() },
+      logger,
+    });
+    const routes: ApiRoute[] = withAuditLog(
+      [
+        ...createApiRoutes({
+          fleet,
+          readAccounting: (agentId) => readAgentAccounting(accountingKv, agentId),
+          thresholds: config.fleet,
+          registry: metrics.registry,
+          health: () => [{ name: 'nats', ok: nats.isConnected(), detail: nats.isConnected() ? 'connected' : 'disconnected; reconnecting' }],
+          window: live.window,
+          recentWindowMs: config.live.recentWindowMs,
+          anomalies: live.anomalies,
+          events,
+          now: Date.now,
+        }),
+        ...createRolloutRoutes({ rollouts: rolloutService, models }),
+        ...createAuditRoutes({ audit }),
+      ],
+      audit,
+    );
+    routes.push(createOpenApiRoute(() => routes.map((r) => r.doc)));
     const http = await startHttpServer({
       host: config.http.host,
       port: config.http.port,
-      routes: [...createApiRoutes({
-        fleet,
-        readAccounting: (agentId) => readAgentAccounting(accountingKv, agentId),
-        thresholds: config.fleet,
-        registry: metrics.registry,
-        health: () => [{ name: 'nats', ok: nats.isConnected(), detail: nats.isConnected() ? 'connected' : 'disconnected; reconnecting' }],
-        window: live.window,
-        recentWindowMs: config.live.recentWindowMs,
-        anomalies: live.anomalies,
-        events,
-        now: Date.now,
-      }), ...createRolloutRoutes({ rollouts: rolloutService, models })],
-      authorize: (access, request) => {
-        const result = auth.check(access, request);
-        return result.ok ? { ok: true, principal: result.tokenName } : result;
-      },
+      routes,
+      authorize: (access, request) => auth.check(access, request),
       dashboardDir: config.http.dashboardDir ?? DEFAULT_DASHBOARD_DIR,
       notFound: routeNotFound,
       failed: requestFailed(logger),
@@ -185,7 +204,8 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
     });
     closers.push(() => http.close());
     if (!http.dashboardServed) logger.warn({ dashboardDir: config.http.dashboardDir ?? DEFAULT_DASHBOARD_DIR }, 'dashboard not built: / answers a note instead');
-    logger.info({ httpPort: http.port, auth: auth.enabled ? `${config.http.auth.tokens.length} token(s)` : 'off' }, 'control plane started');
+    const tokenRoles = Object.fromEntries(['viewer', 'operator'].map((role) => [role, config.http.auth.tokens.filter((t) => t.role === role).length]));
+    logger.info({ httpPort: http.port, auth: auth.enabled ? `${config.http.auth.tokens.length} token(s)` : 'off', tokenRoles }, 'control plane started');
 
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> => (closing ??= closeAll().then(() => logger.info('control plane stopped')));

@@ -135,6 +135,16 @@ export function createControlPlaneMetrics() {
       help: 'Anomalies kept for GET /api/anomalies on this replica',
       registers: [registry],
     }),
+    auditEntries: new Counter({
+      name: 'outpost_cp_audit_entries_total',
+      help: 'Audit entries of mutating API calls stored in the audit stream by this replica',
+      registers: [registry],
+    }),
+    auditWriteFailures: new Counter({
+      name: 'outpost_cp_audit_write_failures_total',
+      help: 'Audit entries this replica could not store in the audit stream after retries (each logged as an error with the entry)',
+      registers: [registry],
+    }),
     natsConnected: new Gauge({
       name: 'outpost_cp_nats_connected',
       help: '1 while connected to NATS',

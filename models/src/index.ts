@@ -57,7 +57,7 @@ export {
   type EpisodeOutcome,
   type ScoredWindow,
 } from './evaluate/alarms.js';
-export { buildMaxScoreModel, scoreMaxReference, type MaxScoreModelOptions } from './onnx/max-score-model.js';
+export { buildMaxScoreModel, scoreMaxReference, EVIDENCE_OUTPUT_NAME, type MaxScoreModelOptions } from './onnx/max-score-model.js';
 export {
   collectSeries,
   trainDetector,

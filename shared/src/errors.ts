@@ -39,6 +39,8 @@ export const ErrorCode = {
   INTERNAL_ERROR: 'INTERNAL_ERROR',
   AUTH_REQUIRED: 'AUTH_REQUIRED',
   AUTH_INVALID: 'AUTH_INVALID',
+  /** A known API token whose role does not allow the call (a viewer on an operator route). */
+  FORBIDDEN: 'FORBIDDEN',
   MODEL_INVALID: 'MODEL_INVALID',
   MODEL_DIGEST_MISMATCH: 'MODEL_DIGEST_MISMATCH',
   MODEL_SIGNATURE_INVALID: 'MODEL_SIGNATURE_INVALID',

@@ -7,12 +7,20 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import type { TokenRole } from '@outpost/shared';
 
 /**
- * Who may call a route: `operator` needs a token; the others are groups the config can make
+ * Who may call a route: `viewer` and `operator` need a token (the auth hook checks that one is
+ * known; the route checks its role: ./route-spec.ts); the others are groups the config can make
  * public (`http.auth.public`).
  */
-export type RouteAccess = 'operator' | 'healthz' | 'metrics' | 'openapi' | 'dashboard';
+export type RouteAccess = TokenRole | 'healthz' | 'metrics' | 'openapi' | 'dashboard';
+
+/** Whom the auth hook found behind a request: a configured token's name and role. */
+export interface Principal {
+  name: string;
+  role: TokenRole;
+}
 
 export interface HttpRequest {
   /** Path parameters, URL-decoded (`/api/agents/:agentId` -> `{ agentId }`). */
@@ -23,12 +31,14 @@ export interface HttpRequest {
   headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The parsed JSON body of a POST (undefined without one). */
   body?: unknown;
-  /** Who made the request: the operator token's name, once the auth hook let it through (undefined when auth is off). */
-  principal?: string | undefined;
+  /** Who made the request: the token the auth hook accepted (undefined when auth is off, and on public routes). */
+  principal?: Principal | undefined;
+  /** The client's address (a proxy's, behind one). */
+  remoteAddress?: string | undefined;
 }
 
 /** What the auth hook decides: let through (as whom), or answer instead. */
-export type AuthDecision = { ok: true; principal?: string | undefined } | { ok: false; response: HttpResponse };
+export type AuthDecision = { ok: true; principal?: Principal | undefined } | { ok: false; response: HttpResponse };
 
 /** The socket of a streamed answer (server-sent events). */
 export interface StreamSink {
@@ -61,6 +71,13 @@ export interface Route {
   /** Largest JSON body accepted, bytes (fastify's default 1 MiB when absent). */
   bodyLimitBytes?: number | undefined;
   handle(request: HttpRequest): Promise<HttpResponse>;
+  /**
+   * Called when this adapter answered a request for the route instead of its handler, with that
+   * answer, before it is sent: the auth hook refused it (`auth`: 401, before the body is read),
+   * or its body could not be taken (`body`: not JSON, too large, another media type). The audit
+   * log records these attempts on operator routes. Must not throw.
+   */
+  answeredInstead?(request: HttpRequest, response: HttpResponse, stage: 'auth' | 'body'): Promise<void>;
 }
 
 export interface RequestSample {
@@ -75,7 +92,7 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   routes: readonly Route[];
-  /** Runs before every route: lets the request through (naming who sent it), or answers it instead (401). */
+  /** Runs before every route, before its body is read: lets the request through (naming who sent it), or answers it instead (401). */
   authorize(access: RouteAccess, request: HttpRequest): AuthDecision;
   /** The dashboard's built files, served at `/` (index.html for client-side routes). Missing: `/` says so in plain text. */
   dashboardDir: string | undefined;
@@ -109,7 +126,9 @@ const DASHBOARD_MISSING =
   'Outpost control plane. The dashboard was not built (run `npm run build`); the HTTP API is under /api (described at /api/openapi.json).\n';
 
 /** The principal the auth hook found, kept on the request for the route. */
-const principals = new WeakMap<FastifyRequest, string>();
+const principals = new WeakMap<FastifyRequest, Principal>();
+/** Requests whose route handler ran: an error after that is the handler's (a 500), not the body's. */
+const handled = new WeakSet<FastifyRequest>();
 
 function toHttpRequest(request: FastifyRequest): HttpRequest {
   return {
@@ -118,11 +137,20 @@ function toHttpRequest(request: FastifyRequest): HttpRequest {
     headers: request.headers,
     body: request.body,
     principal: principals.get(request),
+    remoteAddress: request.ip,
   };
 }
 
+/** What a route keeps in fastify's route config for the hooks. */
+interface RouteConfig {
+  access?: RouteAccess;
+  answeredInstead?: Route['answeredInstead'];
+}
+
+const routeConfig = (request: FastifyRequest): RouteConfig => (request.routeOptions.config as RouteConfig | undefined) ?? {};
+
 function accessOf(request: FastifyRequest): RouteAccess | undefined {
-  const access = (request.routeOptions.config as { access?: RouteAccess } | undefined)?.access;
+  const access = routeConfig(request).access;
   if (access !== undefined) return access;
   // Static files and unknown paths: the dashboard's, unless they are API paths (a plain 404).
   return isDashboardPath(request.url) ? 'dashboard' : undefined;
@@ -206,7 +234,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     try {
       done(null, JSON.parse(body));
     } catch (err) {
-      done(Object.assign(new Error(`the body is not JSON: ${(err as Error).message}`), { statusCode: 400 }), undefined);
+      // V8 quotes the text around the fault ("...secret-val"...): say where, never what, so a
+      // body holding a secret is not echoed into an answer or a log.
+      const position = /at position (\d+)/.exec((err as Error).message)?.[1];
+      done(Object.assign(new Error(`the body is not JSON${position === undefined ? '' : ` (at character ${position})`}`), { statusCode: 400 }), undefined);
     }
   });
   app.addHook('onRoute', (route) => {
@@ -218,7 +249,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     if (access === undefined) return;
     const decision = options.authorize(access, toHttpRequest(request));
     // Answering from an async hook: return the reply, so fastify runs nothing further.
-    if (!decision.ok) return send(request, reply, decision.response);
+    if (!decision.ok) {
+      await routeConfig(request).answeredInstead?.(toHttpRequest(request), decision.response, 'auth');
+      return send(request, reply, decision.response);
+    }
     if (decision.principal !== undefined) principals.set(request, decision.principal);
     return undefined;
   });
@@ -230,9 +264,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     app.route({
       method: route.method,
       url: route.path,
-      config: { access: route.access },
+      config: { access: route.access, answeredInstead: route.answeredInstead } satisfies RouteConfig,
       ...(route.bodyLimitBytes === undefined ? {} : { bodyLimit: route.bodyLimitBytes }),
-      handler: async (request, reply) => send(request, reply, await route.handle(toHttpRequest(request))),
+      handler: async (request, reply) => {
+        handled.add(request);
+        return send(request, reply, await route.handle(toHttpRequest(request)));
+      },
     });
   }
 
@@ -255,9 +292,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     return send(request, reply, options.notFound(request.method, request.url));
   });
-  app.setErrorHandler((error: { statusCode?: number }, request, reply) => {
+  app.setErrorHandler(async (error: { statusCode?: number }, request, reply) => {
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : undefined;
-    return send(request, reply, options.failed(error, status));
+    const response = options.failed(error, status);
+    // Failed before its handler ran (the body could not be read): the route never saw it.
+    if (!handled.has(request)) await routeConfig(request).answeredInstead?.(toHttpRequest(request), response, 'body');
+    return send(request, reply, response);
   });
 
   await app.listen({ host: options.host, port: options.port });

@@ -8,6 +8,8 @@ import {
   AnomalyListResponseSchema,
   AnomalySchema,
   ApiErrorResponseSchema,
+  AuditListEntrySchema,
+  AuditListResponseSchema,
   DeviceDetailResponseSchema,
   DeviceListResponseSchema,
   DeviceSummarySchema,
@@ -55,10 +57,16 @@ export const API_SCHEMAS = {
   RolloutSummary: RolloutSummarySchema,
   RolloutView: RolloutViewSchema,
   RolloutPlan: RolloutPlanSchema,
+  AuditList: AuditListResponseSchema,
+  AuditEntry: AuditListEntrySchema,
 } as const satisfies Record<string, ApiSchema>;
 export type ApiSchemaName = keyof typeof API_SCHEMAS;
 
-const SECURITY_SCHEME = 'operatorToken';
+/**
+ * The bearer token of every /api route but this document. OpenAPI 3.1 lets a requirement of an
+ * http scheme list the roles it needs: `[]` any token (viewer or operator), `['operator']`.
+ */
+const SECURITY_SCHEME = 'apiToken';
 
 /** An unknown path has no route to document it on. */
 export const ROUTE_NOT_FOUND_ERROR: RouteError = { status: 404, code: ErrorCode.ROUTE_NOT_FOUND, when: 'no route matches the method and path' };
@@ -115,8 +123,26 @@ function errorResponses(errors: readonly RouteError[]): Record<string, JsonSchem
   return responses;
 }
 
+/** The security requirement of a route: a token of its role, or (public groups) none, unless the config demands one. */
+function security(doc: RouteDoc): JsonSchemaObject[] {
+  if (doc.access === 'operator') return [{ [SECURITY_SCHEME]: ['operator'] }];
+  if (doc.access === 'viewer') return [{ [SECURITY_SCHEME]: [] }];
+  // An empty requirement means "no token needed"; the config may still demand one for these.
+  return [{}, { [SECURITY_SCHEME]: [] }];
+}
+
+/** One sentence on who may call a route, at the head of its description. */
+function roleSentence(doc: RouteDoc): string | undefined {
+  if (doc.access === 'operator') {
+    return `Role: operator (a viewer token gets 403 FORBIDDEN${doc.viewerMay === undefined ? '' : `, except ${doc.viewerMay}`}). Every call is written to the audit log (GET /api/audit).`;
+  }
+  if (doc.access === 'viewer') return 'Role: viewer (any token).';
+  return undefined;
+}
+
 function operation(doc: RouteDoc): JsonSchemaObject {
   const { response } = doc;
+  const description = [roleSentence(doc), doc.description].filter((d) => d !== undefined).join(' ');
   const content: JsonSchemaObject =
     response.schemaName !== undefined
       ? { [response.contentType]: { schema: { $ref: `#/components/schemas/${response.schemaName}` } } }
@@ -124,13 +150,14 @@ function operation(doc: RouteDoc): JsonSchemaObject {
   return {
     operationId: operationId(doc),
     summary: doc.summary,
-    ...(doc.description === undefined ? {} : { description: doc.description }),
-    // An empty requirement means "no token needed"; the config may still demand one for these.
-    security: doc.access === 'operator' ? [{ [SECURITY_SCHEME]: [] }] : [{}, { [SECURITY_SCHEME]: [] }],
+    ...(description === '' ? {} : { description }),
+    security: security(doc),
     parameters: [...parameters(doc.params, 'path'), ...parameters(doc.query, 'query')],
     ...(doc.body === undefined ? {} : { requestBody: { required: true, description: doc.body.description, content: { 'application/json': { schema: toJsonSchema(doc.body.schema, 'input') } } } }),
     responses: { '200': { description: response.description, content }, ...errorResponses(doc.errors) },
     'x-outpost-access': doc.access,
+    ...(doc.access === 'viewer' || doc.access === 'operator' ? { 'x-outpost-role': doc.access } : {}),
+    ...(doc.viewerMay === undefined ? {} : { 'x-outpost-viewer-may': doc.viewerMay }),
   };
 }
 
@@ -157,14 +184,20 @@ export function buildOpenApiDocument(docs: readonly RouteDoc[], options: OpenApi
       description: [
         'Fleet, per-device accounting, live series, anomalies and a live event stream of the Outpost control plane.',
         'Errors are `{ "error": { "code", "message", "details"? } }`; clients branch on `code`.',
-        'Operator routes need `Authorization: Bearer <token>` once tokens are configured (`http.auth.tokens`); /healthz, /metrics, /api/openapi.json and the dashboard are public unless `http.auth.public` says otherwise.',
+        'Every /api route but this document needs `Authorization: Bearer <token>` once tokens are configured (`http.auth.tokens`). A token has a role: `viewer` reads (every GET, the event stream, rollout dry runs); `operator` (the default) also publishes models, creates and steers rollouts, enrols and revokes agents. Each operation states its role (`x-outpost-role`); a viewer on an operator route gets 403 FORBIDDEN.',
+        'Every call to an operator route, whatever its outcome (refused attempts included), is written to the audit log: `GET /api/audit`.',
+        '/healthz, /metrics, /api/openapi.json and the dashboard are public unless `http.auth.public` says otherwise.',
       ].join('\n\n'),
     },
     paths,
     components: {
       schemas: toSchemaComponents(API_SCHEMAS),
       securitySchemes: {
-        [SECURITY_SCHEME]: { type: 'http', scheme: 'bearer', description: 'An operator token; the config holds its SHA-256 (`outpostctl token hash`).' },
+        [SECURITY_SCHEME]: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'An API token with its role (`viewer` or `operator`); the config holds its SHA-256 (`outpostctl token hash`) and role.',
+        },
       },
       responses: { RouteNotFound: errorResponses([ROUTE_NOT_FOUND_ERROR])['404'] },
     },

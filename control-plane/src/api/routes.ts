@@ -1,7 +1,8 @@
 // The HTTP API (DESIGN section 6): fleet, per-device accounting, the recent window of a device,
-// anomalies, a live event stream, health, metrics and this API's own OpenAPI document. Each
-// route is one definition (./route-spec.ts): parameters validated with the shared schemas,
-// errors as `{ "error": { "code", "message" } }` with a stable code.
+// anomalies, a live event stream (all for any token, viewer or operator), health, metrics and
+// this API's own OpenAPI document. Each route is one definition (./route-spec.ts): parameters
+// validated with the shared schemas, errors as `{ "error": { "code", "message" } }` with a
+// stable code.
 import {
   AgentParamsSchema,
   AnomaliesQuerySchema,
@@ -74,7 +75,26 @@ export const DASHBOARD_ROUTE_DOC: RouteDoc = {
   errors: [],
 };
 
-/** Every API route (the dashboard's `/` is the adapter's), each documented for the OpenAPI document. */
+/**
+ * `GET /api/openapi.json`: the document of `documented()`, every route the server registers
+ * (read at the first request, so it covers routes of every module, this one included).
+ */
+export function createOpenApiRoute(documented: () => readonly RouteDoc[]): ApiRoute {
+  let openApi: unknown;
+  return defineRoute({
+    method: 'GET',
+    path: '/api/openapi.json',
+    access: 'openapi',
+    summary: 'This document',
+    response: { description: 'The OpenAPI 3.1 document of the API', contentType: 'application/json' },
+    async handle() {
+      openApi ??= buildOpenApiDocument([...documented(), DASHBOARD_ROUTE_DOC], { version: CONTROL_PLANE_VERSION });
+      return ok(openApi);
+    },
+  });
+}
+
+/** The fleet, device, live-data, health and metrics routes (the dashboard's `/` is the adapter's), each documented for the OpenAPI document. */
 export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
   const { fleet, thresholds } = deps;
 
@@ -90,7 +110,6 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
     return { agents: fleet.list().map((r) => toAgentSummary(r.agentId, r, nowMs, thresholds)) };
   };
 
-  let openApi: unknown;
   const routes: ApiRoute[] = [
     defineRoute({
       method: 'GET',
@@ -118,19 +137,8 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
     }),
     defineRoute({
       method: 'GET',
-      path: '/api/openapi.json',
-      access: 'openapi',
-      summary: 'This document',
-      response: { description: 'The OpenAPI 3.1 document of the API', contentType: 'application/json' },
-      async handle() {
-        openApi ??= buildOpenApiDocument([...routes.map((r) => r.doc), DASHBOARD_ROUTE_DOC], { version: CONTROL_PLANE_VERSION });
-        return ok(openApi);
-      },
-    }),
-    defineRoute({
-      method: 'GET',
       path: '/api/agents',
-      access: 'operator',
+      access: 'viewer',
       summary: 'The fleet',
       description: 'Every agent that sent a heartbeat, by agent id, with its status at request time.',
       response: { description: 'The agents', contentType: 'application/json', schemaName: 'AgentList' },
@@ -141,7 +149,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
     defineRoute({
       method: 'GET',
       path: '/api/agents/:agentId',
-      access: 'operator',
+      access: 'viewer',
       summary: 'One agent with its accounting per epoch and lane',
       params: AgentParamsSchema,
       errors: [AGENT_NOT_FOUND],
@@ -162,7 +170,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
     defineRoute({
       method: 'GET',
       path: '/api/agents/:agentId/devices',
-      access: 'operator',
+      access: 'viewer',
       summary: 'The devices of an agent: counts received, duplicates, gaps, latest values',
       params: AgentParamsSchema,
       errors: [AGENT_NOT_FOUND],
@@ -177,7 +185,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
     defineRoute({
       method: 'GET',
       path: '/api/agents/:agentId/devices/:deviceId',
-      access: 'operator',
+      access: 'viewer',
       summary: 'One device: counts, device-seq gaps, per epoch and lane',
       params: DeviceParamsSchema,
       errors: [AGENT_NOT_FOUND, DEVICE_NOT_FOUND],
@@ -192,7 +200,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
     defineRoute({
       method: 'GET',
       path: '/api/agents/:agentId/devices/:deviceId/series',
-      access: 'operator',
+      access: 'viewer',
       summary: "A device's recent telemetry and inference results",
       description:
         'From the recent window this replica keeps (`live.recentWindowMs`, default 10 minutes), by ts ascending. A device the control plane knows but without recent data has empty arrays.',
@@ -222,7 +230,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
     defineRoute({
       method: 'GET',
       path: '/api/anomalies',
-      access: 'operator',
+      access: 'viewer',
       summary: 'Anomalies, newest first',
       description: 'Anomaly records (events lane) kept by this replica for `live.anomalyRetentionMs` (default 24 h, at most `live.maxAnomalies`).',
       query: AnomaliesQuerySchema,
@@ -242,7 +250,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
     defineRoute({
       method: 'GET',
       path: '/api/events',
-      access: 'operator',
+      access: 'viewer',
       summary: 'Live events (server-sent events)',
       description: [
         'A text/event-stream that never ends by itself. Events: `agents` (data: AgentList) on connect and whenever the fleet changes, at most once per second;',

@@ -66,7 +66,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     const error = ApiErrorResponseSchema.safeParse(body);
     if (error.success) {
       const { code, message, details } = error.data.error;
-      const hint = code.startsWith('AUTH_') ? ' (give a token with --token or OUTPOST_TOKEN)' : '';
+      const hint = code.startsWith('AUTH_') ? ' (give a token with --token or OUTPOST_TOKEN)' : code === 'FORBIDDEN' ? ' (give an operator token)' : '';
       return new CliError(exitCodeFor(response.status), `${code}: ${message}${hint}`, { code, ...(details === undefined ? {} : { details }) });
     }
     // Not the API's error body: a proxy, or not a control plane at all.

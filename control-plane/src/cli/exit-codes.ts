@@ -11,7 +11,7 @@ export const CliExitCode = {
   usage: 2,
   /** The agent, device, rollout, model or route does not exist (HTTP 404). */
   notFound: 3,
-  /** The control plane refused the token, or wants one (HTTP 401/403). */
+  /** The control plane refused the token, wants one, or the token's role does not allow the command (HTTP 401/403). */
   auth: 4,
   /** The control plane could not be reached (refused, DNS, timeout, not HTTP). */
   unreachable: 5,
@@ -36,7 +36,7 @@ export const EXIT_CODE_MEANINGS: Readonly<Record<CliExitCode, string>> = {
   [CliExitCode.apiError]: 'the control plane answered with another error (5xx, or a 4xx not listed below)',
   [CliExitCode.usage]: 'usage error (unknown command or option, missing or malformed argument, unreadable file)',
   [CliExitCode.notFound]: 'not found (unknown agent, device, rollout, model or route)',
-  [CliExitCode.auth]: 'authentication failed (missing or unknown token)',
+  [CliExitCode.auth]: "authentication failed (missing or unknown token), or the token's role does not allow it (a viewer token on a change)",
   [CliExitCode.unreachable]: 'cannot reach the control plane',
   [CliExitCode.conflict]: "conflict: the rollout's status does not allow the action, another rollout selects the same agents, or the model version exists with other bytes",
   [CliExitCode.invalid]: 'the control plane refused the input as invalid (a rollout spec: each bad key by path; a model manifest or its bytes)',

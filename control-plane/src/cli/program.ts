@@ -16,9 +16,11 @@ import {
 } from '@outpost/shared';
 import { generateOperatorToken, hashOperatorToken } from '../api/auth.js';
 import { DEFAULT_CLI_TIMEOUT_MS } from './api-client.js';
+import { registerAuditCommands } from './audit-commands.js';
 import { checkId, createCommandKit, DEFAULT_CONTROL_PLANE_URL, expectBody, parsePositiveInt, usage, type CliIo, type GlobalOptions } from './command-kit.js';
 import { CliError, CliExitCode, EXIT_CODES_HELP } from './exit-codes.js';
 import { formatAgentDetail, formatAgentList, formatAnomalyList, formatDeviceDetail, formatDeviceList } from './format.js';
+import { registerEnrollmentCommands } from './enrollment-commands.js';
 import { registerModelCommands } from './model-commands.js';
 import { registerRolloutCommands } from './rollout-commands.js';
 import { formatFields } from './table.js';
@@ -38,7 +40,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExi
     .name('outpostctl')
     .description('Operate an Outpost fleet through the control plane\'s HTTP API.')
     .addOption(new Option('--url <url>', `control plane URL (env OUTPOST_URL; default ${DEFAULT_CONTROL_PLANE_URL})`))
-    .addOption(new Option('--token <token>', 'operator bearer token (env OUTPOST_TOKEN)'))
+    .addOption(new Option('--token <token>', 'API bearer token: a viewer token reads, changes need an operator token (env OUTPOST_TOKEN)'))
     .option('--json', 'print the API answer as JSON')
     .option('--timeout <ms>', `give up on the control plane after this long (default ${DEFAULT_CLI_TIMEOUT_MS})`)
     .exitOverride()
@@ -46,7 +48,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExi
     .showHelpAfterError('(outpostctl --help shows the commands)')
     .addHelpText(
       'after',
-      `\nEnvironment:\n  OUTPOST_URL    control plane URL, as --url\n  OUTPOST_TOKEN  operator token, as --token\n  NO_COLOR       no colour even on a terminal\n\n${EXIT_CODES_HELP}\n`,
+      `\nEnvironment:\n  OUTPOST_URL    control plane URL, as --url\n  OUTPOST_TOKEN  API token, as --token\n  NO_COLOR       no colour even on a terminal\n\n${EXIT_CODES_HELP}\n`,
     );
 
   const agents = program.command('agents').description('agents of the fleet');
@@ -70,6 +72,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExi
       if (c.json) return printJson(body);
       out(formatAgentDetail(expectBody(AgentDetailResponseSchema, body, 'agents show'), io.now(), c.style));
     });
+
+  registerEnrollmentCommands(agents, kit);
 
   const devices = program.command('devices').description('devices of an agent');
   devices
@@ -119,6 +123,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExi
 
   registerModelCommands(program, kit);
   registerRolloutCommands(program, kit);
+  registerAuditCommands(program, kit);
 
   const token = program.command('token').description('operator tokens for the control plane config (http.auth.tokens)');
   token

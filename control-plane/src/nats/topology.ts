@@ -4,6 +4,8 @@ import {
   ACCOUNTING_BUCKET,
   AGENT_EVENTS_STREAM,
   AGENT_EVENTS_SUBJECTS,
+  AUDIT_STREAM,
+  AUDIT_SUBJECT,
   DESIRED_BUCKET,
   FLEET_BUCKET,
   MODEL_STORE_BUCKET,
@@ -23,6 +25,8 @@ export const AGENT_EVENTS_CONSUMER = 'cp-agent-events';
 export interface Topology {
   uplinkStream: StreamSpec;
   agentEventsStream: StreamSpec;
+  /** The audit log of mutating API calls (read back by GET /api/audit, no consumer of its own). */
+  auditStream: StreamSpec;
   uplinkConsumer: ConsumerSpec;
   agentEventsConsumer: ConsumerSpec;
   fleetBucket: KvSpec;
@@ -57,6 +61,15 @@ export function topologyFor(config: ControlPlaneConfig): Topology {
       duplicateWindowMs: streams.duplicateWindowMs,
       replicas: streams.replicas,
     },
+    auditStream: {
+      name: AUDIT_STREAM,
+      subjects: [AUDIT_SUBJECT],
+      maxAgeMs: streams.auditMaxAgeMs,
+      maxBytes: streams.auditMaxBytes,
+      // Each entry carries a Nats-Msg-Id, so a write retried after a lost ack is stored once.
+      duplicateWindowMs: streams.duplicateWindowMs,
+      replicas: streams.replicas,
+    },
     uplinkConsumer: consumer(UPLINK_STREAM, UPLINK_CONSUMER, 'control plane: uplink batches into the accounting'),
     agentEventsConsumer: consumer(AGENT_EVENTS_STREAM, AGENT_EVENTS_CONSUMER, 'control plane: heartbeats and eviction reports'),
     fleetBucket: { bucket: FLEET_BUCKET, description: 'Outpost fleet registry, key = agentId', replicas: streams.replicas },
@@ -67,9 +80,9 @@ export function topologyFor(config: ControlPlaneConfig): Topology {
   };
 }
 
-/** Declares both streams and their consumers (idempotent). */
+/** Declares the streams and the consumers of the uplink and agent events (idempotent). */
 export async function declareStreams(nats: NatsClient, topology: Topology): Promise<void> {
-  await Promise.all([nats.ensureStream(topology.uplinkStream), nats.ensureStream(topology.agentEventsStream)]);
+  await Promise.all([nats.ensureStream(topology.uplinkStream), nats.ensureStream(topology.agentEventsStream), nats.ensureStream(topology.auditStream)]);
   await Promise.all([nats.ensureConsumer(topology.uplinkConsumer), nats.ensureConsumer(topology.agentEventsConsumer)]);
 }
 

@@ -132,6 +132,32 @@ export interface ConsumerLag {
   redelivered: number;
 }
 
+/** A message as a stream holds it, read back (no consumer state, no ack). */
+export interface StoredMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly streamSeq: number;
+  /** When the server stored it (server clock), epoch ms. */
+  readonly storedAtMs: number;
+}
+
+export interface StreamPublishOptions {
+  /** Nats-Msg-Id: the same id again inside the stream's duplicate window is stored once (a retry after a lost ack). */
+  msgId?: string;
+  /** Refuse the publish unless the subject belongs to this stream. */
+  expectStream?: string;
+  /** Give up waiting for the stream's ack after this, ms (default 5 s). */
+  timeoutMs?: number;
+}
+
+/** The stream's acknowledgement of a publish: the message is stored (file storage: on disk). */
+export interface StreamAck {
+  readonly stream: string;
+  readonly seq: number;
+  /** The msgId was seen inside the duplicate window: stored before, not again. */
+  readonly duplicate: boolean;
+}
+
 export interface ObjectStoreSpec {
   bucket: string;
   description: string;
@@ -183,6 +209,17 @@ export interface NatsClient {
   openObjectStore(spec: ObjectStoreSpec): Promise<ObjectStoreBucket>;
   /** A core NATS publish (no stream, no ack): for notices. */
   publish(subject: string, data?: Uint8Array): void;
+  /**
+   * Publishes into a JetStream stream and waits for its ack (the message is stored).
+   * @throws the NATS error when no ack came within the timeout or the stream refused it.
+   */
+  publishToStream(subject: string, data: Uint8Array, options?: StreamPublishOptions): Promise<StreamAck>;
+  /**
+   * The last `count` messages of a stream before sequence `beforeSeq` (default: the end),
+   * newest first; fewer when the stream holds fewer. Reads with a short-lived ordered
+   * consumer, deleted after the read.
+   */
+  readLast(stream: string, count: number, options?: { beforeSeq?: number }): Promise<StoredMessage[]>;
   /** Answers requests on `subject` (wildcards allowed) in queue group `queue`: each request reaches one replica. */
   serve(subject: string, queue: string, handler: (request: ServiceRequest) => void): Subscription;
   /** Pulls from a durable consumer until stopped; keeps going across disconnects and server restarts. */

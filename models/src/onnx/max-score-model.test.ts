@@ -19,7 +19,7 @@ describe('buildMaxScoreModel', () => {
     const options = { upper: [1, 2, 0.5], lower: [1, 0, 0.25], metadata: { version: '2.0.0' } };
     const bytes = buildMaxScoreModel(options);
     const summary = readOnnxModelSummary(bytes);
-    expect(summary).toMatchObject({ irVersion: 8, opset: 17, inputs: ['features'], outputs: ['score'], metadata: { version: '2.0.0' } });
+    expect(summary).toMatchObject({ irVersion: 8, opset: 17, inputs: ['features'], outputs: ['score', 'evidence'], metadata: { version: '2.0.0' } });
     expect(summary.opTypes).toEqual(['Mul', 'Mul', 'Max', 'ReduceMax']);
     expect(summary.initializers).toEqual([
       { name: 'upper', dims: [3], external: false },
@@ -50,12 +50,17 @@ describe('buildMaxScoreModel', () => {
         for (let i = 0; i < batch; i++) expect(scores[i]).toBeCloseTo(scoreMaxReference(rows.subarray(i * n, (i + 1) * n), upper, lower).score, 6);
       }
       // Known answers: the evidence of x is max(x * upper, -x * lower), the score the largest of them.
-      const known = await createScoringSession(buildMaxScoreModel({ upper: [1, 2], lower: [0, 0.5] }), { featureLength: 2 });
+      const bytes = buildMaxScoreModel({ upper: [1, 2], lower: [0, 0.5] });
+      const known = await createScoringSession(bytes, { featureLength: 2 });
+      const evidence = await createScoringSession(bytes, { featureLength: 2, outputName: 'evidence' });
       try {
         expect(Array.from(await known.run(Float32Array.of(-3, 0.5, 0.25, -6, -1, -1)))).toEqual([1, 3, 0.5]);
+        // Which detector gave it: -3 is nothing on a one-sided detector, 0.5 * 2 = 1; 0.25; -6 * -0.5 = 3.
+        expect(Array.from(await evidence.run(Float32Array.of(-3, 0.5, 0.25, -6)))).toEqual([0, 1, 0.25, 3]);
         expect(scoreMaxReference([0.25, -6], [1, 2], [0, 0.5])).toEqual({ score: 3, feature: 1 });
       } finally {
         await known.close();
+        await evidence.close();
       }
     } finally {
       await session.close();

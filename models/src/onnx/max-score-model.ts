@@ -11,9 +11,16 @@ import { DEFAULT_INPUT_NAME, DEFAULT_OPSET, DEFAULT_OUTPUT_NAME } from './pca-mo
  * `upper[j]` weighs a deviation above the feature's center, `lower[j]` one below (0 for a
  * one-sided detector such as a jump or a stuck run, whose low values mean nothing). Opset 17:
  * ReduceMax takes `axes` as an attribute up to 17 (as ReduceMean, FACTS).
+ *
+ * The graph also outputs `evidence` [N, n], each detector's evidence before the max: which
+ * metric and detector made a window anomalous (feature j is metric floor(j / features) and
+ * feature j % features of the spec). The manifest's contract names `score` only; a runtime that
+ * does not ask for `evidence` never computes more than before.
  */
 
 const BATCH_DIM = 'N';
+/** The per-detector evidence output. */
+export const EVIDENCE_OUTPUT_NAME = 'evidence';
 
 export interface MaxScoreModelOptions {
   /** Weight of x_j above its center (>= 0). */
@@ -43,7 +50,10 @@ export function buildMaxScoreModel(options: MaxScoreModelOptions): Uint8Array {
     opset: DEFAULT_OPSET,
     docString: 'strongest detector evidence: score = max_j max(x_j * upper_j, -x_j * lower_j)',
     inputs: [{ name: DEFAULT_INPUT_NAME, dims: [BATCH_DIM, n] }],
-    outputs: [{ name: DEFAULT_OUTPUT_NAME, dims: [BATCH_DIM] }],
+    outputs: [
+      { name: DEFAULT_OUTPUT_NAME, dims: [BATCH_DIM] },
+      { name: EVIDENCE_OUTPUT_NAME, dims: [BATCH_DIM, n] },
+    ],
     initializers: [
       { name: 'upper', dims: [n], values: Float32Array.from(upper) },
       { name: 'lower_negated', dims: [n], values: Float32Array.from(lower, (w) => -w) },
@@ -51,10 +61,10 @@ export function buildMaxScoreModel(options: MaxScoreModelOptions): Uint8Array {
     nodes: [
       { opType: 'Mul', inputs: [DEFAULT_INPUT_NAME, 'upper'], outputs: ['above'] },
       { opType: 'Mul', inputs: [DEFAULT_INPUT_NAME, 'lower_negated'], outputs: ['below'] },
-      { opType: 'Max', inputs: ['above', 'below'], outputs: ['evidence'] },
+      { opType: 'Max', inputs: ['above', 'below'], outputs: [EVIDENCE_OUTPUT_NAME] },
       {
         opType: 'ReduceMax',
-        inputs: ['evidence'],
+        inputs: [EVIDENCE_OUTPUT_NAME],
         outputs: [DEFAULT_OUTPUT_NAME],
         attributes: [
           { name: 'axes', type: 'ints', values: [1] },

@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import { TrustedKeySchema } from '../model/manifest.js';
+import { TOKEN_NAME_PATTERN, TokenRole, TokenRoleSchema } from '../schemas/api.js';
 
 export const DEFAULT_CONTROL_PLANE_HTTP_PORT = 8080;
 export const DEFAULT_NATS_SERVERS: readonly string[] = ['nats://127.0.0.1:4222'];
 /** The uplink stream is the log of record: telemetry history kept this long by default. */
 export const DEFAULT_UPLINK_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
+/** The audit log of mutating API calls keeps an entry this long by default (90 days). */
+export const DEFAULT_AUDIT_MAX_AGE_MS = 90 * 24 * 60 * 60 * 1000;
 /** Heartbeats and eviction reports are consumed within seconds; an hour leaves room for an outage. */
 export const DEFAULT_AGENT_EVENTS_MAX_AGE_MS = 60 * 60 * 1000;
 /** JetStream drops a repeated Nats-Msg-Id only inside this window (FACTS: 2.5 s apart with a 1 s window was stored twice). */
@@ -89,13 +92,17 @@ const StreamsSchema = z
     /** Optional byte bound of the uplink stream; the oldest batches go first. */
     uplinkMaxBytes: z.number().int().positive().optional(),
     agentEventsMaxAgeMs: PositiveMs.default(DEFAULT_AGENT_EVENTS_MAX_AGE_MS),
+    /** How long the audit stream (OUTPOST_AUDIT) keeps an entry of a mutating API call. */
+    auditMaxAgeMs: PositiveMs.default(DEFAULT_AUDIT_MAX_AGE_MS),
+    /** Optional byte bound of the audit stream; the oldest entries go first. */
+    auditMaxBytes: z.number().int().positive().optional(),
     duplicateWindowMs: PositiveMs.default(DEFAULT_DUPLICATE_WINDOW_MS),
     /** JetStream replicas of the streams and KV buckets (3 on a cluster). */
     replicas: z.number().int().min(1).max(5).default(1),
   })
   .superRefine((streams, ctx) => {
     // JetStream refuses a duplicate window longer than the stream's max age.
-    for (const key of ['uplinkMaxAgeMs', 'agentEventsMaxAgeMs'] as const) {
+    for (const key of ['uplinkMaxAgeMs', 'agentEventsMaxAgeMs', 'auditMaxAgeMs'] as const) {
       if (streams.duplicateWindowMs > streams[key]) {
         ctx.addIssue({ code: 'custom', path: ['duplicateWindowMs'], message: `must not exceed ${key} (${streams[key]} ms)` });
       }
@@ -103,8 +110,14 @@ const StreamsSchema = z
   });
 
 const OperatorTokenSchema = z.strictObject({
-  /** Who holds the token, so a token can be found and removed; the token itself is never stored. */
-  name: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1 to 64 letters, digits or _.@-'),
+  /** Who holds the token, so a token can be found and removed; the token itself is never stored. The audit log names it. */
+  name: z.string().regex(TOKEN_NAME_PATTERN, 'must be 1 to 64 letters, digits or _.@-'),
+  /**
+   * `viewer`: reads only (every GET of /api, the event stream, rollout dry runs). `operator`
+   * (the default, so configs written before roles keep working): also publishes models,
+   * creates and steers rollouts, enrols and revokes agents.
+   */
+  role: TokenRoleSchema.default(TokenRole.operator),
   /** Hex SHA-256 of the token (`outpostctl token hash` reads a token on stdin and prints it). */
   sha256: z
     .string()
@@ -114,7 +127,7 @@ const OperatorTokenSchema = z.strictObject({
 
 const AuthSchema = z
   .strictObject({
-    /** Operator bearer tokens, by hash. None: every route is open (logged as a warning at start). */
+    /** API bearer tokens, by hash, each with its role. None: every route is open to anyone (logged as a warning at start). */
     tokens: z.array(OperatorTokenSchema).default([]),
     /** Which routes answer without a token. */
     public: z

@@ -11,6 +11,8 @@ import { DesiredReportSchema } from '../rollouts/desired-report.js';
  */
 
 const Count = z.number().int().nonnegative();
+/** Epoch milliseconds. */
+const EpochMs = z.number().int();
 
 /** How an agent reads at request time (computed from its last heartbeat, never stored). */
 export const AgentStatus = {
@@ -196,6 +198,7 @@ export type HealthResponse = z.infer<typeof HealthResponseSchema>;
 export const ApiErrorCodeSchema = z.enum([
   ErrorCode.AUTH_REQUIRED,
   ErrorCode.AUTH_INVALID,
+  ErrorCode.FORBIDDEN,
   ErrorCode.AGENT_NOT_FOUND,
   ErrorCode.DEVICE_NOT_FOUND,
   ErrorCode.REQUEST_INVALID,
@@ -223,6 +226,67 @@ export const ApiErrorResponseSchema = z.object({
 export type ApiErrorResponse = z.infer<typeof ApiErrorResponseSchema>;
 
 // ---------------------------------------------------------------------------------------
+// API tokens, their roles, and the audit log of mutating calls.
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Roles of API tokens (`http.auth.tokens[].role`): a viewer reads (every GET of /api, the event
+ * stream, dry runs); an operator also changes things (rollouts, models, enrolment, revocation).
+ */
+export const TokenRole = { viewer: 'viewer', operator: 'operator' } as const;
+export type TokenRole = (typeof TokenRole)[keyof typeof TokenRole];
+export const TokenRoleSchema = z.enum([TokenRole.viewer, TokenRole.operator]);
+
+/** Names of API tokens: who holds one (`http.auth.tokens[].name`, the audit log's `actor`). */
+export const TOKEN_NAME_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
+
+/** The audit log's actor of a call no token identified: auth is off, or the call was refused with 401. */
+export const ANONYMOUS_ACTOR = 'anonymous';
+
+/**
+ * The audit log: a JetStream stream (limits retention, file storage, `streams.auditMaxAgeMs`)
+ * with one message per mutating API call, written by the control plane only.
+ */
+export const AUDIT_STREAM = 'OUTPOST_AUDIT';
+export const AUDIT_SUBJECT = 'outpost.audit';
+
+/**
+ * One mutating API call (an operator route, whatever its outcome, refused attempts included),
+ * as the audit stream stores it. Holds no token, password, key or request body: only who, what,
+ * when and how it ended.
+ */
+export const AuditEntrySchema = z.object({
+  /** When the call arrived at the control plane, epoch ms. */
+  atMs: EpochMs,
+  /** The token's name; `anonymous` when auth is off or no token was accepted (outcome 401). */
+  actor: z.string().min(1).max(64),
+  /** The token's role; `operator` when auth is off (everyone may do everything); null when no token was accepted. */
+  role: TokenRoleSchema.nullable(),
+  method: z.string().min(1).max(16),
+  /** The route's pattern, `/api/rollouts/:id/:action`. */
+  route: z.string().min(1).max(256),
+  /** Path parameters as sent (each at most 100 characters). */
+  params: z.record(z.string(), z.string()),
+  /** What was asked for: `rollout.create`, `rollout.pause`, `model.publish`, `agent.enroll`, ... */
+  action: z.string().min(1).max(64),
+  /** How it ended: the HTTP status, and the error code of a 4xx/5xx. */
+  outcome: z.object({ status: z.number().int().min(100).max(599), code: z.string().optional() }),
+  /** What it was about: the rollout id created, the model `name@version`, ... */
+  detail: z.string().max(256).optional(),
+  /** The client's address as the control plane saw it (a proxy's, behind one). */
+  remoteAddress: z.string().max(64).optional(),
+});
+export type AuditEntry = z.infer<typeof AuditEntrySchema>;
+
+/** An entry as `GET /api/audit` lists it: with its sequence in the audit stream (increasing in write order). */
+export const AuditListEntrySchema = AuditEntrySchema.extend({ seq: z.number().int().positive() });
+export type AuditListEntry = z.infer<typeof AuditListEntrySchema>;
+
+/** `GET /api/audit`: newest first. */
+export const AuditListResponseSchema = z.object({ entries: z.array(AuditListEntrySchema) });
+export type AuditListResponse = z.infer<typeof AuditListResponseSchema>;
+
+// ---------------------------------------------------------------------------------------
 // Live data: the recent window per device, anomalies, and the server-sent event stream.
 // ---------------------------------------------------------------------------------------
 
@@ -247,7 +311,6 @@ export const RecordKind = {
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
-const EpochMs = z.number().int();
 const MetricValuesSchema = z.record(z.string(), z.number());
 
 export const SeriesPointSchema = z.object({
@@ -410,6 +473,23 @@ export const AnomaliesQuerySchema = z.object({
   limit: LimitParamSchema.optional().describe(`At most this many, newest first: 1 to ${MAX_ANOMALIES_LIMIT}, default ${DEFAULT_ANOMALIES_LIMIT}`),
 });
 export type AnomaliesQuery = z.output<typeof AnomaliesQuerySchema>;
+
+/** Default `limit` of `GET /api/audit`. */
+export const DEFAULT_AUDIT_LIMIT = 100;
+
+export const AuditQuerySchema = z.object({
+  /** At most this many, newest first; default 100. */
+  limit: LimitParamSchema.optional().describe(`At most this many entries, newest first: 1 to ${MAX_ANOMALIES_LIMIT}, default ${DEFAULT_AUDIT_LIMIT}`),
+  /** Only entries with `atMs >= since`. */
+  since: TimeParamSchema.optional().describe('Only entries with atMs >= since: epoch ms or an ISO 8601 time; default no bound'),
+  /** Only entries of this actor (a token name, or `anonymous`). */
+  actor: z
+    .string()
+    .regex(TOKEN_NAME_PATTERN, 'must be a token name (1 to 64 letters, digits or _.@-) or anonymous')
+    .optional()
+    .describe('Only entries of this actor: a token name, or `anonymous`'),
+});
+export type AuditQuery = z.output<typeof AuditQuerySchema>;
 
 export const EventsQuerySchema = z.object({
   /** Telemetry and inference events of this agent only (agents and anomaly events always flow). */

@@ -1,7 +1,8 @@
 // The dashboard in real headless Chromium against a demo-like stack: nats-server, the control
-// plane binary (operator token required, dashboard served at /), two agent processes, MQTT
-// devices publishing telemetry all along. It asserts on what an operator sees: agents appear
-// without a reload, a device's chart grows with pushed points, an anomaly is marked.
+// plane binary (an API token required: a viewer's, since these pages only read; dashboard served
+// at /), two agent processes, MQTT devices publishing telemetry all along. It asserts on what an
+// operator sees: agents appear without a reload, a device's chart grows with pushed points, an
+// anomaly is marked.
 // The anomaly travels the real uplink path: a hand-built `anomaly` record in the events lane,
 // published to JetStream the way an agent with a model publishes it.
 import { createHash, randomBytes } from 'node:crypto';
@@ -126,7 +127,8 @@ describe('dashboard in headless Chromium', () => {
     const dir = await tempDir();
     const server = await nats();
     const token = randomBytes(24).toString('base64url');
-    const cp = await controlPlane(server, dir, { auth: { tokens: [{ name: 'e2e-operator', sha256: createHash('sha256').update(token).digest('hex') }] } });
+    // A viewer's token: every page here only reads, so a viewer sees all of it.
+    const cp = await controlPlane(server, dir, { auth: { tokens: [{ name: 'e2e-viewer', sha256: createHash('sha256').update(token).digest('hex'), role: 'viewer' }] } });
     const north = await agent(server, dir, 'gw-north', { site: 'north', tier: 'edge' });
     await devices(north, ['press-1', 'press-2']);
 

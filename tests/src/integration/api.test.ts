@@ -311,6 +311,7 @@ describe('dashboard files', () => {
 
 interface OpenApiOperation {
   security: Record<string, string[]>[];
+  'x-outpost-role'?: string;
   parameters: { name: string; in: string; required: boolean }[];
   responses: Record<string, { content?: Record<string, { examples?: Record<string, { value: { error: { code: string } } }> }> }>;
 }
@@ -344,7 +345,7 @@ describe('OpenAPI document', () => {
     expect(documented).toEqual(registered);
     expect(registered).toEqual(expect.arrayContaining(['GET /api/agents/{agentId}/devices/{deviceId}/series', 'GET /api/anomalies', 'GET /api/events', 'GET /']));
 
-    expect(doc.components.securitySchemes['operatorToken']).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
+    expect(doc.components.securitySchemes['apiToken']).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
     const codes = new Set(ApiErrorCodeSchema.options);
     const used = new Set<string>();
     for (const [path, ops] of Object.entries(doc.paths)) {
@@ -360,9 +361,12 @@ describe('OpenAPI document', () => {
             used.add(code);
           }
         }
-        const isOperator = path.startsWith('/api/') && path !== '/api/openapi.json';
-        expect(op.security, where).toEqual(isOperator ? [{ operatorToken: [] }] : [{}, { operatorToken: [] }]);
-        if (isOperator) expect(Object.keys(op.responses), where).toEqual(expect.arrayContaining(['200', '401', '500']));
+        // Every /api route but this document needs a token: a read any token's (viewer), a change an operator's.
+        const needsToken = path.startsWith('/api/') && path !== '/api/openapi.json';
+        const role = !needsToken ? undefined : method === 'get' ? 'viewer' : 'operator';
+        expect(op['x-outpost-role'], where).toBe(role);
+        expect(op.security, where).toEqual(role === undefined ? [{}, { apiToken: [] }] : [{ apiToken: role === 'operator' ? ['operator'] : [] }]);
+        if (needsToken) expect(Object.keys(op.responses), where).toEqual(expect.arrayContaining(['200', '401', '500', ...(role === 'operator' ? ['403'] : [])]));
       }
     }
     const listed = doc['x-outpost-error-codes'].map((e) => e.code).sort();

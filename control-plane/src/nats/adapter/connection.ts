@@ -18,6 +18,9 @@ import type {
   ObjectStoreBucket,
   ObjectStoreSpec,
   ServiceRequest,
+  StoredMessage,
+  StreamAck,
+  StreamPublishOptions,
   Subscription,
   StreamSpec,
   TailMessage,
@@ -27,6 +30,7 @@ import { consume, readConsumerLag, tail, type ConsumerContext } from './consumer
 import { ensureConsumer, ensureStream } from './declarations.js';
 import { openKvBucket } from './kv-bucket.js';
 import { openObjectStore } from './object-store.js';
+import { publishToStream, readLast } from './streams.js';
 
 /** JetStream API requests (declarations, KV reads and writes) fail after this. */
 const JS_API_TIMEOUT_MS = 5_000;
@@ -167,6 +171,14 @@ class Client implements NatsClient {
 
   publish(subject: string, data?: Uint8Array): void {
     this.#nc.publish(subject, data);
+  }
+
+  publishToStream(subject: string, data: Uint8Array, options?: StreamPublishOptions): Promise<StreamAck> {
+    return publishToStream(this.#js, subject, data, options);
+  }
+
+  readLast(stream: string, count: number, options: { beforeSeq?: number } = {}): Promise<StoredMessage[]> {
+    return readLast(this.#js, this.#jsm, stream, count, options.beforeSeq);
   }
 
   serve(subject: string, queue: string, handler: (request: ServiceRequest) => void): Subscription {
