@@ -23,8 +23,13 @@ export const MODEL_STORE_BUCKET = 'outpost_models';
 
 /** Header naming the payload encoding of an uplink batch. */
 export const ENCODING_HEADER = 'Outpost-Encoding';
-/** Uplink batches are gzip-compressed JSON (UplinkBatchSchema). */
+/** Uplink batches of agents before [perf]: gzip-compressed JSON (UplinkBatchSchema); still accepted. */
 export const BATCH_ENCODING = 'gzip+json';
+/**
+ * Uplink batches since [perf]: a summary for the accounting beside the records for the live
+ * view, each compressed on its own (frameSummaryBatch), so the accounting reads no record body.
+ */
+export const BATCH_ENCODING_SUMMARY = 'gzip+summary+ndjson';
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 

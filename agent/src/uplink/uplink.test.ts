@@ -11,7 +11,7 @@ import { gunzipSync, type ZlibOptions } from 'node:zlib';
 import type * as Zlib from 'node:zlib';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import type { Lane, UplinkBatch, UplinkConfig } from '@outpost/shared';
+import { BatchSummarySchema, splitSummaryBatch, type BatchSummary, type Lane, type UplinkBatch, type UplinkConfig } from '@outpost/shared';
 import type { EvictionRow, Outbox, OutboxStats, StoredRecord } from '../buffer/index.js';
 import { createAgentMetrics } from '../metrics.js';
 import type { PublishAck, TransportEvent, UplinkTransport } from './nats-transport.js';
@@ -260,8 +260,22 @@ function start(outbox: MemoryOutbox, transport: FakeTransport, config: Partial<U
   return { uplink, metrics };
 }
 
+/** The summary and the records of a published batch (BATCH_ENCODING_SUMMARY). */
+function decodeParts(publish: Publish): { summary: BatchSummary; records: UplinkBatch['records'] } {
+  const parts = splitSummaryBatch(publish.payload);
+  if (parts === undefined) throw new Error('not a summary batch');
+  const summary = BatchSummarySchema.parse(JSON.parse(gunzipSync(parts.summaryGz).toString('utf8')));
+  const records = gunzipSync(parts.recordsGz)
+    .toString('utf8')
+    .split('\n')
+    .map((line) => JSON.parse(line) as UplinkBatch['records'][number]);
+  return { summary, records };
+}
+
 function decode(publish: Publish): UplinkBatch {
-  return JSON.parse(gunzipSync(publish.payload).toString('utf8')) as UplinkBatch;
+  const { summary, records } = decodeParts(publish);
+  const { agentId, epoch, lane, firstSeq, lastSeq } = summary;
+  return { agentId, epoch, lane, firstSeq, lastSeq, records };
 }
 
 async function counter(metric: { get(): Promise<{ values: { value: number; labels: object }[] }> }): Promise<number> {
@@ -295,7 +309,18 @@ describe('startUplink', () => {
       { seq: 1, deviceId: 'd1', ts: 1_001, receivedAtMs: 2_001, deviceSeq: 1, kind: 'telemetry', body: { n: 1 } },
       { seq: 2, deviceId: 'd1', ts: 1_002, receivedAtMs: 2_002, deviceSeq: 2, kind: 'telemetry', body: { n: 2 } },
     ]);
-    expect(transport.publishes[1]!.headers).toEqual({ 'Outpost-Encoding': 'gzip+json' });
+    expect(transport.publishes[1]!.headers).toEqual({ 'Outpost-Encoding': 'gzip+summary+ndjson' });
+    // The summary the control plane counts from: agent seqs, and per device its kinds, device seqs with their ts, latest reading.
+    expect(decodeParts(transport.publishes[1]!).summary).toEqual({
+      agentId: AGENT,
+      epoch: EPOCH,
+      lane: 'telemetry',
+      firstSeq: 1,
+      lastSeq: 2,
+      seqs: [[1, 2]],
+      // These bodies hold no metrics: an empty latest reading, which the control plane does not take.
+      devices: [{ deviceId: 'd1', kinds: [['telemetry', 2]], telemetry: { runs: [[1, 2]], ts: [1_001, 1] }, latest: { seq: 2, ts: 1_002, receivedAtMs: 2_002, metrics: [] } }],
+    });
     await uplink.close();
     expect(outbox.seqs('events')).toEqual([]);
     expect(outbox.seqs('telemetry')).toEqual([]);

@@ -1,8 +1,12 @@
 import { promisify } from 'node:util';
 import { gzip as gzipCallback, constants as zlibConstants } from 'node:zlib';
 import {
-  BATCH_ENCODING,
+  BATCH_ENCODING_SUMMARY,
   ENCODING_HEADER,
+  frameSummaryBatch,
+  RecordKind,
+  type BatchDeviceSummary,
+  type BatchSummary,
   LANES_IN_DRAIN_ORDER,
   batchMsgId,
   evictionMsgId,
@@ -12,7 +16,6 @@ import {
   type FaultsConfig,
   type Lane,
   type Logger,
-  type UplinkBatch,
   type UplinkConfig,
   createBackoff,
   type BackoffPolicy,
@@ -22,6 +25,34 @@ import type { AgentMetrics } from '../metrics.js';
 import type { UplinkTransport } from './nats-transport.js';
 
 const gzip = promisify(gzipCallback);
+
+/** One device's part of a batch while it is encoded. */
+interface DeviceParts {
+  kinds: Map<string, number>;
+  runs: [number, number][];
+  ts: number[];
+  lastTs: number;
+  newest: StoredRecord | undefined;
+}
+
+/**
+ * The latest reading of a device from its newest telemetry record. A body that is not a
+ * telemetry body (a hand-edited row) gives no metrics, which the control plane refuses as a
+ * latest value, as it refuses such a body's metrics when it reads the record itself.
+ */
+function latestOf(record: StoredRecord): NonNullable<BatchDeviceSummary['latest']> {
+  let metrics: [string, number][] = [];
+  try {
+    const parsed = (JSON.parse(record.body) as { metrics?: unknown } | null)?.metrics;
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+      const entries = Object.entries(parsed);
+      if (entries.every(([, value]) => typeof value === 'number' && Number.isFinite(value))) metrics = entries as [string, number][];
+    }
+  } catch {
+    // Unreadable: no metrics.
+  }
+  return { seq: record.seq, ts: record.ts, receivedAtMs: record.receivedAtMs, metrics };
+}
 
 /** When nothing wakes the uplink, it looks at the outbox again after this long anyway. */
 export const IDLE_RECHECK_MS = 1_000;
@@ -117,18 +148,56 @@ export function startUplink(options: UplinkOptions): Uplink {
   };
 
   /**
-   * An UplinkBatch as JSON, built by hand: each body is already JSON text the agent validated
-   * and wrote itself, so it is spliced in rather than parsed and stringified again.
+   * A batch as BATCH_ENCODING_SUMMARY: the summary the control plane's accounting reads
+   * (BatchSummarySchema) and the records, one JSON object per line, for its live view. Each
+   * body is already JSON text the agent validated and wrote itself, so it is spliced into its
+   * line rather than parsed and stringified again; only the newest telemetry body of each
+   * device is parsed, for its latest reading. Both parts are compressed in the thread pool.
    */
   async function encode(lane: Lane, records: StoredRecord[]): Promise<Buffer> {
-    const head: Omit<UplinkBatch, 'records'> = { agentId, epoch, lane, firstSeq: records[0]!.seq, lastSeq: records.at(-1)!.seq };
-    const parts = records.map((r) => {
+    const devices = new Map<string, DeviceParts>();
+    const seqs: [number, number][] = [];
+    const lines = new Array<string>(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
       const deviceSeq = r.deviceSeq === undefined || r.deviceSeq === null ? '' : `,"deviceSeq":${r.deviceSeq}`;
-      return `{"seq":${r.seq},"deviceId":${JSON.stringify(r.deviceId)},"ts":${r.ts},"receivedAtMs":${r.receivedAtMs}${deviceSeq},"kind":${JSON.stringify(r.kind)},"body":${r.body}}`;
-    });
-    const json = `${JSON.stringify(head).slice(0, -1)},"records":[${parts.join(',')}]}`;
+      lines[i] = `{"seq":${r.seq},"deviceId":${JSON.stringify(r.deviceId)},"ts":${r.ts},"receivedAtMs":${r.receivedAtMs}${deviceSeq},"kind":${JSON.stringify(r.kind)},"body":${r.body}}`;
+      const range = seqs[seqs.length - 1];
+      if (range !== undefined && range[1] + 1 === r.seq) range[1] = r.seq;
+      else seqs.push([r.seq, r.seq]);
+      let d = devices.get(r.deviceId);
+      if (d === undefined) {
+        d = { kinds: new Map(), runs: [], ts: [], lastTs: 0, newest: undefined };
+        devices.set(r.deviceId, d);
+      }
+      d.kinds.set(r.kind, (d.kinds.get(r.kind) ?? 0) + 1);
+      if (r.kind !== RecordKind.telemetry) continue;
+      if (d.newest === undefined || r.ts > d.newest.ts || (r.ts === d.newest.ts && r.seq > d.newest.seq)) d.newest = r;
+      if (r.deviceSeq === undefined || r.deviceSeq === null) continue;
+      const run = d.runs[d.runs.length - 1];
+      if (run !== undefined && run[0] + run[1] === r.deviceSeq) run[1]++;
+      else d.runs.push([r.deviceSeq, 1]);
+      d.ts.push(d.ts.length === 0 ? r.ts : r.ts - d.lastTs);
+      d.lastTs = r.ts;
+    }
+    const summary: BatchSummary = {
+      agentId,
+      epoch,
+      lane,
+      firstSeq: records[0]!.seq,
+      lastSeq: records.at(-1)!.seq,
+      seqs,
+      devices: [...devices].map(([deviceId, d]): BatchDeviceSummary => ({
+        deviceId,
+        kinds: [...d.kinds],
+        ...(d.runs.length === 0 ? {} : { telemetry: { runs: d.runs, ts: d.ts } }),
+        ...(d.newest === undefined ? {} : { latest: latestOf(d.newest) }),
+      })),
+    };
     // Level 1: most of gzip's gain on repetitive JSON at a fraction of the CPU.
-    return gzip(json, { level: zlibConstants.Z_BEST_SPEED });
+    const options = { level: zlibConstants.Z_BEST_SPEED };
+    const [summaryGz, recordsGz] = await Promise.all([gzip(JSON.stringify(summary), options), gzip(lines.join('\n'), options)]);
+    return frameSummaryBatch(summaryGz, recordsGz);
   }
 
   async function reportEvictions(): Promise<void> {
@@ -227,7 +296,7 @@ export function startUplink(options: UplinkOptions): Uplink {
         crashIf('after-commit-before-publish');
         const ack = transport.publish(uplinkSubject(agentId, lane), payload, {
           msgId: batchMsgId(agentId, epoch, lane, first, last),
-          headers: { [ENCODING_HEADER]: BATCH_ENCODING },
+          headers: { [ENCODING_HEADER]: BATCH_ENCODING_SUMMARY },
         });
         ack.catch(() => undefined); // awaited in order by settle(); a rejection here must not go unhandled
         batchesPublished++;

@@ -14,6 +14,8 @@ import {
   type EvictionReport,
   type Lane,
   type Logger,
+  type UplinkRecord,
+  OutpostError,
 } from '@outpost/shared';
 import type { ControlPlaneMetrics } from '../metrics.js';
 import { createKvCasWriter, type Ackable, type CasModel, type GiveUp } from '../nats/kv-cas-writer.js';
@@ -28,7 +30,7 @@ import {
   type AccountingInput,
   type LaneAccounting,
 } from './accounting.js';
-import { decodeUplinkBatch } from './decode.js';
+import { decodeUplinkMessage } from './decode.js';
 
 export interface AccountingIngestOptions {
   kv: KvBucket;
@@ -54,7 +56,7 @@ export interface AccountingIngest {
 
 export const accountingModel: CasModel<LaneAccounting, AccountingInput, AccountingDelta> = {
   empty(_key, input) {
-    const { agentId, epoch, lane } = input.type === 'batch' ? input.batch : input.report;
+    const { agentId, epoch, lane } = input.type === 'batch' ? input.batch : input.type === 'summary' ? input.summary : input.report;
     return createLaneAccounting(agentId, epoch, lane);
   },
   decode: (key, bytes) => fromAccountingValue(decodeKvJson(bytes, `${ACCOUNTING_BUCKET}/${key}`)),
@@ -121,15 +123,26 @@ export function createAccountingIngest(options: AccountingIngestOptions): Accoun
 
   return {
     handleUplinkMessage(message) {
-      const decoded = decodeUplinkBatch(message.subject, message.header(ENCODING_HEADER), message.data, options.maxBatchBytes);
+      const decoded = decodeUplinkMessage(message.subject, message.header(ENCODING_HEADER), message.data, options.maxBatchBytes);
       if (!decoded.ok) {
         metrics.badMessages.inc({ stream: 'uplink', reason: decoded.reason });
         logger.warn({ subject: message.subject, streamSeq: message.streamSeq, reason: decoded.reason, detail: decoded.detail }, 'bad uplink batch refused');
         message.term(`${decoded.reason}: ${decoded.detail}`.slice(0, 256));
         return;
       }
-      const batch = decoded.value;
-      writer.submit(accountingKey(batch.agentId, batch.epoch, batch.lane), { type: 'batch', batch, streamSeq: message.streamSeq }, message);
+      const uplink = decoded.value;
+      if (uplink.type === 'batch') {
+        const { batch } = uplink;
+        writer.submit(accountingKey(batch.agentId, batch.epoch, batch.lane), { type: 'batch', batch, streamSeq: message.streamSeq }, message);
+      } else {
+        const { summary } = uplink;
+        const records = (): UplinkRecord[] => {
+          const read = uplink.records();
+          if (!read.ok) throw new OutpostError(ErrorCode.ACCOUNTING_FAILED, `records of the summary batch ${summary.firstSeq}-${summary.lastSeq} do not decode: ${read.reason}: ${read.detail}`);
+          return read.value;
+        };
+        writer.submit(accountingKey(summary.agentId, summary.epoch, summary.lane), { type: 'summary', summary, streamSeq: message.streamSeq, records }, message);
+      }
       if (writer.pending() >= options.maxPending) return writer.belowLimit(options.maxPending);
     },
     submitEviction(report, message) {

@@ -8,6 +8,7 @@ import {
   METRIC_NAME_PATTERN,
   RecordKind,
   type AccountingValue,
+  type BatchSummary,
   type EvictionReport,
   type Lane,
   type LaneAccountingSummary,
@@ -90,6 +91,11 @@ export type AccountingDelta =
 
 export type AccountingInput =
   | { type: 'batch'; batch: UplinkBatch; streamSeq: number }
+  /**
+   * A batch as its summary tells it. `records` reads the records (and throws when they do not
+   * decode): needed only when the summary cannot decide (see applySummary).
+   */
+  | { type: 'summary'; summary: BatchSummary; streamSeq: number; records: () => UplinkBatch['records'] }
   | { type: 'eviction'; report: EvictionReport };
 
 export function createLaneAccounting(agentId: string, epoch: string, lane: Lane): LaneAccounting {
@@ -258,9 +264,94 @@ export function applyEviction(acc: LaneAccounting, report: EvictionReport, nowMs
   return { type: 'eviction', records: report.records };
 }
 
-/** Applies either input. */
+/** Kinds whose records the summary does not describe well enough: their bodies are read. */
+const KINDS_NEEDING_BODIES: ReadonlySet<string> = new Set([RecordKind.deviceResend, RecordKind.deadLetter]);
+
+/**
+ * Counts a batch from its summary, exactly as applyBatch counts its records, without reading
+ * one record: agent seqs by range, and per device its records by kind, its device seqs and ts
+ * in order (device resends and device-seq gaps) and its latest reading. Falls back to the
+ * records and applyBatch when the summary cannot decide: the batch overlaps agent seqs already
+ * counted (a resend of a batch: which device's records are the duplicates?), holds dead
+ * letters or resend reports (their bodies carry what is counted), or a device message in it
+ * repeats one of the device's recent messages or another of the batch (a device resend the
+ * agent stored twice: counted record by record). Redeliveries are recognised as in applyBatch.
+ */
+export function applySummary(acc: LaneAccounting, summary: BatchSummary, streamSeq: number, nowMs: number, records: () => UplinkBatch['records']): AccountingDelta | undefined {
+  if (acc.recentStreamSeqs.includes(streamSeq)) return undefined;
+  const { seqs, devices } = summary;
+  let overlap = 0;
+  for (const [first, last] of seqs) overlap += acc.seqs.countIn(first, last);
+  const needsRecords =
+    overlap > 0 ||
+    devices.some((d) => d.kinds.some(([kind]) => KINDS_NEEDING_BODIES.has(kind)) || (d.telemetry !== undefined && mayRepeat(acc.devices.get(d.deviceId), d.telemetry)));
+  if (needsRecords) {
+    const { agentId, epoch, lane, firstSeq, lastSeq } = summary;
+    return applyBatch(acc, { agentId, epoch, lane, firstSeq, lastSeq, records: records() }, streamSeq, nowMs);
+  }
+  acc.recentStreamSeqs.push(streamSeq);
+  if (acc.recentStreamSeqs.length > RECENT_STREAM_SEQS) acc.recentStreamSeqs.splice(0, acc.recentStreamSeqs.length - RECENT_STREAM_SEQS);
+  let received = 0;
+  for (const [first, last] of seqs) received += acc.seqs.add(first, last);
+  for (const d of devices) {
+    const tally = deviceTally(acc, d.deviceId);
+    for (const [kind, n] of d.kinds) {
+      tally.received += n;
+      tally.byKind.set(kind, (tally.byKind.get(kind) ?? 0) + n);
+    }
+    if (d.telemetry !== undefined) {
+      // No message repeats (mayRepeat): each one enters the recent messages and the seq set, in order.
+      const { runs, ts } = d.telemetry;
+      let at = 0;
+      let t = 0;
+      for (const [first, length] of runs) {
+        for (let seq = first; seq < first + length; seq++) {
+          t = at === 0 ? ts[0]! : t + ts[at]!;
+          at++;
+          tally.recentMessages.set(seq, t);
+          if (tally.recentMessages.size > RECENT_DEVICE_MESSAGES) tally.recentMessages.delete(tally.recentMessages.keys().next().value as number);
+          if (tally.deviceSeqs.add(seq) > 0 && tally.deviceSeqs.rangeCount() > MAX_DEVICE_SEQ_RANGES) {
+            tally.deviceSeqGapsForgotten += tally.deviceSeqs.fillLowestGap();
+          }
+        }
+      }
+    }
+    if (d.latest !== undefined && isNewer(d.latest.ts, d.latest.seq, tally.latest)) {
+      const metrics = telemetryMetrics({ metrics: Object.fromEntries(d.latest.metrics) });
+      if (metrics !== undefined) tally.latest = { seq: d.latest.seq, ts: d.latest.ts, receivedAtMs: d.latest.receivedAtMs, metrics };
+    }
+  }
+  acc.updatedAtMs = nowMs;
+  return { type: 'batch', records: received, duplicates: 0, deviceDuplicates: 0 };
+}
+
+/**
+ * Whether a device message of the batch may repeat one of the device's recent messages or
+ * another of the batch (same seq; the ts then decides, record by record): its seqs go back on
+ * themselves, or one of them is among the recent messages.
+ */
+function mayRepeat(tally: DeviceTally | undefined, telemetry: NonNullable<BatchSummary['devices'][number]['telemetry']>): boolean {
+  let previousLast = -1;
+  for (const [first, length] of telemetry.runs) {
+    if (first <= previousLast) return true;
+    previousLast = first + length - 1;
+    if (tally !== undefined && tally.recentMessages.size > 0) {
+      for (const seq of tally.recentMessages.keys()) if (seq >= first && seq <= previousLast) return true;
+    }
+  }
+  return false;
+}
+
+/** Applies any input. */
 export function applyAccountingInput(acc: LaneAccounting, input: AccountingInput, nowMs: number): AccountingDelta | undefined {
-  return input.type === 'batch' ? applyBatch(acc, input.batch, input.streamSeq, nowMs) : applyEviction(acc, input.report, nowMs);
+  switch (input.type) {
+    case 'batch':
+      return applyBatch(acc, input.batch, input.streamSeq, nowMs);
+    case 'summary':
+      return applySummary(acc, input.summary, input.streamSeq, nowMs, input.records);
+    case 'eviction':
+      return applyEviction(acc, input.report, nowMs);
+  }
 }
 
 /** Agent seqs start at 1 (SQLite AUTOINCREMENT), so every hole from 1 up to the highest is a gap. */

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { BATCH_ENCODING, evictionSubject, heartbeatSubject, uplinkSubject, type UplinkBatch } from '@outpost/shared';
-import { BadMessageReason, decodeAgentEvent, decodeUplinkBatch } from './decode.js';
+import { BATCH_ENCODING, BATCH_ENCODING_SUMMARY, evictionSubject, frameSummaryBatch, heartbeatSubject, uplinkSubject, type UplinkBatch } from '@outpost/shared';
+import { BadMessageReason, decodeAgentEvent, decodeUplinkBatch, decodeUplinkMessage } from './decode.js';
 
 const MAX = 1024 * 1024;
 const batch: UplinkBatch = {
@@ -64,5 +64,34 @@ describe('decodeAgentEvent', () => {
     expect(decodeAgentEvent(evictionSubject('gw-1'), json({ ...report, lastSeq: 0 }))).toMatchObject({ ok: false, reason: BadMessageReason.invalid });
     expect(decodeAgentEvent(evictionSubject('gw-1'), json({ ...report, firstSeq: 3 }))).toMatchObject({ ok: false, reason: BadMessageReason.invalid });
     expect(decodeAgentEvent(uplinkSubject('gw-1', 'telemetry'), json(heartbeat))).toMatchObject({ ok: false, reason: BadMessageReason.unknownSubject });
+  });
+});
+
+describe('decodeUplinkMessage', () => {
+  const summary = { agentId: 'gw-1', epoch: 'epoch0001', lane: 'telemetry', firstSeq: 1, lastSeq: 2, seqs: [[1, 2]], devices: [{ deviceId: 'd1', kinds: [['telemetry', 2]] }] };
+  const lines = batch.records.map((r) => JSON.stringify(r)).join('\n');
+  const framed = (s: unknown, records = lines): Uint8Array => frameSummaryBatch(gz(s), gz(records));
+
+  it('reads a batch of an agent from before [perf] whole, and a summary batch as its summary, its records only when asked', () => {
+    expect(decodeUplinkMessage(subject, BATCH_ENCODING, gz(batch), MAX)).toEqual({ ok: true, value: { type: 'batch', batch } });
+    const decoded = decodeUplinkMessage(subject, BATCH_ENCODING_SUMMARY, framed(summary), MAX);
+    expect(decoded.ok && decoded.value.type === 'summary' && decoded.value.summary).toEqual(summary);
+    expect(decoded.ok && decoded.value.type === 'summary' && decoded.value.records()).toEqual({ ok: true, value: batch.records });
+  });
+
+  it.each([
+    ['broken framing', subject, Buffer.from([0, 0, 0, 9, 1]), BadMessageReason.notGzip],
+    ['a summary of another agent', uplinkSubject('gw-2', 'telemetry'), framed(summary), BadMessageReason.subjectMismatch],
+    ['counts by kind that do not add up to its seqs', subject, framed({ ...summary, seqs: [[1, 3]], lastSeq: 3 }), BadMessageReason.invalid],
+    ['seqs outside the batch', subject, framed({ ...summary, seqs: [[1, 2]], lastSeq: 1 }), BadMessageReason.invalid],
+  ])('refuses %s', (_what, subj, data, reason) => {
+    expect(decodeUplinkMessage(subj, BATCH_ENCODING_SUMMARY, data, MAX)).toMatchObject({ ok: false, reason });
+  });
+
+  it('refuses records that do not decode when they are read, with the line that is wrong', () => {
+    const bad = decodeUplinkMessage(subject, BATCH_ENCODING_SUMMARY, framed(summary, `${JSON.stringify(batch.records[0])}\n{"seq":2,"deviceId":"not a device id!"}`), MAX);
+    expect(bad.ok && bad.value.type === 'summary' && bad.value.records()).toMatchObject({ ok: false, reason: BadMessageReason.invalid, detail: expect.stringMatching(/^record line 2/) });
+    const outside = decodeUplinkMessage(subject, BATCH_ENCODING_SUMMARY, framed(summary, JSON.stringify({ ...batch.records[0], seq: 9 })), MAX);
+    expect(outside.ok && outside.value.type === 'summary' && outside.value.records()).toMatchObject({ ok: false, reason: BadMessageReason.seqOutOfRange });
   });
 });

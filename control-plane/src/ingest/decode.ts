@@ -3,13 +3,20 @@
 import { gunzipSync } from 'node:zlib';
 import {
   BATCH_ENCODING,
+  BATCH_ENCODING_SUMMARY,
+  BatchSummarySchema,
+  DEVICE_ID_PATTERN,
   EvictionReportSchema,
   HeartbeatSchema,
   parseAgentSubject,
+  splitSummaryBatch,
   UplinkBatchSchema,
+  UplinkRecordSchema,
+  type BatchSummary,
   type EvictionReport,
   type Heartbeat,
   type UplinkBatch,
+  type UplinkRecord,
 } from '@outpost/shared';
 
 /** Why a message was refused; a label of the bad-message metric. */
@@ -77,6 +84,94 @@ export function decodeUplinkBatch(subject: string, encoding: string | undefined,
     }
   }
   return { ok: true, value: batch };
+}
+
+/**
+ * One uplink message, decoded as far as its reader needs: a batch of an agent from before
+ * [perf] whole, or the summary of a BATCH_ENCODING_SUMMARY batch with its records read only
+ * when asked (the accounting needs them only for a batch it cannot count from the summary).
+ */
+export type UplinkMessage =
+  | { type: 'batch'; batch: UplinkBatch }
+  | { type: 'summary'; summary: BatchSummary; records: () => Decoded<UplinkRecord[]> };
+
+function gunzipLimited(data: Uint8Array, maxBytes: number): Decoded<Buffer> {
+  try {
+    return { ok: true, value: gunzipSync(data, { maxOutputLength: maxBytes }) };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') return bad(BadMessageReason.tooLarge, `decompresses to more than ${maxBytes} bytes`);
+    return bad(BadMessageReason.notGzip, (err as Error).message);
+  }
+}
+
+/**
+ * UplinkRecordSchema's accept path written out by hand, for the records of every batch (zod's
+ * per-object machinery was the largest share of the control plane's CPU per record): the
+ * record as it is, or undefined when UplinkRecordSchema should word what is wrong.
+ */
+export function checkUplinkRecordFast(value: unknown): UplinkRecord | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const r = value as Record<string, unknown>;
+  const { seq, deviceId, ts, receivedAtMs, deviceSeq, kind } = r;
+  if (typeof seq !== 'number' || !Number.isInteger(seq) || seq <= 0) return undefined;
+  if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) return undefined;
+  if (typeof ts !== 'number' || !Number.isInteger(ts) || typeof receivedAtMs !== 'number' || !Number.isInteger(receivedAtMs)) return undefined;
+  if (deviceSeq !== undefined && (typeof deviceSeq !== 'number' || !Number.isInteger(deviceSeq) || deviceSeq < 0)) return undefined;
+  if (typeof kind !== 'string' || kind.length === 0 || kind.length > 64) return undefined;
+  return value as UplinkRecord;
+}
+
+/** The records of a summary batch: one JSON object per line, each inside the batch's seq range. */
+function readRecordLines(summary: BatchSummary, recordsGz: Uint8Array, maxBytes: number): Decoded<UplinkRecord[]> {
+  const text = gunzipLimited(recordsGz, maxBytes);
+  if (!text.ok) return text;
+  const lines = text.value.toString('utf8').split('\n');
+  const records: UplinkRecord[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    let value: unknown;
+    try {
+      value = JSON.parse(lines[i]!);
+    } catch (err) {
+      return bad(BadMessageReason.notJson, `record line ${i + 1}: ${(err as Error).message}`);
+    }
+    const record = checkUplinkRecordFast(value);
+    if (record === undefined) {
+      const result = UplinkRecordSchema.safeParse(value);
+      if (!result.success) return bad(BadMessageReason.invalid, `record line ${i + 1}: ${issues(result.error)}`);
+      records.push(result.data);
+    } else records.push(record);
+    const seq = records[records.length - 1]!.seq;
+    if (seq < summary.firstSeq || seq > summary.lastSeq) return bad(BadMessageReason.seqOutOfRange, `record seq ${seq} outside [${summary.firstSeq}, ${summary.lastSeq}]`);
+  }
+  return { ok: true, value: records };
+}
+
+/**
+ * Decodes one uplink message of either encoding (see UplinkMessage) on
+ * `outpost.uplink.{agentId}.{lane}`, which must match the batch's own agentId and lane.
+ */
+export function decodeUplinkMessage(subject: string, encoding: string | undefined, data: Uint8Array, maxBytes: number): Decoded<UplinkMessage> {
+  if (encoding !== BATCH_ENCODING_SUMMARY) {
+    const batch = decodeUplinkBatch(subject, encoding, data, maxBytes);
+    return batch.ok ? { ok: true, value: { type: 'batch', batch: batch.value } } : batch;
+  }
+  const parsed = parseAgentSubject(subject);
+  if (parsed?.type !== 'uplink') return bad(BadMessageReason.unknownSubject, subject);
+  const parts = splitSummaryBatch(data);
+  if (parts === undefined) return bad(BadMessageReason.notGzip, 'not a summary batch: its framing is broken');
+  const json = gunzipLimited(parts.summaryGz, maxBytes);
+  if (!json.ok) return json;
+  const value = parseJson(json.value);
+  if (!value.ok) return value;
+  const result = BatchSummarySchema.safeParse(value.value);
+  if (!result.success) return bad(BadMessageReason.invalid, issues(result.error));
+  const summary = result.data;
+  if (summary.agentId !== parsed.agentId || summary.lane !== parsed.lane) {
+    return bad(BadMessageReason.subjectMismatch, `batch of ${summary.agentId}/${summary.lane} on ${subject}`);
+  }
+  let records: Decoded<UplinkRecord[]> | undefined;
+  return { ok: true, value: { type: 'summary', summary, records: () => (records ??= readRecordLines(summary, parts.recordsGz, maxBytes)) } };
 }
 
 export type AgentEvent = { type: 'heartbeat'; heartbeat: Heartbeat } | { type: 'eviction'; report: EvictionReport };

@@ -11,7 +11,7 @@ import {
   type ControlPlaneLiveConfig,
   type Logger,
 } from '@outpost/shared';
-import { decodeUplinkBatch } from '../ingest/decode.js';
+import { decodeUplinkMessage } from '../ingest/decode.js';
 import type { ControlPlaneMetrics } from '../metrics.js';
 import { uplinkLaneFilter } from '../nats/topology.js';
 import type { Consumption, NatsClient, TailMessage } from '../nats/types.js';
@@ -56,15 +56,18 @@ export function startLiveView(options: LiveViewOptions): LiveView {
     // Read back from before this replica started: history for the window, not news for the streams.
     const live = caughtUp[lane] || message.storedAtMs >= startedAtMs;
     if (message.pending === 0) caughtUp[lane] = true;
-    const decoded = decodeUplinkBatch(message.subject, message.header(ENCODING_HEADER), message.data, options.maxBatchBytes);
-    if (!decoded.ok) {
+    const decoded = decodeUplinkMessage(message.subject, message.header(ENCODING_HEADER), message.data, options.maxBatchBytes);
+    // A summary batch's records: read here with a check of their own, never validated by zod
+    // unless one fails it (the accounting reads only the summary).
+    const records = decoded.ok ? (decoded.value.type === 'batch' ? { ok: true as const, value: decoded.value.batch.records } : decoded.value.records()) : decoded;
+    if (!decoded.ok || !records.ok) {
       // The accounting consumer refuses and counts it; here it is only skipped.
-      logger.debug({ subject: message.subject, streamSeq: message.streamSeq, reason: decoded.reason }, 'live view skipped a bad batch');
+      logger.debug({ subject: message.subject, streamSeq: message.streamSeq, reason: records.ok ? undefined : records.reason }, 'live view skipped a bad batch');
       return;
     }
-    const batch = decoded.value;
+    const batch = decoded.value.type === 'batch' ? decoded.value.batch : decoded.value.summary;
     const inWindow = message.storedAtMs >= now() - config.recentWindowMs;
-    for (const record of batch.records) {
+    for (const record of records.value) {
       const rec = toLiveRecord(batch, record);
       if (rec === undefined) continue;
       metrics.liveRecords.inc({ kind: rec.type });

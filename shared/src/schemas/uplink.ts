@@ -51,6 +51,102 @@ export type UplinkBatch = z.infer<typeof UplinkBatchSchema>;
 /** Sorted, disjoint inclusive ranges `[first, last]` of seqs. */
 const SeqRangeListSchema = z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])).max(1_024);
 
+/** Records a batch holds at most (uplink.batchMaxRecords is at most 5,000). */
+export const MAX_BATCH_RECORDS = 5_000;
+
+/** One device's part of a batch, as the summary tells it (BatchSummarySchema). */
+export const BatchDeviceSummarySchema = z.object({
+  deviceId: DeviceIdSchema,
+  /** The device's records in the batch, by kind. */
+  kinds: z.array(z.tuple([z.string().min(1).max(64), z.number().int().positive()])).min(1),
+  /**
+   * Its telemetry records that carry a device seq, in batch order: the seqs as runs
+   * `[first, length]` of consecutive values, and each record's ts, the first as it is and the
+   * others as differences from the one before. Enough to count device resends exactly (same
+   * seq and ts) without a record body.
+   */
+  telemetry: z
+    .object({
+      runs: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive()])).min(1),
+      ts: z.array(z.number().int()).min(1),
+    })
+    .optional(),
+  /** Its newest telemetry reading in the batch (by device time, then agent seq). */
+  latest: z
+    .object({
+      seq: z.number().int().positive(),
+      ts: z.number().int(),
+      receivedAtMs: z.number().int(),
+      metrics: z.array(z.tuple([z.string(), z.number()])),
+    })
+    .optional(),
+});
+export type BatchDeviceSummary = z.infer<typeof BatchDeviceSummarySchema>;
+
+/**
+ * What the control plane's accounting needs of a batch, sent beside its records
+ * (BATCH_ENCODING_SUMMARY): the agent seqs, and per device its records by kind, its device
+ * seqs and ts in order, and its latest reading. Consistency with the records is the agent's
+ * word, as the records themselves are; the control plane checks the summary is whole.
+ */
+export const BatchSummarySchema = z
+  .object({
+    agentId: AgentIdSchema,
+    epoch: EpochSchema,
+    lane: LaneSchema,
+    firstSeq: z.number().int().positive(),
+    lastSeq: z.number().int().positive(),
+    /** The records' agent seqs: sorted, disjoint ranges (the batch's range minus rows found corrupt). */
+    seqs: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).max(MAX_BATCH_RECORDS),
+    devices: z.array(BatchDeviceSummarySchema).min(1).max(MAX_BATCH_RECORDS),
+  })
+  .superRefine((b, ctx) => {
+    let records = 0;
+    let previous = b.firstSeq - 1;
+    for (const [first, last] of b.seqs) {
+      if (first <= previous || last < first || last > b.lastSeq) {
+        ctx.addIssue({ code: 'custom', path: ['seqs'], message: `ranges must be sorted, disjoint and inside [firstSeq, lastSeq]` });
+        return;
+      }
+      previous = last;
+      records += last - first + 1;
+    }
+    let counted = 0;
+    b.devices.forEach((d, i) => {
+      let telemetry = 0;
+      for (const [kind, n] of d.kinds) {
+        counted += n;
+        if (kind === 'telemetry') telemetry += n;
+      }
+      if (d.telemetry === undefined) return;
+      const runLength = d.telemetry.runs.reduce((n, [, length]) => n + length, 0);
+      if (runLength !== d.telemetry.ts.length || runLength > telemetry) {
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'telemetry'], message: 'runs and ts must describe as many records, at most its telemetry' });
+      }
+    });
+    if (counted !== records) ctx.addIssue({ code: 'custom', path: ['devices'], message: `${counted} records by kind, ${records} agent seqs` });
+  });
+export type BatchSummary = z.infer<typeof BatchSummarySchema>;
+
+/**
+ * A BATCH_ENCODING_SUMMARY payload: 4 bytes of big-endian length of the gzip-compressed summary
+ * (BatchSummarySchema JSON), that, then the gzip-compressed records (UplinkRecordSchema JSON,
+ * one per line, in seq order).
+ */
+export function frameSummaryBatch(summaryGz: Uint8Array, recordsGz: Uint8Array): Buffer {
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(summaryGz.length, 0);
+  return Buffer.concat([head, summaryGz, recordsGz]);
+}
+
+/** The two compressed parts of a BATCH_ENCODING_SUMMARY payload; undefined when the framing is broken. */
+export function splitSummaryBatch(data: Uint8Array): { summaryGz: Uint8Array; recordsGz: Uint8Array } | undefined {
+  if (data.length < 4) return undefined;
+  const length = ((data[0]! << 24) >>> 0) + (data[1]! << 16) + (data[2]! << 8) + data[3]!;
+  if (length === 0 || 4 + length > data.length) return undefined;
+  return { summaryGz: data.subarray(4, 4 + length), recordsGz: data.subarray(4 + length) };
+}
+
 /** Why records were dropped: the outbox's byte bound (oldest first), or rows the uplink found corrupt. */
 export const EvictionReason = { full: 'full', corrupt: 'corrupt' } as const;
 export type EvictionReason = (typeof EvictionReason)[keyof typeof EvictionReason];

@@ -1,7 +1,7 @@
 import { gunzipSync } from 'node:zlib';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { UPLINK_STREAM, UplinkBatchSchema, type UplinkRecord } from '@outpost/shared';
+import { BATCH_ENCODING_SUMMARY, BatchSummarySchema, ENCODING_HEADER, splitSummaryBatch, UPLINK_STREAM, UplinkBatchSchema, type UplinkBatch, type UplinkRecord } from '@outpost/shared';
 
 export interface StreamRecord extends UplinkRecord {
   agentId: string;
@@ -24,7 +24,7 @@ export async function readUplinkStream(natsUrl: string): Promise<StreamRecord[]>
     if (pending === 0) return records;
     const messages = await consumer.consume();
     for await (const m of messages) {
-      const batch = UplinkBatchSchema.parse(JSON.parse(gunzipSync(m.data).toString('utf8')));
+      const batch = decodeStoredBatch(m.data, m.headers?.get(ENCODING_HEADER));
       for (const r of batch.records) records.push({ ...r, agentId: batch.agentId, epoch: batch.epoch, lane: batch.lane });
       if (--pending === 0) break;
     }
@@ -32,6 +32,19 @@ export async function readUplinkStream(natsUrl: string): Promise<StreamRecord[]>
   } finally {
     await nc.close();
   }
+}
+
+/** A stored uplink message as one validated batch, whichever encoding its agent used. */
+export function decodeStoredBatch(data: Uint8Array, encoding: string | undefined): UplinkBatch {
+  if (encoding !== BATCH_ENCODING_SUMMARY) return UplinkBatchSchema.parse(JSON.parse(gunzipSync(data).toString('utf8')));
+  const parts = splitSummaryBatch(data);
+  if (parts === undefined) throw new Error('uplink message: broken summary framing');
+  const { agentId, epoch, lane, firstSeq, lastSeq } = BatchSummarySchema.parse(JSON.parse(gunzipSync(parts.summaryGz).toString('utf8')));
+  const records = gunzipSync(parts.recordsGz)
+    .toString('utf8')
+    .split('\n')
+    .map((line) => JSON.parse(line) as unknown);
+  return UplinkBatchSchema.parse({ agentId, epoch, lane, firstSeq, lastSeq, records });
 }
 
 /**
