@@ -16,6 +16,7 @@ import { readAppliedState, cachedModelFiles, type AppliedState } from './reconci
 import { resolveManagedConfig } from './reconcile/managed-config.js';
 import { startReconciler, type LiveAgent, type Reconciler } from './reconcile/reconciler.js';
 import { startHeartbeats, type HeartbeatSender } from './uplink/heartbeat.js';
+import { readUplinkCredentials } from './uplink/credentials.js';
 import { createNatsTransport } from './uplink/nats-transport.js';
 import { startUplink, type Uplink } from './uplink/uplink.js';
 import { AGENT_VERSION } from './version.js';
@@ -50,8 +51,10 @@ export interface StartAgentOptions {
  * refused and logged), ingest, broker (embedded or bridge), uplink, HTTP.
  * If a step fails, what already started is closed again before the error is thrown.
  */
-export async function startAgent(fileConfig: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
-  const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: fileConfig.log.level, base: { agentId: fileConfig.agentId } });
+export async function startAgent(ownConfig: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
+  const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: ownConfig.log.level, base: { agentId: ownConfig.agentId } });
+  // The enrolment bundle's labels and trusted keys are part of the agent's own config.
+  const { config: fileConfig, credentials } = await readUplinkCredentials(ownConfig);
   // What a rollout applied last, run again before anything starts (DESIGN section 3).
   const applied = await readAppliedState(fileConfig.dataDir, logger);
   const config = await effectiveConfig(fileConfig, applied, logger);
@@ -129,8 +132,8 @@ export async function startAgent(fileConfig: AgentConfig, options: StartAgentOpt
 
     let reconciler: Reconciler | undefined;
     let sender: HeartbeatSender | undefined;
-    if (config.uplink !== undefined) {
-      const transport = createNatsTransport(config.uplink, logger);
+    if (config.uplink !== undefined && credentials !== undefined) {
+      const transport = createNatsTransport(config.uplink, credentials, logger);
       closers.push(() => transport.close());
       const startedUplink = startUplink({ agentId: config.agentId, epoch: outbox.epoch, config: config.uplink, outbox, transport, metrics, logger, faults: config.faults, crash: options.crash });
       uplink = startedUplink;

@@ -15,6 +15,7 @@ export async function loadAgentConfig(file: string): Promise<AgentConfig> {
   assertTrustedKeys(config.inference.trustedKeys, file);
   const base = dirname(resolve(file));
   const at = (p: string): string => resolve(base, p);
+  const optionalAt = (p: string | undefined): string | undefined => (p === undefined ? undefined : at(p));
   const broker =
     config.broker.mode === 'embedded'
       ? {
@@ -29,5 +30,11 @@ export async function loadAgentConfig(file: string): Promise<AgentConfig> {
       : { ...config.broker, caFile: config.broker.caFile === undefined ? undefined : at(config.broker.caFile) };
   const model = config.inference.model;
   const inference = model === undefined ? config.inference : { ...config.inference, model: { onnxPath: at(model.onnxPath), manifestPath: at(model.manifestPath) } };
-  return { ...config, dataDir: at(config.dataDir), broker, inference };
+  const uplink = config.uplink && {
+    ...config.uplink,
+    enrollmentFile: optionalAt(config.uplink.enrollmentFile),
+    credsFile: optionalAt(config.uplink.credsFile),
+    tls: config.uplink.tls && { caFile: optionalAt(config.uplink.tls.caFile), certFile: optionalAt(config.uplink.tls.certFile), keyFile: optionalAt(config.uplink.tls.keyFile) },
+  };
+  return { ...config, dataDir: at(config.dataDir), broker, inference, uplink };
 }

@@ -5,11 +5,13 @@ import { createAuditLog } from './api/audit-log.js';
 import { createAuditRoutes, withAuditLog } from './api/audit-routes.js';
 import { createAuthenticator } from './api/auth.js';
 import { requestFailed, routeNotFound } from './api/errors.js';
+import { createEnrollmentRoutes } from './api/enrollment-routes.js';
 import { createRolloutRoutes } from './api/rollout-routes.js';
 import { createApiRoutes, createOpenApiRoute } from './api/routes.js';
 import type { ApiRoute } from './api/route-spec.js';
 import { startHttpServer } from './api/http-server.js';
 import { agentStatus, toAgentSummary } from './fleet/fleet-record.js';
+import { createEnrollmentService, ENROLLMENTS_BUCKET } from './fleet/enrollment.js';
 import { createFleetRegistry, type FleetRegistry } from './fleet/fleet-registry.js';
 import { createAccountingIngest, readAgentAccounting, type AccountingIngest } from './ingest/accounting-ingest.js';
 import { BadMessageReason, decodeAgentEvent } from './ingest/decode.js';
@@ -84,6 +86,7 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
       nats.openKv(topology.rolloutsBucket),
       nats.openObjectStore(topology.modelStore),
     ]);
+    const enrollmentsKv = await nats.openKv({ bucket: ENROLLMENTS_BUCKET, description: 'Outpost agent enrolments and the AGENTS account revocations', replicas: config.streams.replicas });
 
     const fleet = createFleetRegistry({ kv: fleetKv, metrics, logger });
     closers.push(() => fleet.close());
@@ -134,6 +137,9 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
     const models = createModelStore({ store: modelObjects, trustedKeys: config.rollouts.trustedKeys });
     const agentServices = startAgentServices({ nats, desired: desiredStore, models: modelObjects, logger });
     closers.push(async () => agentServices.stop());
+    const enrollment = await createEnrollmentService({ config, kv: enrollmentsKv, trustedKeys: config.rollouts.trustedKeys, logger });
+    // A server restarted from its preloaded accounts learns every revocation again.
+    if (config.security !== undefined) await enrollment.syncAccount();
     const rolloutService = createRolloutService({ rollouts: rolloutStore, models, observe: controller.observe });
 
     const agentList = () => {
@@ -187,6 +193,7 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
           now: Date.now,
         }),
         ...createRolloutRoutes({ rollouts: rolloutService, models }),
+        ...createEnrollmentRoutes(enrollment),
         ...createAuditRoutes({ audit }),
       ],
       audit,

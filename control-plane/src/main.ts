@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { createLogger, ExitCode, runServiceMain } from '@outpost/shared';
 import { loadControlPlaneConfig } from './config.js';
 import { startControlPlane } from './control-plane.js';
+import { setupNatsAuth } from './fleet/setup.js';
 
 const program = new Command()
   .name('outpost-control-plane')
@@ -21,6 +22,22 @@ const program = new Command()
         ready: (controlPlane) => ({ event: 'control-plane-ready', httpPort: controlPlane.httpPort }),
       },
       opts.config,
+    );
+  });
+
+program
+  .command('setup')
+  .description('make the NATS operator, accounts, signing keys and users of an Outpost installation (secrets written 0600, nothing printed but file names)')
+  .requiredOption('--out <dir>', 'directory to write into')
+  .action(async (opts: { out: string }) => {
+    const files = await setupNatsAuth(opts.out);
+    process.stdout.write(
+      [
+        `nats-server: include ${files.natsAuthConfig}`,
+        `control plane config: nats.credsFile: ${files.controlPlaneCredsFile}`,
+        `  security: { accountsFile: ${files.accountsFile}, agentsSigningKeyFile: ${files.agentsSigningKeyFile}, operatorSigningKeyFile: ${files.operatorSigningKeyFile}, systemCredsFile: ${files.systemCredsFile} }`,
+        '',
+      ].join('\n'),
     );
   });
 

@@ -31,6 +31,10 @@ export const ErrorCode = {
   MODEL_VERSION_OLDER: 'MODEL_VERSION_OLDER',
   /** A managed config change needs the device connections closed and the rollout does not allow it. */
   CONFIG_NEEDS_RESTART: 'CONFIG_NEEDS_RESTART',
+  /** A key, creds or enrolment file that group or others may read. */
+  SECRET_FILE_UNSAFE: 'SECRET_FILE_UNSAFE',
+  /** Enrolment or revocation needs `security` in the control plane's config (NATS JWT auth). */
+  SECURITY_NOT_CONFIGURED: 'SECURITY_NOT_CONFIGURED',
   NATS_UNAVAILABLE: 'NATS_UNAVAILABLE',
   AGENT_NOT_FOUND: 'AGENT_NOT_FOUND',
   DEVICE_NOT_FOUND: 'DEVICE_NOT_FOUND',

@@ -19,3 +19,5 @@ export * from './schemas/telemetry-check.js';
 export * from './model/ground-truth.js';
 export * from './rollouts/index.js';
 export * from './model/version.js';
+export * from './secrets.js';
+export * from './security/enrollment.js';

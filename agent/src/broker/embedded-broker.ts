@@ -19,7 +19,8 @@ import { guardPackets, type GuardedDuplex } from './packet-guard.js';
 const DISCARD_TOPIC = '$outpost/discard';
 
 export interface EmbeddedBroker {
-  readonly mqttPort: number;
+  /** Plain TCP port; undefined when it does not listen in plaintext (TLS only). */
+  readonly mqttPort: number | undefined;
   readonly tlsPort: number | undefined;
   /** Publishes from the agent itself (inference results, error answers); not subject to ACL. */
   publish(topic: string, payload: Buffer | string, qos?: 0 | 1): Promise<void>;
@@ -297,11 +298,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     aedes.handle(guarded);
   }
 
-  const tcpServer = net.createServer((socket) => {
-    socket.setNoDelay(true);
-    handleSocket(socket);
-  });
-  await listen(tcpServer, config.port, config.host);
+  // With TLS, plain TCP only when asked for: a device must not be able to skip the handshake.
+  const plaintext = config.plaintext ?? config.tls === undefined;
+  let tcpServer: net.Server | undefined;
+  if (plaintext) {
+    tcpServer = net.createServer((socket) => {
+      socket.setNoDelay(true);
+      handleSocket(socket);
+    });
+    await listen(tcpServer, config.port, config.host);
+  }
 
   let tlsServer: tls.Server | undefined;
   if (config.tls !== undefined) {
@@ -318,7 +324,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
 
   let closing: Promise<void> | undefined;
   return {
-    mqttPort: (tcpServer.address() as AddressInfo).port,
+    mqttPort: tcpServer === undefined ? undefined : (tcpServer.address() as AddressInfo).port,
     tlsPort: tlsServer === undefined ? undefined : (tlsServer.address() as AddressInfo).port,
     publish(topic, payload, qos = 0) {
       return new Promise((resolve, reject) => {

@@ -1,7 +1,8 @@
 // The agent's only import of the @nats-io modules: a small transport the uplink drives.
-import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { createBackoff, redactUrl, sleep, type Logger, type UplinkConfig } from '@outpost/shared';
+import type { UplinkCredentials } from './credentials.js';
 
 /** A service's answer. */
 export interface ServiceReply {
@@ -49,7 +50,7 @@ export interface UplinkTransport {
  * Worst case, the server hangs just after answering a ping: maxPingOut more ticks send pings,
  * the one after gives up.
  */
-export function createNatsTransport(config: UplinkConfig, logger: Logger): UplinkTransport {
+export function createNatsTransport(config: UplinkConfig, credentials: UplinkCredentials, logger: Logger): UplinkTransport {
   const listeners: ((event: TransportEvent) => void)[] = [];
   const emit = (event: TransportEvent): void => {
     for (const l of listeners) l(event);
@@ -81,7 +82,7 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
       try {
         return await connectOnce();
       } catch (error) {
-        logger.warn({ err: error, servers: config.servers.map(redactUrl) }, 'uplink cannot connect yet; buffering');
+        logger.warn({ err: error, servers: credentials.servers.map(redactUrl) }, 'uplink cannot connect yet; buffering');
         await sleep(backoffMs(), closing.signal);
       }
     }
@@ -89,12 +90,14 @@ export function createNatsTransport(config: UplinkConfig, logger: Logger): Uplin
 
   const connectOnce = (): Promise<NatsConnection> =>
     connect({
-      servers: config.servers,
+      servers: credentials.servers,
       name: `outpost-agent`,
       user: config.user,
       pass: config.pass,
       token: config.token,
-      inboxPrefix: config.inboxPrefix,
+      ...(credentials.creds === undefined ? {} : { authenticator: credsAuthenticator(Buffer.from(credentials.creds)) }),
+      ...(credentials.tls === undefined ? {} : { tls: credentials.tls }),
+      inboxPrefix: credentials.inboxPrefix,
       maxReconnectAttempts: -1,
       reconnectDelayHandler: backoffMs,
       pingInterval: config.pingIntervalMs,

@@ -17,7 +17,9 @@ import {
   HealthResponseSchema,
   InferenceEventSchema,
   InferencePointSchema,
+  EnrollmentBundleSchema,
   ModelEntrySchema,
+  RevocationResponseSchema,
   ModelListResponseSchema,
   RolloutListResponseSchema,
   RolloutPlanSchema,
@@ -57,6 +59,8 @@ export const API_SCHEMAS = {
   RolloutSummary: RolloutSummarySchema,
   RolloutView: RolloutViewSchema,
   RolloutPlan: RolloutPlanSchema,
+  EnrollmentBundle: EnrollmentBundleSchema,
+  Revocation: RevocationResponseSchema,
   AuditList: AuditListResponseSchema,
   AuditEntry: AuditListEntrySchema,
 } as const satisfies Record<string, ApiSchema>;

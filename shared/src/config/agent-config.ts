@@ -40,6 +40,11 @@ const EmbeddedBrokerSchema = z.strictObject({
   host: HostSchema.default('127.0.0.1'),
   port: PortSchema.default(DEFAULT_MQTT_PORT),
   tls: TlsConfigSchema.optional(),
+  /**
+   * Listen on plain TCP (`port`) too. Default: only without `tls`; with it, devices must use
+   * TLS unless this says otherwise.
+   */
+  plaintext: z.boolean().optional(),
   /** A packet declaring more bytes than this closes its connection before it is buffered. */
   maxPacketBytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(DEFAULT_MAX_PACKET_BYTES),
   /** Accept devices without credentials; their ClientId is their device id. */
@@ -254,6 +259,9 @@ export const AgentConfigSchema = z.strictObject({
   }
   if (config.uplink?.credsFile !== undefined && enrolled) {
     ctx.addIssue({ code: 'custom', path: ['uplink', 'credsFile'], message: 'the enrolment bundle brings the credentials: give credsFile or enrollmentFile, not both' });
+  }
+  if (config.broker.mode === 'embedded' && config.broker.plaintext === false && config.broker.tls === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['broker', 'plaintext'], message: 'false needs broker.tls: the broker would not listen at all' });
   }
   // One packet must always fit with room to spare, or a device could resend it forever.
   if (config.broker.mode === 'embedded' && config.outbox.maxBytes < 4 * config.broker.maxPacketBytes) {

@@ -58,6 +58,16 @@ export const TOKEN_SHA256_PATTERN = /^[0-9a-f]{64}$/;
 const PortSchema = z.number().int().min(0).max(65535);
 const PositiveMs = z.number().int().positive();
 
+/** TLS of a NATS client: the server certificate checked against `caFile` (and its host name), optionally a client certificate. */
+export const NatsTlsSchema = z
+  .strictObject({
+    caFile: z.string().min(1),
+    certFile: z.string().min(1).optional(),
+    /** 0600: refused when others may read it. */
+    keyFile: z.string().min(1).optional(),
+  })
+  .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), { message: 'certFile and keyFile go together', path: ['keyFile'] });
+
 const NatsSchema = z
   .strictObject({
     /** e.g. `nats://nats-1:4222`; several for a cluster. */
@@ -65,6 +75,10 @@ const NatsSchema = z
     user: z.string().min(1).optional(),
     pass: z.string().min(1).optional(),
     token: z.string().min(1).optional(),
+    /** A creds file (JWT + seed) of a user of the OUTPOST account (`outpost-control-plane setup` writes one); 0600. */
+    credsFile: z.string().min(1).optional(),
+    /** TLS to the servers: the CA that signed their certificate, and a client certificate when they ask for one. */
+    tls: NatsTlsSchema.optional(),
     /** Client name shown in the server's connection list. */
     name: z.string().min(1).default('outpost-control-plane'),
     /** With maxPingOut 2, a dead link is found within pingIntervalMs * 3. */
@@ -82,6 +96,9 @@ const NatsSchema = z
     }
     if (nats.token !== undefined && nats.user !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['token'], message: 'use either token or user/pass, not both' });
+    }
+    if (nats.credsFile !== undefined && (nats.user !== undefined || nats.token !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['credsFile'], message: 'use either credsFile, user/pass or token' });
     }
   });
 
@@ -205,6 +222,26 @@ export const ControlPlaneConfigSchema = z.strictObject({
       lagPollIntervalMs: z.number().int().min(100).default(DEFAULT_CONSUMER_LAG_POLL_INTERVAL_MS),
     })
     .prefault({}),
+  /**
+   * NATS decentralized auth (DESIGN section 4), as `outpost-control-plane setup` wrote it: with
+   * it the control plane enrols agents (mints their NATS users) and revokes them. Every file 0600.
+   */
+  security: z
+    .strictObject({
+      /** accounts.json: the public keys of the operator's accounts. */
+      accountsFile: z.string().min(1),
+      /** Seed of the AGENTS account signing key (mints agents' users). */
+      agentsSigningKeyFile: z.string().min(1),
+      /** Seed of the operator signing key (re-signs the AGENTS account with revocations). */
+      operatorSigningKeyFile: z.string().min(1),
+      /** Creds of a system-account user (pushes account JWTs to the servers). */
+      systemCredsFile: z.string().min(1),
+      /** NATS URLs agents get in their bundle; default `nats.servers`. */
+      agentServers: z.array(z.string().regex(/^(nats|tls):\/\/.+/, 'must be a nats:// or tls:// URL')).min(1).optional(),
+      /** CA agents get in their bundle to check the servers' certificate; default `nats.tls.caFile`. */
+      agentCaFile: z.string().min(1).optional(),
+    })
+    .optional(),
   rollouts: z
     .strictObject({
       /** How often each replica looks at every rollout (writes desired state, takes the next step). */

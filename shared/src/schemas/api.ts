@@ -216,6 +216,7 @@ export const ApiErrorCodeSchema = z.enum([
   ErrorCode.MODEL_KEY_INVALID,
   ErrorCode.MODEL_SIGNATURE_INVALID,
   ErrorCode.MODEL_EXPIRED,
+  ErrorCode.SECURITY_NOT_CONFIGURED,
 ]);
 export type ApiErrorCode = z.infer<typeof ApiErrorCodeSchema>;
 

@@ -80,7 +80,7 @@ describe('rollouts in the dashboard, headless Chromium', () => {
     );
     cleanups.push(() => cp.kill9());
     const key = generateSigningKey('dashboard-rollout-key');
-    const fleet = await startTestFleet({ dir: dir.path, natsUrl: nats.url, key, count: AGENTS.length, ratePerDevicePerS: 10 });
+    const fleet = await startTestFleet({ dir: dir.path, nats, key, count: AGENTS.length, ratePerDevicePerS: 10 });
     cleanups.push(() => fleet.close());
     const agentsApi = controlPlaneApi(cp.httpPort, token);
     const agentModels = async (): Promise<Record<string, string | undefined>> => {

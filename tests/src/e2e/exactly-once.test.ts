@@ -11,7 +11,7 @@ import type { AgentConfigInput } from '@outpost/shared';
 import { openOutbox } from '@outpost/agent';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
-import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
+import { startAgentProcess, testAgentConfig, testUplinkConfig, type AgentProcess } from '../harness/agent-process.js';
 import { controlPlaneApi, startInProcessControlPlane, testControlPlaneConfig } from '../harness/control-plane-process.js';
 import { connectDevice, publish, telemetryPayload } from '../harness/devices.js';
 import { getFreePort } from '../harness/free-port.js';
@@ -25,7 +25,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeEach(async () => {
   dir = await createTempDir('outpost-once-');
-  nats = await startNatsServer();
+  nats = await startNatsServer({ secure: true });
 });
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
@@ -38,7 +38,8 @@ async function agentConfig(agentId: string, overrides: Partial<AgentConfigInput>
     agentId,
     // A fixed port: a restarted agent comes back where its devices reconnect.
     broker: { mode: 'embedded', host: '127.0.0.1', port: await getFreePort(), allowAnonymous: true },
-    uplink: { servers: [nats.url], heartbeatIntervalMs: 1_000 },
+    // Secured like production: the agent's own NATS user from an enrolment bundle, TLS.
+    uplink: await testUplinkConfig(nats, agentId, { heartbeatIntervalMs: 1_000 }),
     ...overrides,
   });
 }
@@ -97,7 +98,7 @@ async function startMosquittoPub(port: number, deviceId: string) {
 
 describe('every device message counted exactly once', () => {
   it('mosquitto_pub at ~800 msg/s, QoS 1, the agent killed with SIGKILL 3 times: every PUBACKed seq counted once, resends as device duplicates', async () => {
-    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats.url));
+    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
     cleanups.push(() => cp.close());
     const config = await agentConfig('gw-once');
     let agent = await startAgent(config);
@@ -136,7 +137,7 @@ describe('every device message counted exactly once', () => {
     await waitFor(
       async () => {
         if (!(await outboxEmpty(agent))) return false;
-        stream = streamByDevice(await readUplinkStream(nats.url));
+        stream = streamByDevice(await readUplinkStream(nats));
         const { status, body } = await api.device('gw-once', 'dev-1');
         const inStream = stream.get('dev-1');
         return status === 200 && inStream !== undefined && body.kinds['telemetry'] === inStream.seqs.length && body.deviceDuplicates === inStream.resends;
@@ -161,7 +162,7 @@ describe('every device message counted exactly once', () => {
   }, 300_000);
 
   it('a device that reboots (seq back to 1, new ts) keeps every message counted; its resends are not mistaken for it', async () => {
-    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats.url));
+    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
     cleanups.push(() => cp.close());
     const agent = await startAgent(await agentConfig('gw-reboot'));
     const url = `mqtt://127.0.0.1:${agent.mqttPort}`;
@@ -187,7 +188,7 @@ describe('every device message counted exactly once', () => {
   });
 
   it('one corrupted body in the outbox: every other record arrives, the bad one is reported lost by its seq and shows as an explained gap', async () => {
-    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats.url));
+    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
     cleanups.push(() => cp.close());
     await nats.down(); // the agent buffers: the row can be corrupted before it is sent
     const config = await agentConfig('gw-corrupt');
@@ -226,7 +227,7 @@ describe('every device message counted exactly once', () => {
     const telemetry = agentView.accounting.find((a) => a.lane === 'telemetry')!;
     expect(telemetry).toMatchObject({ received: 99, gaps: 1, explainedByEviction: 1, unexplainedGaps: 0 });
     // Reported by its agent seq: the stream's records skip exactly that one.
-    const seqs = (await readUplinkStream(nats.url)).filter((r) => r.lane === 'telemetry').map((r) => r.seq);
+    const seqs = (await readUplinkStream(nats)).filter((r) => r.lane === 'telemetry').map((r) => r.seq);
     expect(seqs).not.toContain(corruptedAgentSeq);
     expect(new Set(seqs).size).toBe(99);
     const { body } = await api.device('gw-corrupt', 'dev-c');
@@ -263,7 +264,7 @@ describe('rate limits by backpressure', () => {
 
   it('one device publishing unpaced above its rate for 10 s: no disconnect, no duplicate, its rate within 10 % of the limit, the other devices unaffected', async () => {
     const LIMIT = 200;
-    const config = await agentConfig('gw-rate', { ingest: { rateLimitMsgsPerS: LIMIT }, uplink: undefined });
+    const config = { ...(await agentConfig('gw-rate', { ingest: { rateLimitMsgsPerS: LIMIT } })), uplink: undefined };
     const agent = await startAgent(config);
     const url = `mqtt://127.0.0.1:${agent.mqttPort}`;
     let disconnects = 0;

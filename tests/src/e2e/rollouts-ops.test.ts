@@ -19,13 +19,13 @@ let replicas: ControlPlaneProcess[];
 let fleet: TestFleet;
 let disconnects = 0;
 
-const cpConfig = () => testControlPlaneConfig(nats.url, { rollouts: { tickMs: 200 }, fleet: { offlineAfterMs: 3_000 } });
+const cpConfig = () => testControlPlaneConfig(nats, { rollouts: { tickMs: 200 }, fleet: { offlineAfterMs: 3_000 } });
 
 beforeAll(async () => {
   dir = await createTempDir('outpost-rollout-ops-');
-  nats = await startNatsServer();
+  nats = await startNatsServer({ secure: true });
   replicas = await Promise.all([startControlPlaneProcess(cpConfig(), dir.path), startControlPlaneProcess(cpConfig(), dir.path)]);
-  fleet = await startTestFleet({ dir: dir.path, natsUrl: nats.url, key, count: 6, ratePerDevicePerS: 10 });
+  fleet = await startTestFleet({ dir: dir.path, nats, key, count: 6, ratePerDevicePerS: 10 });
   for (const d of fleet.agents.flatMap((a) => a.devices)) d.client.on('close', () => disconnects++);
   await waitFor(async () => (await agents()).length === 6, { what: 'six agents known', timeoutMs: 60_000 });
 }, 120_000);

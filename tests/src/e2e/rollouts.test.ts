@@ -22,9 +22,9 @@ let fleet: TestFleet;
 
 beforeAll(async () => {
   dir = await createTempDir('outpost-rollouts-');
-  nats = await startNatsServer();
-  cp = await startControlPlaneProcess(testControlPlaneConfig(nats.url, { rollouts: { tickMs: 200 }, fleet: { offlineAfterMs: 5_000 } }), dir.path);
-  fleet = await startTestFleet({ dir: dir.path, natsUrl: nats.url, key, count: 6, ratePerDevicePerS: 10 });
+  nats = await startNatsServer({ secure: true });
+  cp = await startControlPlaneProcess(testControlPlaneConfig(nats, { rollouts: { tickMs: 200 }, fleet: { offlineAfterMs: 5_000 } }), dir.path);
+  fleet = await startTestFleet({ dir: dir.path, nats, key, count: 6, ratePerDevicePerS: 10 });
   // Every agent known to the control plane, serving the base model.
   await waitFor(
     async () => {
@@ -91,7 +91,7 @@ describe('model rollouts', () => {
     await fleet.load.whenAcked(before + 120);
     const records = await waitFor(
       async () => {
-        const all = await readUplinkStream(nats.url);
+        const all = await readUplinkStream(nats);
         const acked = new Set([...fleet.load.acked].flatMap(([deviceId, seqs]) => seqs.slice(0, -40).map((s) => `${deviceId}:${s}`)));
         const scored = new Set(all.filter((r) => r.kind === 'inference').map((r) => `${r.deviceId}:${r.deviceSeq}`));
         return [...acked].every((k) => scored.has(k)) ? all : undefined;
@@ -218,7 +218,7 @@ describe('model rollouts', () => {
 
 /** Replaces an object of the model store behind the control plane's back (a compromised store). */
 async function overwriteObject(name: string, bytes: Uint8Array): Promise<void> {
-  const nc = await connect({ servers: [nats.url] });
+  const nc = await connect(nats.clientOptions());
   try {
     const store = await new Objm(nc).open(MODEL_STORE_BUCKET);
     await store.putBlob({ name }, bytes);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { AgentConfigInput } from '@outpost/shared';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
-import { startAgentProcess, testAgentConfig, type AgentProcess } from '../harness/agent-process.js';
+import { startAgentProcess, testAgentConfig, testUplinkConfig, type AgentProcess } from '../harness/agent-process.js';
 import { controlPlaneApi, startInProcessControlPlane, startControlPlaneProcess, testControlPlaneConfig } from '../harness/control-plane-process.js';
 import { connectDevice, startSteadyLoad, type LoadDevice } from '../harness/devices.js';
 import { fetchMetrics, metricValue } from '../harness/metrics.js';
@@ -17,11 +17,14 @@ const RATE_PER_DEVICE_PER_S = 110;
 
 let dir: TempDir;
 let nats: NatsServer;
+/** gw-1's uplink: an enrolment bundle for the secured server (its own NATS user, TLS). */
+let enrolled: NonNullable<AgentConfigInput['uplink']>;
 const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeEach(async () => {
   dir = await createTempDir('outpost-uplink-');
-  nats = await startNatsServer();
+  nats = await startNatsServer({ secure: true });
+  enrolled = await testUplinkConfig(nats, 'gw-1');
 });
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
@@ -33,7 +36,7 @@ function agentConfig(overrides: Partial<AgentConfigInput> = {}): AgentConfigInpu
   return testAgentConfig(join(dir.path, 'agent'), {
     agentId: 'gw-1',
     ingest: { rateLimitMsgsPerS: 0 },
-    uplink: { servers: [nats.url], heartbeatIntervalMs: 1_000 },
+    uplink: { ...enrolled, heartbeatIntervalMs: 1_000 },
     ...overrides,
   });
 }
@@ -77,7 +80,7 @@ async function expectExactlyOnce(httpPort: number, agentId: string, acked: Map<s
       if (!(await outboxEmpty())) return false;
       const { status, body } = await api.agent(agentId);
       if (status !== 200 || body.totals.received < total) return false;
-      order = deviceSeqsInAgentOrder(await readUplinkStream(nats.url));
+      order = deviceSeqsInAgentOrder(await readUplinkStream(nats));
       const inStream = [...order.values()].reduce((n, list) => n + list.length, 0);
       return body.totals.received === inStream;
     },
@@ -100,7 +103,7 @@ async function expectExactlyOnce(httpPort: number, agentId: string, acked: Map<s
 
 describe('uplink through outages', () => {
   it('NATS stopped for 60 s during ingest at >= 2,000 msg/s: nothing lost, nothing counted twice, order kept', async () => {
-    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats.url));
+    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
     cleanups.push(() => cp.close());
     const agent = await startAgent();
     const load = startSteadyLoad(await connectDevices(agent), RATE_PER_DEVICE_PER_S);
@@ -120,7 +123,7 @@ describe('uplink through outages', () => {
   }, 300_000);
 
   it('nats-server SIGSTOPped for 90 s: the agent notices within 30 s, buffers, and drains with 0 loss after SIGCONT', async () => {
-    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats.url));
+    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
     cleanups.push(() => cp.close());
     const agent = await startAgent();
     const load = startSteadyLoad(await connectDevices(agent, 5), 100);
@@ -147,14 +150,14 @@ describe('uplink through outages', () => {
 describe('kill -9 of the agent at each uplink step', () => {
   for (const crashAt of ['after-commit-before-publish', 'after-publish-before-ack', 'after-ack-before-delete'] as const) {
     it(`${crashAt}, 10 times: 0 lost, duplicates detected and dropped`, async () => {
-      const cp = await startInProcessControlPlane(testControlPlaneConfig(nats.url));
+      const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
       cleanups.push(() => cp.close());
       const acked = new Map<string, number[]>();
       const nextSeq = new Map<string, number>();
       const crashPoints = seededRandom(`crash ${crashAt}`);
       for (let round = 0; round < 10; round++) {
         const afterBatches = crashPoints.int(0, 4);
-        const agent = await startAgent({ faults: { crashAt, afterBatches }, uplink: { servers: [nats.url], heartbeatIntervalMs: 1_000, batchMaxRecords: 20, maxInFlightBatches: 4 } });
+        const agent = await startAgent({ faults: { crashAt, afterBatches }, uplink: { ...enrolled, heartbeatIntervalMs: 1_000, batchMaxRecords: 20, maxInFlightBatches: 4 } });
         // With records left from the last round the agent may crash before devices connect.
         const devices = await connectDevices(agent, 4).catch(() => []);
         const load = startSteadyLoad(devices, 200, nextSeq);
@@ -176,11 +179,11 @@ describe('kill -9 of the agent at each uplink step', () => {
 
 describe('control-plane replicas', () => {
   it('two replicas, one killed -9 mid-stream: accounting stays exact', async () => {
-    const a = await startControlPlaneProcess(testControlPlaneConfig(nats.url), dir.path);
+    const a = await startControlPlaneProcess(testControlPlaneConfig(nats), dir.path);
     cleanups.push(() => a.kill9());
-    const b = await startControlPlaneProcess(testControlPlaneConfig(nats.url), dir.path);
+    const b = await startControlPlaneProcess(testControlPlaneConfig(nats), dir.path);
     cleanups.push(() => b.kill9());
-    const agent = await startAgent({ uplink: { servers: [nats.url], heartbeatIntervalMs: 1_000, batchMaxRecords: 50 } });
+    const agent = await startAgent({ uplink: { ...enrolled, heartbeatIntervalMs: 1_000, batchMaxRecords: 50 } });
     const load = startSteadyLoad(await connectDevices(agent, 10), 200);
     cleanups.push(async () => load.stop());
     await load.whenAcked(5_000);
@@ -193,10 +196,10 @@ describe('control-plane replicas', () => {
 
 describe('fleet registry', () => {
   it('an agent going silent is offline at the control plane within 30 s', async () => {
-    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats.url));
+    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
     cleanups.push(() => cp.close());
     // Production timing: a heartbeat every 10 s, offline after 3 missed (30 s).
-    const agent = await startAgent({ labels: { site: 'north' }, uplink: { servers: [nats.url] } });
+    const agent = await startAgent({ labels: { site: 'north' }, uplink: { ...enrolled } });
     const api = controlPlaneApi(cp.httpPort);
     await waitFor(async () => (await api.agent('gw-1')).body.status === 'online', { what: 'agent online', timeoutMs: 30_000, intervalMs: 100 });
     const online = (await api.agent('gw-1')).body;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { buildConstantScoreModel, createManifest } from '@outpost/models';
 import { AgentConfigSchema, parseConfig, signManifest, type AgentConfig, type AgentConfigInput, type FeatureSpec, type SignedManifest, type SigningKey, type TrustedKey } from '@outpost/shared';
 import { startAgent, type Agent } from '@outpost/agent';
+import type { NatsServer } from './nats-server.js';
 import { startServiceProcess, type ServiceProcess } from './service-process.js';
 
 /** The built agent entry point; child agents run the JavaScript that `npm run build` wrote. */
@@ -19,6 +20,17 @@ export function testAgentConfig(dataDir: string, overrides: Partial<AgentConfigI
     log: { level: 'warn' },
     ...overrides,
   };
+}
+
+type UplinkInput = NonNullable<AgentConfigInput['uplink']>;
+
+/**
+ * An `uplink` section for agent `agentId`: the server's URL on an open server; on a secured
+ * one, an enrolment bundle made for the agent (its own NATS user, the CA).
+ */
+export async function testUplinkConfig(nats: NatsServer, agentId: string, overrides: Partial<UplinkInput> = {}): Promise<UplinkInput> {
+  if (nats.security === undefined) return { servers: [nats.url], ...overrides };
+  return { enrollmentFile: await nats.security.enroll(agentId), ...overrides };
 }
 
 /** Paths of a model's two files, as `inference.model` names them. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
-import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, headers as natsHeaders, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import {
   BATCH_ENCODING,
   batchMsgId,
@@ -16,6 +16,7 @@ import {
   type AgentDetailResponse,
   type ControlPlaneConfigInput,
   type DeviceDetailResponse,
+  type EnrollmentBundle,
   type Heartbeat,
   type InferenceResult,
   type Lane,
@@ -25,6 +26,7 @@ import {
   type UplinkRecord,
 } from '@outpost/shared';
 import { startControlPlane, type ControlPlane } from '@outpost/control-plane';
+import type { NatsServer } from './nats-server.js';
 import { startServiceProcess, type ServiceProcess } from './service-process.js';
 import { waitFor } from './wait.js';
 
@@ -33,10 +35,16 @@ export const CONTROL_PLANE_MAIN = fileURLToPath(new URL('../../../control-plane/
 /** The built operator CLI. */
 export const OUTPOSTCTL_MAIN = fileURLToPath(new URL('../../../control-plane/dist/cli/main.js', import.meta.url));
 
-/** A test config: NATS of the test, an ephemeral HTTP port, quiet logs. */
-export function testControlPlaneConfig(natsUrl: string, overrides: Partial<ControlPlaneConfigInput> = {}): ControlPlaneConfigInput {
+/**
+ * A test config: NATS of the test (a URL, or the server: a secured one gives its creds, CA
+ * and the `security` section), an ephemeral HTTP port, quiet logs.
+ */
+export function testControlPlaneConfig(nats: string | NatsServer, overrides: Partial<ControlPlaneConfigInput> = {}): ControlPlaneConfigInput {
+  const security = typeof nats === 'string' ? undefined : nats.security;
+  const connection = security === undefined ? { servers: [typeof nats === 'string' ? nats : nats.url] } : security.controlPlaneNats();
   return {
-    nats: { servers: [natsUrl], reconnectWaitMs: 250, reconnectJitterMs: 250 },
+    nats: { ...connection, reconnectWaitMs: 250, reconnectJitterMs: 250 },
+    ...(security === undefined ? {} : { security: security.controlPlaneSecurity() }),
     http: { host: '127.0.0.1', port: 0 },
     log: { level: 'warn' },
     ...overrides,
@@ -99,6 +107,8 @@ export interface FakeAgent {
   batch(lane: Lane, firstSeq: number, records: Omit<UplinkRecord, 'seq'>[]): UplinkBatch;
   publishBatch(batch: UplinkBatch): Promise<PubAck>;
   heartbeat(overrides?: Partial<Heartbeat>): Promise<PubAck>;
+  /** The NATS connection itself, for what a compromised agent might try. */
+  readonly connection: NatsConnection;
   close(): Promise<void>;
 }
 
@@ -120,8 +130,9 @@ export function inferenceRecord(
   return { deviceId, ts: result.ts, receivedAtMs: result.ts + 2, ...(deviceSeq === undefined ? {} : { deviceSeq }), kind, body: result };
 }
 
-export async function connectFakeAgent(natsUrl: string, agentId: string, epoch = FAKE_EPOCH): Promise<FakeAgent> {
-  const nc: NatsConnection = await connect({ servers: [natsUrl], maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+/** A fake agent on `nats`: a URL of an open server, or connection options (e.g. {@link bundleConnectionOptions} of an enrolment bundle). */
+export async function connectFakeAgent(nats: string | ConnectionOptions, agentId: string, epoch = FAKE_EPOCH): Promise<FakeAgent> {
+  const nc: NatsConnection = await connect({ ...(typeof nats === 'string' ? { servers: [nats] } : nats), maxReconnectAttempts: -1, reconnectTimeWait: 100 });
   const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
   return {
     agentId,
@@ -147,7 +158,18 @@ export async function connectFakeAgent(natsUrl: string, agentId: string, epoch =
       };
       return js.publish(heartbeatSubject(agentId), JSON.stringify(hb));
     },
+    connection: nc,
     close: () => nc.close(),
+  };
+}
+
+/** nats.js options that connect as the agent an enrolment bundle was written for: its creds, its inbox prefix, its CA. */
+export function bundleConnectionOptions(bundle: EnrollmentBundle): ConnectionOptions {
+  return {
+    servers: bundle.servers,
+    authenticator: credsAuthenticator(Buffer.from(bundle.creds)),
+    inboxPrefix: bundle.inboxPrefix,
+    ...(bundle.caPem === undefined ? {} : { tls: { ca: bundle.caPem } }),
   };
 }
 

@@ -2,7 +2,11 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, OutpostError } from '@outpost/shared';
+import { mkdir } from 'node:fs/promises';
+import { credsAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
+import { mintEnrollmentBundle, setupNatsAuth, type SetupFiles } from '@outpost/control-plane';
+import { AccountsFileSchema, ErrorCode, OutpostError, writeSecretFile, type TrustedKey } from '@outpost/shared';
+import { createPki, type CertFiles } from './pki.js';
 import { createTempDir } from './temp-dir.js';
 import type { TempDir } from './temp-dir.js';
 import { resolveExecutable, spawnOwned, waitFor, waitForTcp } from './wait.js';
@@ -26,11 +30,37 @@ export interface NatsServerOptions {
   env?: NodeJS.ProcessEnv;
   /** Give up starting (ports file and TCP connect) after this long; default 10 000 ms. */
   startTimeoutMs?: number;
+  /**
+   * Secured like production (DESIGN section 4): operator-mode JWT auth made by
+   * `outpost-control-plane setup` (agents in an account of their own) and TLS with a
+   * throwaway CA; `clientCerts` makes the server ask every client for a certificate too;
+   * `hosts` are the names in its certificate (default 127.0.0.1 and localhost).
+   */
+  secure?: boolean | { tls?: boolean; clientCerts?: boolean; hosts?: readonly string[] };
+}
+
+/** What a secured server's clients need: the control plane's files and a way to enrol agents. */
+export interface NatsSecurity {
+  /** Everything `outpost-control-plane setup` wrote. */
+  readonly files: SetupFiles;
+  /** The CA the server's certificate is signed by; undefined without TLS. */
+  readonly caFile: string | undefined;
+  /** A client certificate signed by the CA (for `clientCerts`); undefined without TLS. */
+  readonly clientCert: CertFiles | undefined;
+  /** The control plane's `nats` connection settings (servers, creds, TLS). */
+  controlPlaneNats(): { servers: string[]; credsFile: string; tls?: { caFile: string; certFile?: string; keyFile?: string } };
+  /** The control plane's `security` section (enrolment and revocation). */
+  controlPlaneSecurity(): { accountsFile: string; agentsSigningKeyFile: string; operatorSigningKeyFile: string; systemCredsFile: string };
+  /**
+   * Enrols `agentId` the way the control plane does (a new user of the AGENTS account) and
+   * writes its bundle, 0600, to a file of the server's temp dir; returns the path.
+   */
+  enroll(agentId: string, options?: { labels?: Record<string, string>; trustedKeys?: readonly TrustedKey[] }): Promise<string>;
 }
 
 /** A nats-server child process owned by one test, on its own port and temp dir. */
 export interface NatsServer {
-  /** `nats://127.0.0.1:<port>`. */
+  /** `nats://127.0.0.1:<port>`, or `tls://...` with TLS. */
   readonly url: string;
   /** The port the server listens on; the same after `restart()`. */
   readonly port: number;
@@ -40,6 +70,13 @@ export interface NatsServer {
   readonly storeDir: string;
   /** The generated config file. */
   readonly configFile: string;
+  /** Set when started with `secure`. */
+  readonly security: NatsSecurity | undefined;
+  /**
+   * Options for a nats.js client with the control plane's rights (the OUTPOST account, which
+   * holds JetStream): just the URL on an open server.
+   */
+  clientOptions(): ConnectionOptions;
   /** The last few KiB the server wrote to stderr (its log), for failure messages. */
   logs(): string;
   /** SIGKILL the server and remove its temp dir. Idempotent. */
@@ -90,6 +127,7 @@ class NatsServerProcess implements NatsServer {
   readonly #serverName: string;
   #port = -1;
   #process: OwnedProcess | undefined;
+  #secured: { security: NatsSecurity; serverConfig: string; tls: boolean } | undefined;
   #log = '';
   #stopping: Promise<void> | undefined;
 
@@ -106,6 +144,7 @@ class NatsServerProcess implements NatsServer {
     const dir = await createTempDir('outpost-nats-');
     const server = new NatsServerProcess(dir, options);
     try {
+      if (options.secure !== undefined && options.secure !== false) await server.#secure(options.secure === true ? {} : options.secure);
       await server.#start(-1);
     } catch (err) {
       await server.stop();
@@ -119,7 +158,77 @@ class NatsServerProcess implements NatsServer {
   }
 
   get url(): string {
-    return `nats://${HOST}:${this.#port}`;
+    return `${this.#secured?.tls === true ? 'tls' : 'nats'}://${HOST}:${this.#port}`;
+  }
+
+  get security(): NatsSecurity | undefined {
+    return this.#secured?.security;
+  }
+
+  clientOptions(): ConnectionOptions {
+    const security = this.#secured?.security;
+    if (security === undefined) return { servers: this.url };
+    const nats = security.controlPlaneNats();
+    return {
+      servers: this.url,
+      authenticator: credsAuthenticator(readFileSync(nats.credsFile)),
+      ...(nats.tls === undefined ? {} : { tls: { caFile: nats.tls.caFile, ...(nats.tls.certFile === undefined ? {} : { certFile: nats.tls.certFile, keyFile: nats.tls.keyFile }) } }),
+    };
+  }
+
+  /** Writes the operator, accounts and keys (as `outpost-control-plane setup` does) and, with TLS, a CA and certificates. */
+  async #secure(options: { tls?: boolean; clientCerts?: boolean; hosts?: readonly string[] }): Promise<void> {
+    const { tls = true, clientCerts = false, hosts } = options;
+    const files = await setupNatsAuth(join(this.#dir.path, 'auth'));
+    const lines = [await readFile(files.natsAuthConfig, 'utf8')];
+    let caFile: string | undefined;
+    let clientCert: CertFiles | undefined;
+    if (tls) {
+      const pkiDir = join(this.#dir.path, 'pki');
+      await mkdir(pkiDir, { mode: 0o700 });
+      const pki = createPki(pkiDir);
+      const server = pki.server('nats-server', hosts);
+      caFile = pki.caCert;
+      if (clientCerts) clientCert = pki.client('control-plane', 'control-plane');
+      // timeout: the handshake of a client on two busy shared cores.
+      lines.push('tls {', `  cert_file: ${JSON.stringify(server.cert)}`, `  key_file: ${JSON.stringify(server.key)}`, `  ca_file: ${JSON.stringify(caFile)}`, `  verify: ${clientCerts}`, '  timeout: 10', '}');
+    }
+    const bundlesDir = join(this.#dir.path, 'bundles');
+    const url = (): string => this.url;
+    const security: NatsSecurity = {
+      files,
+      caFile,
+      clientCert,
+      controlPlaneNats: () => ({
+        servers: [url()],
+        credsFile: files.controlPlaneCredsFile,
+        ...(caFile === undefined ? {} : { tls: { caFile, ...(clientCert === undefined ? {} : { certFile: clientCert.cert, keyFile: clientCert.key }) } }),
+      }),
+      controlPlaneSecurity: () => ({
+        accountsFile: files.accountsFile,
+        agentsSigningKeyFile: files.agentsSigningKeyFile,
+        operatorSigningKeyFile: files.operatorSigningKeyFile,
+        systemCredsFile: files.systemCredsFile,
+      }),
+      enroll: async (agentId, enrolOptions = {}) => {
+        const accounts = AccountsFileSchema.parse(JSON.parse(await readFile(files.accountsFile, 'utf8')));
+        const { bundle } = await mintEnrollmentBundle(
+          {
+            agentsAccount: accounts.agentsAccount,
+            agentsSigningSeed: (await readFile(files.agentsSigningKeyFile, 'utf8')).trim(),
+            servers: [url()],
+            ...(caFile === undefined ? {} : { caPem: await readFile(caFile, 'utf8') }),
+          },
+          agentId,
+          enrolOptions.labels ?? {},
+          enrolOptions.trustedKeys ?? [],
+        );
+        const path = join(bundlesDir, `${agentId}.json`);
+        await writeSecretFile(path, JSON.stringify(bundle));
+        return path;
+      },
+    };
+    this.#secured = { security, serverConfig: lines.join('\n'), tls };
   }
 
   get pid(): number {
@@ -249,6 +358,7 @@ class NatsServerProcess implements NatsServer {
       `ports_file_dir: ${JSON.stringify(this.#dir.path)}`,
     ];
     if (jetstream) lines.push(`jetstream {`, `  store_dir: ${JSON.stringify(this.storeDir)}`, `}`);
+    if (this.#secured !== undefined) lines.push(this.#secured.serverConfig);
     if (debug) lines.push('debug: true');
     if (extraConfig !== undefined) lines.push(extraConfig);
     return `${lines.join('\n')}\n`;

@@ -3,7 +3,8 @@
 // model through the API and follow a rollout.
 import { join } from 'node:path';
 import type { AgentConfigInput, RolloutView, SigningKey } from '@outpost/shared';
-import { signedConstantModel, startAgentProcess, testAgentConfig, testInferenceConfig, writeModelFiles, type AgentProcess } from './agent-process.js';
+import { signedConstantModel, startAgentProcess, testAgentConfig, testInferenceConfig, testUplinkConfig, writeModelFiles, type AgentProcess } from './agent-process.js';
+import type { NatsServer } from './nats-server.js';
 import { connectDevice, startSteadyLoad, type LoadDevice, type SteadyLoad } from './devices.js';
 import { waitFor } from './wait.js';
 
@@ -27,7 +28,7 @@ export interface TestFleet {
 
 export interface StartFleetOptions {
   dir: string;
-  natsUrl: string;
+  nats: NatsServer;
   key: SigningKey;
   count: number;
   devicesPerAgent?: number;
@@ -47,7 +48,7 @@ export async function startTestFleet(options: StartFleetOptions): Promise<TestFl
         agentId,
         labels: options.labels?.(i) ?? { site: 'lab' },
         ingest: { rateLimitMsgsPerS: 0 },
-        uplink: { servers: [options.natsUrl], heartbeatIntervalMs: 500, desiredRecheckMs: 2_000 },
+        uplink: await testUplinkConfig(options.nats, agentId, { heartbeatIntervalMs: 500, desiredRecheckMs: 2_000 }),
         // Every score upstream, not the default summaries: the rollout tests check from the uplink
         // stream that every message was scored exactly once, by which model.
         inference: testInferenceConfig(files, [options.key.trustedKey], { upstream: 'every-score' }),

@@ -7,6 +7,8 @@ import { spawnOwned } from './wait.js';
 /** How long a service may take to print its ready line; generous: six agents with their inference processes may start at once on two shared cores. */
 export const DEFAULT_SERVICE_START_TIMEOUT_MS = 45_000;
 
+const OUTPUT_MAX_CHARS = 8 * 1024 * 1024;
+
 export interface ExitStatus {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -19,6 +21,8 @@ export interface ServiceProcess {
   readonly ready: Record<string, unknown>;
   /** Every JSON log line the service printed so far. */
   readonly logs: Record<string, unknown>[];
+  /** Everything it wrote to stdout and stderr so far, as text (the first 8 MiB): what a log collector would keep. */
+  output(): string;
   /** Resolves when the process has exited. */
   readonly exited: Promise<ExitStatus>;
   /** SIGKILL: the crash a test wants; resolves once the process is gone. */
@@ -54,8 +58,13 @@ export async function startServiceProcess(options: StartServiceOptions): Promise
   if (stdout === null || stderr === null) throw new Error('service child has no stdout/stderr pipes');
   const logs: Record<string, unknown>[] = [];
   let stderrTail = '';
+  let output = '';
+  const keep = (d: string): void => {
+    if (output.length < OUTPUT_MAX_CHARS) output += d;
+  };
   stderr.setEncoding('utf8').on('data', (d: string) => {
     stderrTail = (stderrTail + d).slice(-4000);
+    keep(d);
   });
   const exited = new Promise<ExitStatus>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
@@ -68,6 +77,7 @@ export async function startServiceProcess(options: StartServiceOptions): Promise
       reject(new OutpostError(ErrorCode.HARNESS_START_FAILED, `${options.main} did not print its ready line within ${timeoutMs} ms; stderr: ${stderrTail}`));
     }, timeoutMs);
     createInterface({ input: stdout }).on('line', (line) => {
+      keep(`${line}\n`);
       let entry: Record<string, unknown>;
       try {
         entry = JSON.parse(line) as Record<string, unknown>;
@@ -80,9 +90,10 @@ export async function startServiceProcess(options: StartServiceOptions): Promise
         resolve(entry);
       }
     });
-    void exited.then(({ code, signal }) => {
+    // 'close', not 'exit': the last lines it wrote (its reason, as a log line) are read by then.
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
-      reject(new OutpostError(ErrorCode.HARNESS_START_FAILED, `${options.main} exited before ready (code ${code}, signal ${signal}); stderr: ${stderrTail}`));
+      reject(new OutpostError(ErrorCode.HARNESS_START_FAILED, `${options.main} exited before ready (code ${code}, signal ${signal}); its output: ${output.slice(-4000)}`));
     });
   });
 
@@ -106,6 +117,7 @@ export async function startServiceProcess(options: StartServiceOptions): Promise
     pid: child.pid ?? -1,
     ready,
     logs,
+    output: () => output,
     exited,
     kill9,
     async stop() {

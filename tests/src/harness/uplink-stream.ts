@@ -2,6 +2,7 @@ import { gunzipSync } from 'node:zlib';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { BATCH_ENCODING_SUMMARY, BatchSummarySchema, ENCODING_HEADER, splitSummaryBatch, UPLINK_STREAM, UplinkBatchSchema, type UplinkBatch, type UplinkRecord } from '@outpost/shared';
+import type { NatsServer } from './nats-server.js';
 
 export interface StreamRecord extends UplinkRecord {
   agentId: string;
@@ -13,8 +14,8 @@ export interface StreamRecord extends UplinkRecord {
  * Reads the whole uplink stream (the log of record) as a test would replay it into another
  * store: every batch, decompressed and validated, in stream order, duplicates included.
  */
-export async function readUplinkStream(natsUrl: string): Promise<StreamRecord[]> {
-  const nc = await connect({ servers: natsUrl });
+export async function readUplinkStream(nats: string | NatsServer): Promise<StreamRecord[]> {
+  const nc = await connect(typeof nats === 'string' ? { servers: nats } : nats.clientOptions());
   try {
     const js = jetstream(nc);
     const consumer = await js.consumers.get(UPLINK_STREAM); // ordered, ephemeral

@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { Lane, type AgentConfigInput } from '@outpost/shared';
@@ -8,6 +7,7 @@ import { hashPassword, type Agent } from '@outpost/agent';
 import { startInProcessAgent, testAgentConfig } from '../harness/agent-process.js';
 import { closed, connectDevice, publish, telemetryPayload, type DeviceOptions } from '../harness/devices.js';
 import { metricValue } from '../harness/metrics.js';
+import { createPki, type CertFiles } from '../harness/pki.js';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 
 // The embedded broker's TLS listener with real certificates made by the openssl CLI: a
@@ -24,6 +24,8 @@ interface Pki {
   /** CN=dev-tls too, but signed by a CA the agent does not know. */
   foreignClientCert: Buffer;
   foreignClientKey: Buffer;
+  /** A server certificate from the same CA for gateway-7.example only. */
+  otherHost: CertFiles;
 }
 
 const PASSWORD_DEVICE = { id: 'dev-pw', password: 'dev-pw-secret' };
@@ -35,59 +37,31 @@ let dataDir: TempDir;
 let agent: Agent | undefined;
 const clients: MqttClient[] = [];
 
-function openssl(args: string[]): void {
-  execFileSync('openssl', args, { cwd: certsDir.path, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A P-256 key and a CSR for `subject`. */
-function newKeyAndCsr(name: string, subject: string): void {
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject]);
-}
-
-/** A self-signed CA certificate `${name}.crt` with its key `${name}.key`. */
-function newCa(name: string): void {
-  openssl([
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '1', '-subj', `/CN=${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-}
-
-/** Signs `${name}.csr` with CA `ca` into `${name}.crt`, with the given v3 extensions. */
-function sign(name: string, ca: string, extensions: string): void {
-  writeFileSync(join(certsDir.path, `${name}.ext`), `${extensions}\n`);
-  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`]);
-}
-
 function makePki(): Pki {
-  newCa('test-ca');
-  newCa('foreign-ca');
-  newKeyAndCsr('server', '/CN=localhost');
-  sign('server', 'test-ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth');
-  newKeyAndCsr('client', '/CN=dev-tls');
-  sign('client', 'test-ca', 'extendedKeyUsage=clientAuth');
-  newKeyAndCsr('foreign-client', '/CN=dev-tls');
-  sign('foreign-client', 'foreign-ca', 'extendedKeyUsage=clientAuth');
-  const at = (file: string): string => join(certsDir.path, file);
-  const read = (file: string): Buffer => readFileSync(at(file));
+  const ours = createPki(certsDir.path, 'test-ca');
+  const server = ours.server('server');
+  const client = ours.client('client', 'dev-tls');
+  const foreign = createPki(certsDir.path, 'foreign-ca').client('foreign-client', 'dev-tls');
   return {
-    caCert: at('test-ca.crt'),
-    serverCert: at('server.crt'),
-    serverKey: at('server.key'),
-    clientCert: read('client.crt'),
-    clientKey: read('client.key'),
-    foreignClientCert: read('foreign-client.crt'),
-    foreignClientKey: read('foreign-client.key'),
+    caCert: ours.caCert,
+    serverCert: server.cert,
+    serverKey: server.key,
+    clientCert: readFileSync(client.cert),
+    clientKey: readFileSync(client.key),
+    foreignClientCert: readFileSync(foreign.cert),
+    foreignClientKey: readFileSync(foreign.key),
+    otherHost: ours.server('other-host', ['gateway-7.example']),
   };
 }
 
-async function startTlsAgent(requireClientCert: boolean): Promise<Agent> {
+async function startTlsAgent(requireClientCert: boolean, options: { plaintext?: boolean; server?: CertFiles } = {}): Promise<Agent> {
   const broker: AgentConfigInput['broker'] = {
     mode: 'embedded',
     port: 0,
     allowAnonymous: false,
     devices: [{ id: PASSWORD_DEVICE.id, passwordHash }],
-    tls: { port: 0, certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caCert, requireClientCert },
+    tls: { port: 0, certFile: options.server?.cert ?? pki.serverCert, keyFile: options.server?.key ?? pki.serverKey, caFile: pki.caCert, requireClientCert },
+    ...(options.plaintext === undefined ? {} : { plaintext: options.plaintext }),
   };
   agent = await startInProcessAgent(testAgentConfig(join(dataDir.path, 'data'), { broker }));
   return agent;
@@ -127,11 +101,36 @@ afterEach(async () => {
 });
 
 describe('embedded broker over TLS', () => {
-  it('listens on its own TLS port next to plain TCP', async () => {
+  it('listens on TLS only, unless plain TCP is asked for too (plaintext: true, on its own port)', async () => {
+    const only = await startTlsAgent(false);
+    expect(only.tlsPort).toBeGreaterThan(0);
+    expect(only.mqttPort).toBeUndefined();
+    await only.close();
+    const both = await startTlsAgent(false, { plaintext: true });
+    expect(both.tlsPort).toBeGreaterThan(0);
+    expect(both.mqttPort).toBeGreaterThan(0);
+    expect(both.tlsPort).not.toBe(both.mqttPort);
+  });
+
+  it('a plaintext MQTT CONNECT to the TLS port gets no CONNACK and no session', async () => {
     const a = await startTlsAgent(false);
-    expect(a.tlsPort).toBeGreaterThan(0);
-    expect(a.mqttPort).toBeGreaterThan(0);
-    expect(a.tlsPort).not.toBe(a.mqttPort);
+    await expect(
+      connectDevice(`mqtt://127.0.0.1:${a.tlsPort}`, { clientId: PASSWORD_DEVICE.id, username: PASSWORD_DEVICE.id, password: PASSWORD_DEVICE.password, connectTimeout: 3_000 }),
+    ).rejects.toThrow();
+    expect(metricValue(await a.metrics.registry.metrics(), 'outpost_broker_clients_connected')).toBe(0);
+  });
+
+  it('a device checking the host name refuses a broker whose certificate names another host', async () => {
+    const a = await startTlsAgent(false, { server: pki.otherHost });
+    const error = await connectDevice(tlsUrl(a), { clientId: PASSWORD_DEVICE.id, username: PASSWORD_DEVICE.id, password: PASSWORD_DEVICE.password, ca: readFileSync(pki.caCert), rejectUnauthorized: true }).then(
+      (client) => {
+        clients.push(client);
+        return undefined;
+      },
+      (err: unknown) => err as NodeJS.ErrnoException,
+    );
+    expect(error?.code).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+    expect(await a.outbox.read(Lane.telemetry, 0, 10)).toHaveLength(0);
   });
 
   it('takes a QoS 1 publish from a password device over mqtts into the outbox', async () => {

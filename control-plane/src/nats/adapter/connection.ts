@@ -3,8 +3,9 @@
 // connection (declarations.ts, consumers.ts, kv-bucket.ts); Client only hands it over.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { ErrorCode, OutpostError, redactUrl, type ControlPlaneNatsConfig, type Logger } from '@outpost/shared';
+import { readFile } from 'node:fs/promises';
+import { connect, credsAuthenticator, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { ErrorCode, OutpostError, readSecretFile, redactUrl, type ControlPlaneNatsConfig, type Logger } from '@outpost/shared';
 import type {
   ConsumeOptions,
   ConsumerLag,
@@ -43,6 +44,16 @@ const JS_API_TIMEOUT_MS = 5_000;
  * @throws OutpostError NATS_UNAVAILABLE when the first connect fails within connectTimeoutMs.
  */
 export async function connectNats(config: ControlPlaneNatsConfig, logger: Logger): Promise<NatsClient> {
+  // Read before connecting: a creds or key file others may read stops start-up (SECRET_FILE_UNSAFE).
+  const creds = config.credsFile === undefined ? undefined : await readSecretFile(config.credsFile, 'NATS creds file');
+  const tls =
+    config.tls === undefined
+      ? undefined
+      : {
+          ca: await readFile(config.tls.caFile, 'utf8'),
+          ...(config.tls.certFile === undefined ? {} : { cert: await readFile(config.tls.certFile, 'utf8') }),
+          ...(config.tls.keyFile === undefined ? {} : { key: await readSecretFile(config.tls.keyFile, 'NATS client key') }),
+        };
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -51,6 +62,8 @@ export async function connectNats(config: ControlPlaneNatsConfig, logger: Logger
       user: config.user,
       pass: config.pass,
       token: config.token,
+      ...(creds === undefined ? {} : { authenticator: credsAuthenticator(Buffer.from(creds)) }),
+      ...(tls === undefined ? {} : { tls }),
       maxReconnectAttempts: -1,
       reconnectTimeWait: config.reconnectWaitMs,
       reconnectJitter: config.reconnectJitterMs,
