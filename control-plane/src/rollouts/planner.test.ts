@@ -187,6 +187,41 @@ describe('planStep', () => {
     expect(joined.every((t) => t.wave <= 1)).toBe(true);
   });
 
+  it('gates without enough rows at the end of the soak soak on: the wave passes once the rows are there, or pauses as inconclusive waveDeadline later', () => {
+    const starve = (fleet: Fleet, rows: number): void => {
+      for (const agent of fleet.agents.values()) if (agent.counts?.model === 'anomaly@2.0.0') agent.counts = { ...agent.counts, rows, anomalies: Math.round(rows * 0.01) };
+    };
+    const stepUntil = (doc: RolloutDoc, fleet: Fleet, rows: number, untilMs: number, fromMs: number): { doc: RolloutDoc; nowMs: number } => {
+      let nowMs = fromMs;
+      for (; nowMs <= untilMs && (doc.status === 'running' || doc.status === 'pending'); nowMs += 1_000) {
+        fleet.converge(doc, nowMs);
+        starve(fleet, rows);
+        doc = planStep(doc, fleet.list(), nowMs) ?? doc;
+      }
+      return { doc, nowMs };
+    };
+    const s = spec({ strategy: { waves: [1, 5], soak: '10s', waveDeadline: '60s' } });
+
+    // Rows arrive late: still soaking past the soak's end, then the wave passes.
+    const late = new Fleet(6);
+    const slow = stepUntil(createRolloutDoc('r-late', s, MODEL, 'op', T0), late, 10, T0 + 40_000, T0);
+    expect(slow.doc.status).toBe('running');
+    expect(slow.doc.history.map((h) => h.action)).toEqual(['created', 'wave-started']);
+    const settled = slow.doc.waves[0]!.settledAtMs!;
+    expect(slow.nowMs).toBeGreaterThan(settled + 10_000);
+    const passed = stepUntil(slow.doc, late, 5_000, slow.nowMs + 5_000, slow.nowMs);
+    expect(passed.doc.history.map((h) => h.action)).toContain('wave-passed');
+
+    // They never arrive: inconclusive, waveDeadline after the soak ended.
+    const never = new Fleet(6);
+    const starved = stepUntil(createRolloutDoc('r-never', s, MODEL, 'op', T0), never, 10, T0 + 200_000, T0);
+    expect(starved.doc.status).toBe('paused');
+    const entry = starved.doc.history.at(-1)!;
+    expect(entry.action).toBe('wave-inconclusive');
+    expect(entry.atMs).toBeGreaterThanOrEqual(starved.doc.waves[0]!.settledAtMs! + 10_000 + 60_000);
+    expect(entry.detail).toContain('anomalyRate');
+  });
+
   it('waits for its start time and its maintenance window', () => {
     const s = spec({ startAt: new Date(T0 + 3_600_000).toISOString(), maintenanceWindow: { start: '23:00', end: '02:00' } });
     expect(mayStartWave(s, T0)).toBe(false);

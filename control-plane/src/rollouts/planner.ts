@@ -241,6 +241,8 @@ export function planStep(doc: RolloutDoc, agents: readonly ObservedAgent[], nowM
     return withEntry(next, nowMs, CONTROLLER_ACTOR, last ? 'succeeded' : 'wave-passed', { wave: doc.wave, gates: results, detail: summary });
   }
   if (outcome === 'inconclusive') {
+    // Too little data yet, nothing failing: soak on until the gates can tell, for up to waveDeadline more.
+    if (nowMs < wave.settledAtMs + doc.spec.strategy.soak + doc.spec.strategy.waveDeadline) return undefined;
     const reason = `wave ${doc.wave + 1} inconclusive: ${results.filter((r) => r.outcome === 'inconclusive').map((r) => `${r.gate}: ${r.detail}`).join('; ')}`;
     return withEntry({ ...doc, waves: judged, status: RolloutStatus.paused, reason }, nowMs, CONTROLLER_ACTOR, 'wave-inconclusive', { wave: doc.wave, gates: results, detail: reason });
   }

@@ -77,7 +77,13 @@ export const RolloutSpecSchema = z
     strategy: z
       .strictObject({
         waves: z.array(WaveSizeSchema).min(1).max(100).default(['100%']),
+        /**
+         * How long a wave's agents run the change before its gates are judged. A gate that
+         * fails ends the soak; gates without enough data yet soak on for up to waveDeadline
+         * more, then pause the rollout as inconclusive.
+         */
         soak: DurationSchema.default(DEFAULT_SOAK_MS),
+        /** How long a wave's agents have to apply the change. */
         waveDeadline: DurationSchema.default(DEFAULT_WAVE_DEADLINE_MS),
         failureBudget: BudgetSchema.default(0),
       })
