@@ -17,7 +17,8 @@ import type { BaselineSpec, WindowFeature } from './manifest.js';
  *    m_i is predicted from the other metrics' window means and, for `laggedMetrics`, from their
  *    low-pass filtered means too: pred_i = mu_i + beta' (v_-i - mu_-i), beta solving the
  *    weighted covariance of v = [window means, low-pass means] (time constant `timeConstant`,
- *    ridge 1e-7 relative). residual e_i = m_i - pred_i; the `residual` feature is e_i over the
+ *    learnt from every 4th mean;
+ *    ridge 1e-7 relative, solved again every 16 means). residual e_i = m_i - pred_i; the `residual` feature is e_i over the
  *    regression's residual standard deviation. While the device is anomalous (step 3) the
  *    covariance learns at `freezeRate` times its rate, so a fault is not learnt as normal. The
  *    low-pass filters read each metric cleaned of anomalies: its prediction plus its residual
@@ -48,6 +49,15 @@ export interface DeviceBaseline {
 /** Most |change| or |slope| counts as this many typical ones once warm (robust RMS). */
 const TYPICAL_CLIP = 4;
 const RIDGE = 1e-7;
+/**
+ * The regressions are solved again every this many window means, not every sample, and the
+ * covariance learns from every COVARIANCE_EVERY-th mean: both move with a time constant of hours,
+ * and solves and p x p updates at every sample would be most of a sample's cost (about 1.7 µs
+ * per sample for four metrics in all, row every 4th included, against 0.5 for anomaly-pca's
+ * window features, CPU time here).
+ */
+const REFIT_EVERY = 16;
+const COVARIANCE_EVERY = 4;
 /** Number of low-pass filtered copies of the window means (one time constant). */
 const LAGS = 1;
 
@@ -70,8 +80,11 @@ export function createDeviceBaseline(spec: BaselineSpec, metrics: readonly strin
   const levelRates = spec.levelTimeConstants.map(rateOf);
   const noiseRate = rateOf(spec.noiseTimeConstant);
   const regression = k >= 2 ? spec.regression : undefined;
-  const p = regression === undefined ? k : k * (1 + LAGS);
-  const covRate = regression === undefined ? 0 : rateOf(regression.timeConstant);
+  // The low-pass columns only when a metric is predicted from them.
+  const lagged = regression !== undefined && regression.laggedMetrics.some((m) => metrics.includes(m));
+  const p = lagged ? k * (1 + LAGS) : k;
+  // The covariance learns from every COVARIANCE_EVERY-th window mean, at the matching rate.
+  const covRate = regression === undefined ? 0 : rateOf(regression.timeConstant / COVARIANCE_EVERY);
   const lagRate = regression === undefined ? 0 : rateOf(regression.lagTimeConstant);
   const fitAfter = regression?.fitAfterSamples ?? 0;
   const indexVariance = (w * (w * w - 1)) / 12;
@@ -92,6 +105,13 @@ export function createDeviceBaseline(spec: BaselineSpec, metrics: readonly strin
   const jump = new Float64Array(k);
   const noise = new Float64Array(k);
   const trend = new Float64Array(k);
+  const sums = new Float64Array(k);
+  const weightedSums = new Float64Array(k);
+  const nextEvicted = new Float64Array(k);
+  /** The window of the last update, for jump and noise; shapeOf[m] = the update they were computed for. */
+  let window: { rings: readonly Float64Array[]; newest: number; noiseWarm: boolean } | undefined;
+  const shapeOf = new Float64Array(k).fill(-1);
+  let updates = 0;
   const means = new Float64Array(k);
   const lowPass = new Float64Array(k);
   const v = new Float64Array(p);
@@ -105,12 +125,16 @@ export function createDeviceBaseline(spec: BaselineSpec, metrics: readonly strin
   const levelZ = new Float64Array(levels * k);
   let meansSeen = 0;
   let anomalous = false;
-  // Scratch for the regression solve.
+  // Scratch for the regression solve, and each metric's last solution.
   const system = new Float64Array(maxPredictors * (maxPredictors + 1));
   const beta = new Float64Array(maxPredictors);
+  const betas = metrics.map(() => new Float64Array(maxPredictors));
+  const residualVariances = new Float64Array(k);
 
   const reset = (): void => {
-    for (const a of [changeSquares, slopeSquares, jump, noise, trend, means, lowPass, v, covMean, cov, prediction, residual, residualZ, levelMean, levelVariance, levelZ]) a.fill(0);
+    for (const a of [changeSquares, slopeSquares, jump, noise, trend, sums, weightedSums, nextEvicted, means, lowPass, v, covMean, cov, prediction, residual, residualZ, levelMean, levelVariance, levelZ, residualVariances, ...betas]) a.fill(0);
+    shapeOf.fill(-1);
+    window = undefined;
     meansSeen = 0;
     anomalous = false;
   };
@@ -173,52 +197,45 @@ export function createDeviceBaseline(spec: BaselineSpec, metrics: readonly strin
     const oldest = (newest + 1) % w;
     const noiseWarm = count > spec.noiseWarmupSamples;
     const slopeRate = Math.max(noiseRate, 1 / (count - w + 1));
+    // Window sums kept up to date in O(1) (sum x_j and sum j x_j, j from the oldest), summed
+    // afresh every windowSize samples so rounding cannot build up.
+    const exact = (count - w) % w === 0;
     for (let m = 0; m < k; m++) {
       const ring = rings[m]!;
-      let sum = 0;
-      for (let j = 0; j < w; j++) sum += ring[(oldest + j) % w]!;
-      const mean = sum / w;
-      means[m] = mean;
-      let cross = 0;
-      let largest = 0;
-      let previous = ring[oldest]!;
-      for (let j = 0; j < w; j++) {
-        const x = ring[(oldest + j) % w]!;
-        cross += (j - indexMean) * (x - mean);
-        if (j > 0) {
-          const d = Math.abs(x - previous);
-          if (d > largest) largest = d;
-        }
-        previous = x;
-      }
-      const slope = indexVariance === 0 ? 0 : cross / indexVariance;
-      // diffStd of the window (as features.ts defines it), for `noise`.
-      let diffVariance = 0;
-      if (w > 1) {
-        const meanDiff = (ring[newest]! - ring[oldest]!) / (w - 1);
-        previous = ring[oldest]!;
-        for (let j = 1; j < w; j++) {
+      if (exact) {
+        let s1 = 0;
+        let s2 = 0;
+        for (let j = 0; j < w; j++) {
           const x = ring[(oldest + j) % w]!;
-          const d = x - previous - meanDiff;
-          diffVariance += d * d;
-          previous = x;
+          s1 += x;
+          s2 += j * x;
         }
-        diffVariance /= w - 1;
+        sums[m] = s1;
+        weightedSums[m] = s2;
+      } else {
+        const evicted = nextEvicted[m]!;
+        const added = ring[newest]!;
+        weightedSums[m] = weightedSums[m]! - sums[m]! + evicted + (w - 1) * added;
+        sums[m] = sums[m]! - evicted + added;
       }
-      const typicalChange = Math.sqrt(changeSquares[m]!);
+      nextEvicted[m] = ring[oldest]!;
+      means[m] = sums[m]! / w;
+      const slope = indexVariance === 0 ? 0 : (weightedSums[m]! - indexMean * sums[m]!) / indexVariance;
       const typicalSlope = Math.sqrt(slopeSquares[m]!);
-      jump[m] = noiseWarm && typicalChange > 0 ? largest / typicalChange : 0;
-      noise[m] = noiseWarm && typicalChange > 0 ? Math.log(Math.sqrt(diffVariance) / typicalChange + 1e-3) : 0;
       trend[m] = noiseWarm && typicalSlope > 0 ? slope / typicalSlope : 0;
       const limit = TYPICAL_CLIP * TYPICAL_CLIP * slopeSquares[m]!;
       slopeSquares[m] = slopeSquares[m]! + slopeRate * ((noiseWarm ? Math.min(slope * slope, limit) : slope * slope) - slopeSquares[m]!);
     }
+    // jump and noise read the whole window: computed when a row asks for them (windowShape).
+    window = { rings, newest, noiseWarm };
+    shapeOf.fill(-1);
+    updates++;
 
     // 2. Regression.
     meansSeen++;
     const n = meansSeen;
     for (let m = 0; m < k; m++) v[m] = means[m]!;
-    if (regression !== undefined) {
+    if (lagged) {
       if (n === 1) lowPass.set(means);
       for (let m = 0; m < k; m++) v[k + m] = lowPass[m]!;
     }
@@ -229,10 +246,15 @@ export function createDeviceBaseline(spec: BaselineSpec, metrics: readonly strin
         residualZ[i] = 0;
         continue;
       }
-      const residualVariance = fit(i);
+      const solution = betas[i]!;
+      if ((n - fitAfter - 1) % REFIT_EVERY === 0) {
+        residualVariances[i] = fit(i);
+        solution.set(beta);
+      }
+      const residualVariance = residualVariances[i]!;
       const idx = predictors[i]!;
       let pred = covMean[i]!;
-      for (let r = 0; r < idx.length; r++) pred += beta[r]! * (v[idx[r]!]! - covMean[idx[r]!]!);
+      for (let r = 0; r < idx.length; r++) pred += solution[r]! * (v[idx[r]!]! - covMean[idx[r]!]!);
       prediction[i] = pred;
       residual[i] = means[i]! - pred;
       const sd = Math.sqrt(Math.max(residualVariance, 1e-6 * cov[i * p + i]!, 1e-18));
@@ -242,7 +264,7 @@ export function createDeviceBaseline(spec: BaselineSpec, metrics: readonly strin
     if (regression !== undefined) {
       // Low-pass filters of each metric cleaned of anomalies (the slowest level baseline judges).
       const slowest = levels - 1;
-      for (let m = 0; m < k; m++) {
+      for (let m = 0; m < k && lagged; m++) {
         let cleaned = means[m]!;
         const sd = Math.sqrt(levelVariance[slowest * k + m]!);
         if (fitted && n >= spec.warmupSamples && levelStart > 1 && sd > 0) {
@@ -252,10 +274,11 @@ export function createDeviceBaseline(spec: BaselineSpec, metrics: readonly strin
         lowPass[m] = lowPass[m]! + lagRate * (cleaned - lowPass[m]!);
       }
       // Covariance of v (v holds the low-pass means from before this sample's update).
+      const update = Math.floor((n - 1) / COVARIANCE_EVERY) + 1;
       if (n === 1) {
         covMean.set(v);
-      } else {
-        const rate = n < spec.warmupSamples ? 1 / n : anomalous ? covRate * spec.freezeRate : covRate;
+      } else if ((n - 1) % COVARIANCE_EVERY === 0) {
+        const rate = n < spec.warmupSamples ? 1 / update : anomalous ? covRate * spec.freezeRate : covRate;
         for (let a = 0; a < p; a++) covMean[a] = covMean[a]! + rate * (v[a]! - covMean[a]!);
         for (let a = 0; a < p; a++) {
           const da = v[a]! - covMean[a]!;
@@ -297,12 +320,43 @@ export function createDeviceBaseline(spec: BaselineSpec, metrics: readonly strin
     anomalous = largestLevel > spec.freezeAbove;
   };
 
+  /** jump and noise of metric m over the last update's window. */
+  const windowShape = (m: number): void => {
+    if (shapeOf[m] === updates) return;
+    shapeOf[m] = updates;
+    if (window === undefined || !window.noiseWarm) {
+      jump[m] = 0;
+      noise[m] = 0;
+      return;
+    }
+    const ring = window.rings[m]!;
+    const oldest = (window.newest + 1) % w;
+    let largest = 0;
+    let diffVariance = 0;
+    // diffStd of the window (as features.ts defines it), for `noise`.
+    const meanDiff = w > 1 ? (ring[window.newest]! - ring[oldest]!) / (w - 1) : 0;
+    let previous = ring[oldest]!;
+    for (let j = 1; j < w; j++) {
+      const x = ring[(oldest + j) % w]!;
+      const d = x - previous;
+      if (Math.abs(d) > largest) largest = Math.abs(d);
+      diffVariance += (d - meanDiff) * (d - meanDiff);
+      previous = x;
+    }
+    if (w > 1) diffVariance /= w - 1;
+    const typicalChange = Math.sqrt(changeSquares[m]!);
+    jump[m] = typicalChange > 0 ? largest / typicalChange : 0;
+    noise[m] = typicalChange > 0 ? Math.log(Math.sqrt(diffVariance) / typicalChange + 1e-3) : 0;
+  };
+
   const value = (m: number, feature: WindowFeature): number => {
     const levelWarm = meansSeen >= spec.warmupSamples + fitAfter;
     switch (feature) {
       case 'jump':
+        windowShape(m);
         return jump[m]!;
       case 'noise':
+        windowShape(m);
         return noise[m]!;
       case 'trend':
         return trend[m]!;
