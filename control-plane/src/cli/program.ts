@@ -20,6 +20,7 @@ import { registerAuditCommands } from './audit-commands.js';
 import { checkId, createCommandKit, DEFAULT_CONTROL_PLANE_URL, expectBody, parsePositiveInt, usage, type CliIo, type GlobalOptions } from './command-kit.js';
 import { CliError, CliExitCode, EXIT_CODES_HELP } from './exit-codes.js';
 import { formatAgentDetail, formatAgentList, formatAnomalyList, formatDeviceDetail, formatDeviceList } from './format.js';
+import { registerEnrollmentCommands } from './enrollment-commands.js';
 import { registerModelCommands } from './model-commands.js';
 import { registerRolloutCommands } from './rollout-commands.js';
 import { formatFields } from './table.js';
@@ -71,6 +72,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExi
       if (c.json) return printJson(body);
       out(formatAgentDetail(expectBody(AgentDetailResponseSchema, body, 'agents show'), io.now(), c.style));
     });
+
+  registerEnrollmentCommands(agents, kit);
 
   const devices = program.command('devices').description('devices of an agent');
   devices
