@@ -24,6 +24,12 @@ export interface State {
 
 export interface OutboxContext {
   readonly db: Database;
+  /**
+   * A second, read-only connection for the uplink's reads: they see only committed rows (WAL
+   * gives each connection its own snapshot), so they need not wait for the lock behind ingest's
+   * commits, and SQLite works on them in another thread while a commit runs.
+   */
+  readonly readDb: Database;
   /** A frozen copy taken at open: a caller changing its object later changes nothing. */
   readonly options: Readonly<OutboxOptions>;
   readonly state: State;
@@ -35,10 +41,11 @@ export interface OutboxContext {
   withLock<T>(fn: () => Promise<T>): Promise<T>;
 }
 
-export function createOutboxContext(db: Database, options: OutboxOptions, state: State): OutboxContext {
+export function createOutboxContext(db: Database, readDb: Database, options: OutboxOptions, state: State): OutboxContext {
   let lockTail: Promise<void> = Promise.resolve();
   return {
     db,
+    readDb,
     options: Object.freeze({ ...options }),
     state,
     maxBytes: options.maxBytes,
@@ -52,6 +59,18 @@ export function createOutboxContext(db: Database, options: OutboxOptions, state:
       return result;
     },
   };
+}
+
+/** Reads on the read-only connection: no lock (see OutboxContext.readDb), the same errors as useDb. */
+export async function useReader<T>(ctx: OutboxContext, what: string, fn: () => Promise<T>): Promise<T> {
+  const { path } = ctx.options;
+  if (ctx.closing) throw closedError(path);
+  try {
+    return await fn();
+  } catch (err) {
+    if (isOutpostError(err)) throw err;
+    throw storageFailed(`outbox ${what} failed`, err, { path });
+  }
 }
 
 /** Reads and deletes share the lock with commits, so they only ever see committed rows. */

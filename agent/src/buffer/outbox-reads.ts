@@ -5,7 +5,7 @@
  * connection's lock (useDb), so it only ever sees committed rows.
  */
 import { DEVICE_ID_PATTERN, Lane, RecordKind } from '@outpost/shared';
-import { laneTable, notifyEviction, readOldestReceivedAtMs, useDb, type OutboxContext } from './outbox-context.js';
+import { laneTable, notifyEviction, readOldestReceivedAtMs, useDb, useReader, type OutboxContext } from './outbox-context.js';
 import { reclaimFreePages } from './outbox-commit.js';
 import { deviceSeqRanges, insertEviction } from './outbox-eviction.js';
 import { rollbackQuietly } from './outbox-schema.js';
@@ -84,10 +84,10 @@ export function createOutboxReads(ctx: OutboxContext): OutboxReads {
   const { db } = ctx;
   return {
     read(lane, afterSeq, limit) {
-      return useDb(ctx, 'read', async () => {
+      return useReader(ctx, 'read', async () => {
         if (limit <= 0) return [];
         // json_valid runs in SQLite's thread, not ours: a corrupt body is found without parsing every body here.
-        const rows = await db.all<LaneRow & { body_valid: number }>(
+        const rows = await ctx.readDb.all<LaneRow & { body_valid: number }>(
           `SELECT seq, device_id, ts, device_seq, kind, body, received_at_ms, bytes, json_valid(body) AS body_valid FROM ${laneTable(lane)} WHERE seq > ? ORDER BY seq LIMIT ?`,
           [afterSeq, limit],
         );

@@ -5,8 +5,8 @@
  * This file is the open flow and the assembly. The parts, by job: outbox-schema.ts (tables,
  * migrations, checks at open), outbox-context.ts (the connection, its FIFO lock, the
  * counters), outbox-commit.ts (group commit), outbox-eviction.ts (the byte bound),
- * outbox-reads.ts (reads, deletes, corrupt rows). One connection does everything, and every
- * use of it goes through the one lock.
+ * outbox-reads.ts (reads, deletes, corrupt rows). One connection writes, and every use of it
+ * goes through the one lock; the uplink's reads have a read-only connection of their own.
  */
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -60,6 +60,7 @@ export async function openOutbox(options: OutboxOptions): Promise<SqliteOutbox> 
   } catch (err) {
     throw storageFailed(`cannot open outbox database ${path}`, err, { path });
   }
+  let readDb: Database | undefined;
   try {
     // The open flow, in order: auto_vacuum must be set before the first table exists.
     const isNew = await checkIsNewDatabase(db);
@@ -73,8 +74,11 @@ export async function openOutbox(options: OutboxOptions): Promise<SqliteOutbox> 
     assertOwnedBy(meta, options.agentId, path);
     await warnWithoutIncrementalVacuum(db, path, options.logger);
     const state = await loadState(db);
-    return createOutbox(db, options, meta, state);
+    readDb = await openDatabase(path, { readOnly: true });
+    await readDb.exec(`PRAGMA busy_timeout = ${DEFAULT_BUSY_TIMEOUT_MS}`);
+    return createOutbox(db, readDb, options, meta, state);
   } catch (err) {
+    await readDb?.close().catch(() => undefined);
     await db.close().catch(() => undefined);
     if (isOutpostError(err)) throw err;
     throw storageFailed(`cannot open outbox database ${path}`, err, { path });
@@ -126,9 +130,9 @@ async function loadState(db: Database): Promise<State> {
 }
 
 /** The open outbox: appends go to the commit queue, everything else to the reads, all under one lock. */
-function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: State): SqliteOutbox {
+function createOutbox(db: Database, readDb: Database, options: OutboxOptions, meta: Meta, state: State): SqliteOutbox {
   const { path } = options;
-  const ctx = createOutboxContext(db, options, state);
+  const ctx = createOutboxContext(db, readDb, options, state);
   const commits = createCommitQueue(ctx);
   let closed: Promise<void> | undefined;
 
@@ -168,6 +172,7 @@ function createOutbox(db: Database, options: OutboxOptions, meta: Meta, state: S
       closed ??= (async () => {
         // Appends accepted before close still commit; a drain is replaced by the next while work remains.
         for (let draining = commits.draining(); draining !== undefined; draining = commits.draining()) await draining;
+        await readDb.close().catch(() => undefined);
         await ctx.withLock(() => db.close()).catch((err: unknown) => {
           throw storageFailed(`closing outbox ${path} failed`, err, { path });
         });

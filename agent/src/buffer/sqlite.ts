@@ -44,12 +44,15 @@ export interface Database {
 }
 
 /**
- * Opens (creating if missing) the SQLite database at `path`, read-write.
+ * Opens (creating if missing) the SQLite database at `path`, read-write, or with `readOnly` an
+ * existing one for reading only (a second connection: sqlite3 runs each connection's statements
+ * on the libuv thread pool, so a reader's queries do not wait behind the writer's).
  * Rejects with the sqlite3 error when the file cannot be opened.
  */
-export function openDatabase(path: string): Promise<Database> {
+export function openDatabase(path: string, options: { readOnly?: boolean } = {}): Promise<Database> {
+  const mode = options.readOnly === true ? sqlite3.OPEN_READONLY : sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE;
   return new Promise((resolve, reject) => {
-    const db = new sqlite3.Database(path, sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE, (err) => {
+    const db = new sqlite3.Database(path, mode, (err) => {
       if (err) reject(err);
       else resolve(wrap(db, path));
     });
