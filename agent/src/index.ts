@@ -6,3 +6,4 @@ export type { SqliteOutbox, OutboxPragmas } from './buffer/index.js';
 export { hashPassword, verifyPassword } from './broker/device-auth.js';
 export { UnscoredReason, InferenceRecordKind, verifyModel, readModelFiles, assertNoExternalData } from './inference/index.js';
 export type { Inference, InferenceStatus, InstalledModel, ModelInput, ModelFiles, VerifiedModel, CommittedTelemetry } from './inference/index.js';
+export { AGENT_NODE_FLAGS } from './node-flags.js';

@@ -3,6 +3,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { relative } from 'node:path';
 import { DEFAULT_INFERENCE_SELF_TEST_TIMEOUT_MS } from '@outpost/shared';
+import { AGENT_NODE_FLAGS } from '@outpost/agent';
 import { waitFor } from '../harness/wait.js';
 import { findNatsServer, startDemoNats, startDemoProcess, type ChildExit, type DemoProcess, type StartDemoProcessOptions, type StartedDemoProcess } from './processes.js';
 import type { RestartLimit } from './restart-policy.js';
@@ -331,7 +332,7 @@ export async function startDemoStack(options: DemoOptions, hooks: DemoStackHooks
       const spec: StartDemoProcessOptions = {
         name: `agent ${plan.agentId}`,
         file: process.execPath,
-        args: [BINARIES.agent, '--config', file],
+        args: [...AGENT_NODE_FLAGS, BINARIES.agent, '--config', file],
         readyEvent: 'agent-ready',
         logFile: paths.log(plan.agentId),
       };

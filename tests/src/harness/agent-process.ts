@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { buildConstantScoreModel, createManifest } from '@outpost/models';
 import { AgentConfigSchema, parseConfig, signManifest, type AgentConfig, type AgentConfigInput, type FeatureSpec, type SignedManifest, type SigningKey, type TrustedKey } from '@outpost/shared';
-import { startAgent, type Agent } from '@outpost/agent';
+import { AGENT_NODE_FLAGS, startAgent, type Agent } from '@outpost/agent';
 import type { NatsServer } from './nats-server.js';
 import { startServiceProcess, type ServiceProcess } from './service-process.js';
 
@@ -113,6 +113,7 @@ export async function startAgentProcess(input: AgentConfigInput, options: { time
     configFile: join(input.dataDir, '..', `${input.agentId}-${Date.now()}-${process.hrtime.bigint()}.json`),
     readyEvent: 'agent-ready',
     timeoutMs: options.timeoutMs,
+    nodeFlags: AGENT_NODE_FLAGS,
   });
   const r = service.ready;
   return Object.assign(service, {

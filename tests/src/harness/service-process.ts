@@ -44,6 +44,8 @@ export interface StartServiceOptions {
   /** The `event` field of the ready line, e.g. `agent-ready`. */
   readyEvent: string;
   timeoutMs?: number;
+  /** Node flags before `main`, as the binary's own shebang gives them (e.g. AGENT_NODE_FLAGS). */
+  nodeFlags?: readonly string[];
 }
 
 /**
@@ -53,7 +55,7 @@ export interface StartServiceOptions {
 export async function startServiceProcess(options: StartServiceOptions): Promise<ServiceProcess> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_SERVICE_START_TIMEOUT_MS;
   await writeFile(options.configFile, JSON.stringify(options.config, null, 2));
-  const { child } = await spawnOwned(process.execPath, [options.main, '--config', options.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { child } = await spawnOwned(process.execPath, [...(options.nodeFlags ?? []), options.main, '--config', options.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   const { stdout, stderr } = child;
   if (stdout === null || stderr === null) throw new Error('service child has no stdout/stderr pipes');
   const logs: Record<string, unknown>[] = [];
