@@ -6,7 +6,6 @@ import { createLogger, ExitCode, runServiceMain, type Logger } from '@outpost/sh
 import { startAgent, type Agent } from './agent.js';
 import { hashPassword } from './broker/device-auth.js';
 import { loadAgentConfig } from './config.js';
-import { createHealthzProbe, createServiceNotifier, createSystemdNotify, findSystemdNotify, healthzUrl, readSystemdEnvironment, SYSTEMD_NOTIFY_VARIABLES, type ServiceNotifier } from './service/index.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -33,32 +32,6 @@ function handleSighup(agent: Agent, logger: Logger): () => void {
   };
 }
 
-/**
- * Under systemd (Type=notify): READY=1 once started and a watchdog fed by the agent's health
- * (agent/src/service). Without NOTIFY_SOCKET nothing is signalled. The variables are removed
- * from the environment so the inference processes never signal in the agent's name.
- */
-const systemd = readSystemdEnvironment(process.env, process.pid);
-for (const name of SYSTEMD_NOTIFY_VARIABLES) delete process.env[name];
-let notifier: ServiceNotifier | undefined;
-
-function startNotifier(agent: Agent, httpHost: string, logger: Logger): ServiceNotifier | undefined {
-  if (systemd === undefined) return undefined;
-  const executable = findSystemdNotify(process.env['PATH']);
-  if (executable === undefined) {
-    logger.error('NOTIFY_SOCKET is set but systemd-notify is not installed: systemd gets no readiness or watchdog signal');
-    return undefined;
-  }
-  // A health answer must come well within one feeding interval (half the watchdog period).
-  const probeTimeoutMs = systemd.watchdogMs === undefined ? 5_000 : Math.max(1_000, systemd.watchdogMs / 4);
-  return createServiceNotifier({
-    notify: createSystemdNotify(executable, systemd.notifySocket),
-    watchdogMs: systemd.watchdogMs,
-    health: createHealthzProbe(healthzUrl(httpHost, agent.httpPort), probeTimeoutMs),
-    logger,
-  });
-}
-
 const program = new Command()
   .name('outpost-agent')
   .description('Outpost edge agent: MQTT ingest into a durable outbox, local inference, uplink')
@@ -74,19 +47,9 @@ const program = new Command()
         start: async (config, logger) => {
           const agent = await startAgent(config, { logger, crash: () => process.kill(process.pid, 'SIGKILL') });
           onSighup = handleSighup(agent, logger);
-          const started = startNotifier(agent, config.http.host, logger);
-          if (started === undefined) return agent;
-          notifier = started;
-          const close = (): Promise<void> => {
-            started.close();
-            return agent.close();
-          };
-          return { ...agent, close, [Symbol.asyncDispose]: close };
+          return agent;
         },
-        ready: (agent) => {
-          void notifier?.ready(`ready: MQTT ${agent.mqttPort ?? 'bridge'}${agent.tlsPort === undefined ? '' : `, MQTT/TLS ${agent.tlsPort}`}, HTTP ${agent.httpPort}`);
-          return { event: 'agent-ready', agentId: agent.agentId, mqttPort: agent.mqttPort, tlsPort: agent.tlsPort, httpPort: agent.httpPort, epoch: agent.epoch };
-        },
+        ready: (agent) => ({ event: 'agent-ready', agentId: agent.agentId, mqttPort: agent.mqttPort, tlsPort: agent.tlsPort, httpPort: agent.httpPort, epoch: agent.epoch }),
       },
       opts.config,
     );
