@@ -239,7 +239,7 @@ describe('models evaluate', () => {
       expect(m.falseAlarmsPerDeviceDay).toBeLessThanOrEqual(1);
       expect(m.curve.length).toBeGreaterThan(40);
     }
-  });
+  }, 600_000);
 
   it('shows a model that flags everything for what it is: one endless alarm per device, every normal window flagged', async () => {
     const flagAll = artifactFiles(SHIPPED_DIR, FLAG_ALL_MODEL_NAME);
@@ -250,7 +250,7 @@ describe('models evaluate', () => {
     expect(m!.flaggedNormalShare).toBe(1);
     // The environment sensors send none of the machine metrics the model reads.
     expect(result.unroutedDevices).toHaveLength(20);
-  });
+  }, 600_000);
 
   it('refuses a seed that is not an integer', async () => {
     for (const seed of ['12.5', 'abc']) {
