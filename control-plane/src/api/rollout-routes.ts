@@ -124,7 +124,11 @@ export function createRolloutRoutes(deps: RolloutRouteDeps): ApiRoute[] {
       errors: MODEL_ERRORS,
       audit: { action: 'model.publish', detail: modelDetail },
       response: { description: 'The stored model', contentType: 'application/json', schemaName: 'ModelEntry' },
-      handle: ({ body }) => answer(async () => ok(await deps.models.publish(body.manifest, Buffer.from(body.onnxBase64, 'base64')), 201)),
+      handle: ({ body }) =>
+        answer(async () => {
+          const { entry, stored } = await deps.models.publish(body.manifest, Buffer.from(body.onnxBase64, 'base64'));
+          return ok(entry, stored ? 201 : 200);
+        }),
     }),
     defineRoute({
       method: 'GET',

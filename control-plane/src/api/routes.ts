@@ -255,7 +255,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
       description: [
         'A text/event-stream that never ends by itself. Events: `agents` (data: AgentList) on connect and whenever the fleet changes, at most once per second;',
         '`telemetry` (data: TelemetryEvent) and `inference` (data: InferenceEvent) as records arrive, restricted by `agentId`/`deviceId` when given;',
-        '`anomaly` (data: InferenceEvent) for every anomaly. A comment line every 15 s keeps the connection open.',
+        '`anomaly` (data: InferenceEvent) for every anomaly; `rollout` (data: RolloutSummary) whenever a rollout changes. `types` keeps only the types named. A comment line every 15 s keeps the connection open.',
         'A client that does not keep up is disconnected; reconnect and fetch /series to fill the hole. Send the token in the Authorization header (read the stream with fetch, not EventSource).',
       ].join(' '),
       query: EventsQuerySchema,
@@ -264,7 +264,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
       async handle({ query }) {
         // Checked before the headers go out, so a refused client gets a proper 429.
         if (deps.events.isFull()) return apiError(429, ErrorCode.RATE_LIMITED, 'too many event streams on this replica; try again later');
-        const filter = { agentId: query.agentId, deviceId: query.deviceId };
+        const filter = { agentId: query.agentId, deviceId: query.deviceId, types: query.types === undefined ? undefined : new Set(query.types) };
         return {
           status: 200,
           stream: (sink) => {

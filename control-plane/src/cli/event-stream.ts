@@ -96,7 +96,8 @@ export async function followRolloutEvents(api: ApiClient, signal: AbortSignal, o
     const onStop = (): void => connection.abort(signal.reason);
     signal.addEventListener('abort', onStop, { once: true });
     try {
-      const body = await api.stream('/api/events', connection.signal);
+      // Only rollout events: a watch does not need the fleet's telemetry.
+      const body = await api.stream('/api/events?types=rollout', connection.signal);
       onEvent({ type: 'stream-open' });
       backoff.reset();
       const parser = createSseParser();

@@ -101,6 +101,22 @@ describe('createEventHub', () => {
     h.close();
   });
 
+  it('sends only the types a client asked for, the fleet on connect included', () => {
+    const h = hub();
+    const rollouts = new MemorySink();
+    const anomalies = new MemorySink();
+    h.connect(rollouts, { types: new Set(['rollout'] as const) });
+    h.connect(anomalies, { types: new Set(['anomaly', 'agents'] as const) });
+    h.publish(telemetry('d1'));
+    h.publish(anomaly('d7'));
+    h.publish({ type: 'rollout', data: { id: 'r1' } } as unknown as ServerEvent);
+    fleet = { agents: [{ agentId: 'gw-1' } as AgentListResponse['agents'][number]] };
+    vi.advanceTimersByTime(1_000);
+    expect(rollouts.events()).toEqual(['rollout']);
+    expect(anomalies.events()).toEqual(['agents', 'anomaly', 'agents']);
+    h.close();
+  });
+
   it('queues for a client whose socket is full, flushes on drain, and cuts it off beyond maxQueuedEvents', () => {
     const h = hub({ maxQueuedEvents: 3 });
     const slow = new MemorySink(2);

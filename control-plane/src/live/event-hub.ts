@@ -17,10 +17,11 @@ export interface EventSink {
   abort(): void;
 }
 
-/** Restricts telemetry and inference events of one client; agents and anomaly events always flow. */
+/** What one client gets: only `types` (default all); telemetry and inference of `agentId` / `deviceId` only. */
 export interface EventFilter {
   agentId?: string | undefined;
   deviceId?: string | undefined;
+  types?: ReadonlySet<ServerEventType> | undefined;
 }
 
 export interface EventHubMetrics {
@@ -69,6 +70,7 @@ interface Client {
 }
 
 function wants(filter: EventFilter, event: ServerEvent): boolean {
+  if (filter.types !== undefined && !filter.types.has(event.type)) return false;
   if (event.type !== ServerEventType.telemetry && event.type !== ServerEventType.inference) return true;
   return (filter.agentId === undefined || filter.agentId === event.data.agentId) && (filter.deviceId === undefined || filter.deviceId === event.data.deviceId);
 }
@@ -120,8 +122,9 @@ export function createEventHub(options: EventHubOptions): EventHub {
     const json = JSON.stringify(data);
     if (json === lastAgents) return;
     lastAgents = json;
-    const chunk = formatServerEvent({ type: ServerEventType.agents, data });
-    for (const client of clients) send(client, chunk);
+    const event: ServerEvent = { type: ServerEventType.agents, data };
+    const chunk = formatServerEvent(event);
+    for (const client of clients) if (wants(client.filter, event)) send(client, chunk);
   };
 
   const startTimers = (): void => {
@@ -152,7 +155,7 @@ export function createEventHub(options: EventHubOptions): EventHub {
       const data = options.agents();
       // The others keep comparing against what they were sent last; a lone client starts the comparison afresh.
       if (clients.size === 1) lastAgents = JSON.stringify(data);
-      send(client, formatServerEvent({ type: ServerEventType.agents, data }));
+      if (wants(filter, { type: ServerEventType.agents, data })) send(client, formatServerEvent({ type: ServerEventType.agents, data }));
       return true;
     },
     publish(event) {

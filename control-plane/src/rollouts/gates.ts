@@ -70,12 +70,16 @@ export function evaluateGates(input: GateInput): { results: GateResult[]; failed
         failed.set(m.agentId, m.online ? 'degraded after applying' : 'offline after applying');
       }
     }
+    // One budget for every failed agent, whatever failed it; but this gate fails only for its own
+    // findings (refusals are the applied gate's to report).
     results.push(
       result(
         'healthy',
-        failed.size <= budget ? 'pass' : 'fail',
+        unhealthy === 0 || failed.size <= budget ? 'pass' : 'fail',
         { applied: members.length - notApplied, unhealthy, failed: failed.size, budget },
-        unhealthy === 0 ? 'every updated agent online and not degraded' : `${unhealthy} updated agent(s) offline or degraded`,
+        unhealthy === 0
+          ? 'every updated agent online and not degraded'
+          : `${unhealthy} updated agent(s) offline or degraded${notApplied === 0 ? '' : `, ${notApplied} did not apply`}: ${failed.size} failed agent(s), budget ${budget}`,
       ),
     );
   }

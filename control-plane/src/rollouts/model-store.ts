@@ -19,11 +19,12 @@ import type { ObjectStoreBucket } from '../nats/types.js';
 
 export interface ModelStore {
   /**
-   * Stores a signed model. Publishing the same version with the same bytes again is a no-op.
+   * Stores a signed model; `stored` false when the same version with the same bytes was there
+   * already (a no-op).
    * @throws OutpostError MODEL_INVALID (malformed manifest), MODEL_DIGEST_MISMATCH, MODEL_KEY_UNTRUSTED /
    *   MODEL_SIGNATURE_INVALID / MODEL_EXPIRED (when the control plane has trusted keys), MODEL_EXISTS.
    */
-  publish(signedManifest: unknown, onnx: Uint8Array): Promise<ModelEntry>;
+  publish(signedManifest: unknown, onnx: Uint8Array): Promise<{ entry: ModelEntry; stored: boolean }>;
   list(): Promise<ModelEntry[]>;
   /** One version; undefined when it was never published. */
   get(name: string, version: string): Promise<ModelEntry | undefined>;
@@ -75,7 +76,7 @@ export function createModelStore(options: ModelStoreOptions): ModelStore {
       const existing = await readManifest(names.manifest);
       if (existing !== undefined) {
         if (existing.manifest.artifact.sha256 === signed.manifest.artifact.sha256) {
-          return toEntry(existing, (await store.info(names.manifest))?.mtime ?? new Date(now()).toISOString());
+          return { entry: toEntry(existing, (await store.info(names.manifest))?.mtime ?? new Date(now()).toISOString()), stored: false };
         }
         throw new OutpostError(ErrorCode.MODEL_EXISTS, `model ${signed.manifest.name}@${signed.manifest.version} is already published with other bytes; publish a new version`, {
           details: { name: signed.manifest.name, version: signed.manifest.version, storedSha256: existing.manifest.artifact.sha256 },
@@ -85,7 +86,7 @@ export function createModelStore(options: ModelStoreOptions): ModelStore {
       // input is stored, not the parsed copy, so the signature still covers every byte.
       await store.put(names.onnx, onnx, `${signed.manifest.name}@${signed.manifest.version} ONNX`);
       const info = await store.put(names.manifest, Buffer.from(JSON.stringify(input)), `${signed.manifest.name}@${signed.manifest.version} signed manifest`);
-      return toEntry(signed, info.mtime);
+      return { entry: toEntry(signed, info.mtime), stored: true };
     },
     async list() {
       const objects = (await store.list()).filter((o) => o.name.endsWith('/manifest.json'));

@@ -149,6 +149,11 @@ describe('planStep', () => {
     const { doc } = run(createRolloutDoc('r-cfg', s, null, 'op', T0), fleet);
     expect(doc.status).toBe('paused');
     expect(doc.reason).toMatch(/wave 1 failed: applied: 1 of 1 did not apply/);
+    // The refusal is the applied gate's finding: the healthy gate, with every updated agent healthy, passes.
+    expect(doc.waves[0]!.gates!.map((g) => [g.gate, g.outcome])).toEqual([
+      ['applied', 'fail'],
+      ['healthy', 'pass'],
+    ]);
     expect(doc.waves[0]!.failed).toEqual([{ agentId: doc.targets[0]!.agentId, reason: 'refused: CONFIG_INVALID ingest.rateLimitMsgsPerS: too small' }]);
     expect(doc.targets).toHaveLength(1);
   });

@@ -217,6 +217,7 @@ export const ApiErrorCodeSchema = z.enum([
   ErrorCode.MODEL_SIGNATURE_INVALID,
   ErrorCode.MODEL_EXPIRED,
   ErrorCode.SECURITY_NOT_CONFIGURED,
+  ErrorCode.AGENT_UNREACHABLE,
 ]);
 export type ApiErrorCode = z.infer<typeof ApiErrorCodeSchema>;
 
@@ -497,6 +498,13 @@ export const EventsQuerySchema = z.object({
   agentId: AgentIdSchema.optional().describe('Telemetry and inference events of this agent only (agents and anomaly events always flow)'),
   /** Telemetry and inference events of this device only. */
   deviceId: DeviceIdSchema.optional().describe('Telemetry and inference events of this device only'),
+  /** Only these event types (comma-separated), e.g. `rollout` for a rollout watch; default every type. */
+  types: z
+    .string()
+    .transform((s) => s.split(',').filter((t) => t !== ''))
+    .pipe(z.array(z.enum(Object.values(ServerEventType) as [ServerEventType, ...ServerEventType[]])).min(1))
+    .optional()
+    .describe('Only these event types, comma-separated (agents, rollout, telemetry, inference, anomaly); default every type'),
 });
 export type EventsQuery = z.output<typeof EventsQuerySchema>;
 

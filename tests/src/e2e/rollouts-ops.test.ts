@@ -1,11 +1,14 @@
 // Config rollouts and rollouts under trouble, end to end: a new device credential and a lower
 // rate limit applied live without dropping a device connection; an invalid config refused by
 // every agent of the first wave with the path of the bad key; an agent offline through its
-// wave; two control-plane replicas, one killed with SIGKILL again and again mid-rollout.
+// wave; two control-plane replicas, one killed with SIGKILL again and again mid-rollout;
+// outpostctl pausing, resuming, aborting and rolling back mid-rollout.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { hashPassword } from '@outpost/agent';
 import { generateSigningKey, type AgentListResponse } from '@outpost/shared';
-import { controlPlaneApi, startControlPlaneProcess, testControlPlaneConfig, type ControlPlaneProcess } from '../harness/control-plane-process.js';
+import { controlPlaneApi, runOutpostctl, startControlPlaneProcess, testControlPlaneConfig, type ControlPlaneProcess } from '../harness/control-plane-process.js';
 import { connectDevice, publish, telemetryPayload } from '../harness/devices.js';
 import { startNatsServer, type NatsServer } from '../harness/nats-server.js';
 import { rolloutApi, startTestFleet, type TestFleet } from '../harness/rollout-fleet.js';
@@ -168,4 +171,76 @@ describe('two control-plane replicas', () => {
     expect(new Set(done.targets.map((t) => t.agentId)).size).toBe(6);
     await waitFor(async () => (await agents(replicas[1]!.httpPort)).every((a) => appliedBy(a, 'through-kills')), { what: 'every agent on the config' });
   }, 180_000);
+});
+
+describe('outpostctl on a real fleet', () => {
+  const ctl = (...args: string[]) => runOutpostctl(args, { env: { OUTPOST_URL: `http://127.0.0.1:${replicas[0]!.httpPort}` } });
+  /** Writes a rollout spec for `outpostctl rollout create -f`. */
+  async function specFile(name: string, spec: unknown): Promise<string> {
+    const file = join(dir.path, `${name}.json`);
+    await writeFile(file, JSON.stringify(spec));
+    return file;
+  }
+  const configOf = async (): Promise<Map<string, string | undefined>> => new Map((await agents()).map((a) => [a.agentId, a.versions?.config]));
+
+  it('pause holds a rollout past its soak, resume goes on, rollback brings every agent back to what it had', async () => {
+    const api = rolloutApi(replicas[0]!.httpPort);
+    const before = await configOf();
+    const created = await ctl('rollout', 'create', '-f', await specFile('steered', {
+      id: 'steered',
+      name: 'heartbeat every 420 ms',
+      change: { config: { uplink: { heartbeatIntervalMs: 420 } } },
+      // A soak long enough that the pause (a CLI process start on busy cores) lands inside wave 1.
+      strategy: { waves: [1, 2, 3], soak: '12s', waveDeadline: '30s' },
+    }));
+    expect(created.code, created.stderr).toBe(0);
+    // Paused in wave 1, once its agent applied the change.
+    await waitFor(async () => (await agents()).some((a) => appliedBy(a, 'steered')), { what: 'wave 1 applied' });
+    const paused = await ctl('rollout', 'pause', 'steered');
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout).toContain('paused');
+    const held = (await api.get('steered')).body;
+    expect(held.status).toBe('paused');
+    expect(held.wave).toBe(0);
+    // Past the end of wave 1's soak (and a few controller ticks), nothing moved.
+    const soakEnds = (held.waves[0]!.settledAtMs ?? Date.now()) + 12_000 + 1_000;
+    await waitFor(() => Date.now() > soakEnds, { what: "the end of wave 1's soak", timeoutMs: 30_000, intervalMs: 100 });
+    const stillHeld = (await api.get('steered')).body;
+    expect(stillHeld.status).toBe('paused');
+    expect(stillHeld.wave).toBe(held.wave);
+    expect((await agents()).filter((a) => appliedBy(a, 'steered'))).toHaveLength(1);
+
+    const resumed = await ctl('rollout', 'resume', 'steered');
+    expect(resumed.code, resumed.stderr).toBe(0);
+    await waitFor(async () => (await agents()).filter((a) => appliedBy(a, 'steered')).length >= 3, { what: 'wave 2 applied after the resume', timeoutMs: 60_000 });
+
+    const rolledBack = await ctl('rollout', 'rollback', 'steered');
+    expect(rolledBack.code, rolledBack.stderr).toBe(0);
+    expect((await api.get('steered')).body.status).toBe('rolled-back');
+    await waitFor(async () => {
+      const now = await configOf();
+      return [...before].every(([agentId, version]) => now.get(agentId) === version);
+    }, { what: 'every agent back on the config it had before', timeoutMs: 60_000 });
+  }, 180_000);
+
+  it('abort in wave 1 keeps the change where it was applied; no other agent ever gets it', async () => {
+    const api = rolloutApi(replicas[0]!.httpPort);
+    const created = await ctl('rollout', 'create', '-f', await specFile('stopped', {
+      id: 'stopped',
+      name: 'heartbeat every 430 ms',
+      change: { config: { uplink: { heartbeatIntervalMs: 430 } } },
+      strategy: { waves: [1, 5], soak: '60s', waveDeadline: '30s' },
+    }));
+    expect(created.code, created.stderr).toBe(0);
+    await waitFor(async () => (await agents()).some((a) => appliedBy(a, 'stopped')), { what: 'wave 1 applied' });
+    const aborted = await ctl('rollout', 'abort', 'stopped');
+    expect(aborted.code, aborted.stderr).toBe(0);
+    const view = (await api.get('stopped')).body;
+    expect(view.status).toBe('aborted');
+    expect(view.targets).toHaveLength(1);
+    const again = await ctl('rollout', 'resume', 'stopped');
+    expect(again.code).toBe(6); // 409: an aborted rollout does not resume
+    const applied = (await agents()).filter((a) => a.desired?.origin?.rolloutId === 'stopped');
+    expect(applied.map((a) => a.agentId)).toEqual([view.targets[0]!.agentId]);
+  }, 120_000);
 });
