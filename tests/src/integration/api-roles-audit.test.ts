@@ -213,8 +213,8 @@ describe('the audit log', () => {
 
     const calls: [method: 'POST', path: string, token: string | undefined, body: unknown, status: number][] = [
       ['POST', '/api/models', OPERATOR.token, modelUpload(), 201],
-      // The same version with the same bytes again: stored once, answered as stored.
-      ['POST', '/api/models', OPERATOR.token, modelUpload(), 201],
+      // The same version with the same bytes again: stored once, answered 200 (already stored).
+      ['POST', '/api/models', OPERATOR.token, modelUpload(), 200],
       ['POST', '/api/models', OPERATOR.token, { manifest: { manifest: { name: 'broken', version: '1.0.0' } }, onnxBase64: 'AAAA' }, 400],
       ['POST', '/api/rollouts', OPERATOR.token, { spec: rolloutSpec('r-one') }, 201],
       ['POST', '/api/rollouts', OPERATOR.token, { spec: { ...rolloutSpec('r-two'), change: { model: { name: 'constant', version: '9.9.9' } } } }, 404],
@@ -251,7 +251,7 @@ describe('the audit log', () => {
     expect(entries.map(summary)).toEqual(
       [
         'ops-alice/operator POST /api/models model.publish 201 (constant@2.0.0)',
-        'ops-alice/operator POST /api/models model.publish 201 (constant@2.0.0)',
+        'ops-alice/operator POST /api/models model.publish 200 (constant@2.0.0)',
         'ops-alice/operator POST /api/models model.publish 400 MODEL_INVALID (broken@1.0.0)',
         'ops-alice/operator POST /api/rollouts rollout.create 201 (rollout r-one)',
         'ops-alice/operator POST /api/rollouts rollout.create 404 MODEL_NOT_FOUND (rollout r-two)',
@@ -325,11 +325,11 @@ describe('the audit log', () => {
     const linesBefore = logLines.length;
 
     const answer = await call(cp, 'POST', '/api/models', OPERATOR.token, modelUpload());
-    expect(answer.status).toBe(201);
+    expect(answer.status).toBe(200);
     const metrics = (await call(cp, 'GET', '/metrics')).text;
     expect(metricValue(metrics, 'outpost_cp_audit_write_failures_total')).toBe(1);
     const failures = logLines.slice(linesBefore).map((l) => JSON.parse(l) as { level: number; msg: string; audit?: { actor: string; action: string; outcome: { status: number } } }).filter((l) => l.msg.startsWith('audit write failed'));
-    expect(failures.map((l) => [l.level, l.audit?.actor, l.audit?.action, l.audit?.outcome.status])).toEqual([[50, OPERATOR.name, 'model.publish', 201]]);
+    expect(failures.map((l) => [l.level, l.audit?.actor, l.audit?.action, l.audit?.outcome.status])).toEqual([[50, OPERATOR.name, 'model.publish', 200]]);
     expect((await auditLog(cp)).length).toBe(1);
 
     // Room again: the next entry is stored.
