@@ -37,6 +37,8 @@ export const ErrorCode = {
   SECURITY_NOT_CONFIGURED: 'SECURITY_NOT_CONFIGURED',
   NATS_UNAVAILABLE: 'NATS_UNAVAILABLE',
   AGENT_NOT_FOUND: 'AGENT_NOT_FOUND',
+  /** The agent did not answer a diagnostics request over NATS (offline, or an enrolment or version without diagnostics). */
+  AGENT_UNREACHABLE: 'AGENT_UNREACHABLE',
   DEVICE_NOT_FOUND: 'DEVICE_NOT_FOUND',
   REQUEST_INVALID: 'REQUEST_INVALID',
   ROUTE_NOT_FOUND: 'ROUTE_NOT_FOUND',
