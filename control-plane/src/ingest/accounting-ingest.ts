@@ -24,12 +24,11 @@ import type { KvBucket, StreamMessage } from '../nats/types.js';
 import {
   applyAccountingInput,
   createLaneAccounting,
-  fromAccountingValue,
-  toAccountingValue,
   type AccountingDelta,
   type AccountingInput,
   type LaneAccounting,
 } from './accounting.js';
+import { fromAccountingValue, toAccountingValue } from './accounting-value.js';
 import { decodeUplinkMessage } from './decode.js';
 
 export interface AccountingIngestOptions {

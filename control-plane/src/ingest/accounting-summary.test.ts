@@ -5,7 +5,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BatchSummarySchema, type BatchSummary, type UplinkBatch } from '@outpost/shared';
-import { applyBatch, applySummary, createLaneAccounting, toAccountingValue } from './accounting.js';
+import { applyBatch, applySummary, createLaneAccounting } from './accounting.js';
+import { toAccountingValue } from './accounting-value.js';
 
 type UplinkRecord = UplinkBatch['records'][number];
 

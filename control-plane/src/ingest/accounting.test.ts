@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AccountingValueSchema, type EvictionReport, type UplinkBatch, type UplinkRecord } from '@outpost/shared';
-import { applyBatch, applyEviction, createLaneAccounting, fromAccountingValue, MAX_DEVICE_SEQ_RANGES, summarizeLane, toAccountingValue } from './accounting.js';
+import { applyBatch, applyEviction, createLaneAccounting, MAX_DEVICE_SEQ_RANGES, summarizeLane } from './accounting.js';
+import { fromAccountingValue, toAccountingValue } from './accounting-value.js';
 
 const AGENT = 'gw-1';
 const EPOCH = 'epoch0001';
