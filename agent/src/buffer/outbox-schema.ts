@@ -3,9 +3,10 @@
  * pragmas read back, ownership. Everything here runs once per open, before the first commit.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { ErrorCode, Lane, OutpostError, RecordKind } from '@outpost/shared';
 import type { Logger } from '@outpost/shared';
-import type { Database } from './sqlite.js';
+import { openDatabase, type Database } from './sqlite.js';
 import type { OutboxOptions } from './outbox-types.js';
 
 /** Timeout for a lock held by another connection (an operator's sqlite3 shell), ms. */
@@ -114,21 +115,70 @@ ALTER TABLE evictions ADD COLUMN device_seqs TEXT NOT NULL DEFAULT '[]';
 `;
 
 /**
- * Numbered migrations: MIGRATIONS[n - 1] takes a database from version n - 1 to n. Each runs in
- * one transaction together with its `user_version` bump, so a migration killed midway leaves
- * the previous version behind and runs again on the next open.
+ * Numbered migrations: OUTBOX_MIGRATIONS[n - 1] takes a database from version n - 1 to n, and
+ * `PRAGMA user_version` (in the file's header, so it commits with the pages it describes)
+ * records the version reached. A shipped migration is never edited, only a new one appended:
+ * an outbox an older agent wrote is exactly what these texts made (the upgrade tests build one
+ * by running them).
  */
-const MIGRATIONS: readonly string[] = [SCHEMA_V1, MIGRATE_TO_V2];
-export const SCHEMA_VERSION = MIGRATIONS.length;
+export const OUTBOX_MIGRATIONS: readonly string[] = [SCHEMA_V1, MIGRATE_TO_V2];
+/** The outbox schema version this agent writes. */
+export const SCHEMA_VERSION = OUTBOX_MIGRATIONS.length;
 
-/** True for an empty file; refuses a database that has tables but is not an outbox. */
+/** One numbered migration: the database goes from version `from` to `to` (= from + 1). */
+export interface MigrationStep {
+  readonly path: string;
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface MigrateOptions {
+  /** The migrations to apply, default OUTBOX_MIGRATIONS: a test passes a longer list to try a future version. */
+  migrations?: readonly string[];
+  /**
+   * Called inside each migration's transaction once its statements ran, before its version
+   * bump commits: where a test kills the process to prove an interrupted migration resumes.
+   */
+  beforeCommit?: (step: MigrationStep) => Promise<void>;
+}
+
+/**
+ * True for an empty file; refuses a database that has tables but is not an outbox, and an
+ * outbox of a newer schema than SCHEMA_VERSION. Call it before `db` runs any statement: it
+ * reads on a read-only connection of its own, because the last read-write connection to
+ * close checkpoints the WAL into the main file, and a refused file must stay untouched.
+ *
+ * @throws OutpostError OUTBOX_UNSAFE (details: path, schemaVersion, agentSchemaVersion for a
+ *   newer schema; path, tables for a database that is not an outbox).
+ */
 export async function checkIsNewDatabase(db: Database): Promise<boolean> {
-  const rows = await db.all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'");
-  if (rows.length === 0) return true;
-  if (rows.some((row) => row.name === 'meta')) return false;
-  throw new OutpostError(ErrorCode.OUTBOX_UNSAFE, `${db.path} is an SQLite database but not an Outpost outbox (no meta table)`, {
-    details: { path: db.path, tables: rows.map((row) => row.name) },
-  });
+  const reader = await openDatabase(db.path, { readOnly: true });
+  let tables: string[];
+  let version: number;
+  try {
+    tables = (await reader.all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")).map((row) => row.name);
+    version = (await reader.get<{ user_version: number }>('PRAGMA user_version'))?.user_version ?? 0;
+  } finally {
+    await reader.close().catch(() => undefined);
+  }
+  if (tables.length === 0) return true;
+  if (!tables.includes('meta')) {
+    throw new OutpostError(ErrorCode.OUTBOX_UNSAFE, `${db.path} is an SQLite database but not an Outpost outbox (no meta table)`, {
+      details: { path: db.path, tables },
+    });
+  }
+  assertNotNewer(db.path, version, SCHEMA_VERSION);
+  return false;
+}
+
+/** An older agent never writes a newer outbox: its statements could corrupt what the newer one keeps there. */
+function assertNotNewer(path: string, schemaVersion: number, agentSchemaVersion: number): void {
+  if (schemaVersion <= agentSchemaVersion) return;
+  throw new OutpostError(
+    ErrorCode.OUTBOX_UNSAFE,
+    `${path}: outbox schema ${schemaVersion} is newer than this agent's ${agentSchemaVersion}: upgrade the agent (or move the file away to start an empty outbox); the file is untouched`,
+    { details: { path, schemaVersion, agentSchemaVersion } },
+  );
 }
 
 export async function assertWal(db: Database): Promise<void> {
@@ -166,34 +216,57 @@ export async function setMaxFileBytes(db: Database, maxFileBytes: number, logger
 }
 
 /**
- * Brings the schema to SCHEMA_VERSION: a new database gets every migration and its epoch in
- * one transaction (a crash leaves no half-made outbox); an older one the migrations it lacks.
+ * Brings the schema to the last version: a new database gets every migration and its epoch in
+ * one transaction (a crash leaves no half-made outbox); an older one the migrations it lacks,
+ * each in a transaction of its own with its version bump, so a migration killed midway leaves
+ * the version before it (the file as it was, the WAL's uncommitted frames ignored) and runs
+ * again at the next open, while the ones before it stay done. The version is read again inside
+ * each transaction (BEGIN IMMEDIATE holds the write lock), so a second process opening the
+ * same file never runs a step twice.
  *
  * @throws OutpostError OUTBOX_UNSAFE for a database of a newer version (written by a newer
- *   agent): opening it could corrupt what that agent wrote.
+ *   agent) or without a version.
  */
-export async function migrate(db: Database, agentId: string, isNew: boolean, logger: Logger | undefined): Promise<void> {
-  const from = isNew ? 0 : ((await db.get<{ user_version: number }>('PRAGMA user_version'))?.user_version ?? 0);
-  if (from > SCHEMA_VERSION) {
-    throw new OutpostError(
-      ErrorCode.OUTBOX_UNSAFE,
-      `${db.path}: outbox schema version ${from} was written by a newer agent; this agent knows versions up to ${SCHEMA_VERSION} (upgrade the agent, or move the file away to start a new outbox)`,
-      { details: { path: db.path, schemaVersion: from, knownVersion: SCHEMA_VERSION } },
-    );
+export async function migrate(db: Database, agentId: string, isNew: boolean, logger: Logger | undefined, options: MigrateOptions = {}): Promise<void> {
+  const migrations = options.migrations ?? OUTBOX_MIGRATIONS;
+  const last = migrations.length;
+  if (isNew) {
+    await inTransaction(db, async () => {
+      for (const sql of migrations) await db.exec(sql);
+      await db.run('INSERT INTO meta (id, agent_id, epoch, created_at_ms) VALUES (1, ?, ?, ?)', [agentId, mintEpoch(), Date.now()]);
+      await db.exec(`PRAGMA user_version = ${last}`);
+    });
+    return;
   }
-  if (from === SCHEMA_VERSION) return;
-  if (!isNew && from < 1) throw new OutpostError(ErrorCode.OUTBOX_UNSAFE, `${db.path}: outbox has no schema version`, { details: { path: db.path } });
+  for (;;) {
+    const startedAtMs = performance.now();
+    const step = await inTransaction(db, async (): Promise<MigrationStep | undefined> => {
+      const from = (await db.get<{ user_version: number }>('PRAGMA user_version'))?.user_version ?? 0;
+      assertNotNewer(db.path, from, last);
+      if (from === last) return undefined;
+      if (from < 1) throw new OutpostError(ErrorCode.OUTBOX_UNSAFE, `${db.path}: outbox has no schema version`, { details: { path: db.path } });
+      const to = from + 1;
+      await db.exec(migrations[from]!);
+      await options.beforeCommit?.({ path: db.path, from, to });
+      await db.exec(`PRAGMA user_version = ${to}`);
+      return { path: db.path, from, to };
+    });
+    if (step === undefined) return;
+    logger?.info({ path: step.path, from: step.from, to: step.to, durationMs: Math.round(performance.now() - startedAtMs) }, 'outbox schema migrated');
+  }
+}
+
+/** Runs `fn` between BEGIN IMMEDIATE and COMMIT; any failure rolls back and rethrows. */
+async function inTransaction<T>(db: Database, fn: () => Promise<T>): Promise<T> {
   await db.run('BEGIN IMMEDIATE');
   try {
-    for (let version = from + 1; version <= SCHEMA_VERSION; version++) await db.exec(MIGRATIONS[version - 1]!);
-    if (isNew) await db.run('INSERT INTO meta (id, agent_id, epoch, created_at_ms) VALUES (1, ?, ?, ?)', [agentId, mintEpoch(), Date.now()]);
-    await db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    const result = await fn();
     await db.run('COMMIT');
+    return result;
   } catch (err) {
     await rollbackQuietly(db);
     throw err;
   }
-  if (!isNew) logger?.info({ path: db.path, from, to: SCHEMA_VERSION }, 'outbox schema migrated');
 }
 
 /** Base36 creation time plus 64 random bits: unique per database, matches EpochSchema (^[0-9a-z]{8,40}$). */
