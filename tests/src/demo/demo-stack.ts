@@ -4,9 +4,10 @@ import { createServer } from 'node:net';
 import { relative } from 'node:path';
 import { DEFAULT_INFERENCE_SELF_TEST_TIMEOUT_MS } from '@outpost/shared';
 import { AGENT_NODE_FLAGS } from '@outpost/agent';
-import { waitFor } from '../harness/wait.js';
+import { resolveExecutable, waitFor } from '../harness/wait.js';
 import { findNatsServer, startDemoNats, startDemoProcess, type ChildExit, type DemoProcess, type StartDemoProcessOptions, type StartedDemoProcess } from './processes.js';
 import type { RestartLimit } from './restart-policy.js';
+import { controlPlaneSecurityConfig, createDemoNatsSecurity, enrollDemoAgent, type DemoNatsSecurity } from './security.js';
 import {
   agentConfig,
   BINARIES,
@@ -23,7 +24,9 @@ import {
   simulatorArgs,
   type DemoAgentPlan,
   type DemoModel,
+  type DemoNatsAccess,
   type DemoOptions,
+  type DemoUplink,
 } from './stack-config.js';
 import { superviseProcess, type SupervisedProcess, type SupervisorEvent } from './supervisor.js';
 
@@ -32,14 +35,29 @@ export class DemoSetupError extends Error {
   override readonly name = 'DemoSetupError';
 }
 
-/** Where everything runs, as printed for the user and in the JSON ready line. */
+/**
+ * Where everything runs, as printed for the user and in the JSON ready line. Paths to secrets,
+ * never a secret: the demo prints none (the operator token is in `tokenFile`).
+ */
 export interface DemoEndpoints {
-  /** The dashboard with the operator token in its fragment. */
+  /** The dashboard (it asks for the operator token). */
   dashboardUrl: string;
   apiUrl: string;
-  /** The operator's bearer token for the API (also in `<dataDir>/operator-token`). */
-  token: string;
+  /** The file (0600) holding the operator's bearer token for the API and dashboard. */
+  tokenFile: string;
+  /** `tls://` when secured. */
   natsUrl: string;
+  /** How NATS is secured; null with --insecure (an open server). */
+  security: {
+    /** JWT auth (operator mode, agents in their own account) and TLS. */
+    mode: 'jwt+tls';
+    /** The CA clients check the server's certificate with. */
+    caFile: string;
+    /** What `outpost-control-plane setup` wrote (creds, signing keys: 0600). */
+    authDir: string;
+    /** Each agent's enrolment bundle (0600), by agent id. */
+    bundles: Record<string, string>;
+  } | null;
   dataDir: string;
   logsDir: string;
   agents: {
@@ -140,7 +158,7 @@ async function checkHttpPort(port: number): Promise<void> {
   });
 }
 
-function checkPrerequisites(): string {
+function checkPrerequisites(options: DemoOptions): string {
   const missing = Object.values(BINARIES).filter((file) => !existsSync(file));
   if (missing.length > 0) {
     throw new DemoSetupError(`not built yet: ${missing.map((f) => relative(REPO_ROOT, f)).join(', ')}. Run \`npm run build\` first (\`npm run demo\` does).`);
@@ -150,6 +168,12 @@ function checkPrerequisites(): string {
     throw new DemoSetupError(
       'nats-server is not installed (not found on PATH nor in /usr/sbin). Install it, e.g. on Debian/Ubuntu: `sudo apt-get install nats-server` ' +
         '(or download a release from https://github.com/nats-io/nats-server/releases and put it on PATH), then run the demo again.',
+    );
+  }
+  if (options.secure && resolveExecutable('openssl') === undefined) {
+    throw new DemoSetupError(
+      'openssl is not installed: the demo makes a throwaway CA and certificate for NATS TLS with it. Install it, e.g. `sudo apt-get install openssl`, ' +
+        'or start the demo with --insecure (an open NATS, for debugging).',
     );
   }
   return nats;
@@ -259,7 +283,7 @@ async function prepareDataDir(dataDir: string): Promise<void> {
  * last output) is thrown.
  */
 export async function startDemoStack(options: DemoOptions, hooks: DemoStackHooks = {}): Promise<DemoStack> {
-  const natsBinary = checkPrerequisites();
+  const natsBinary = checkPrerequisites(options);
   await checkHttpPort(options.httpPort);
   await prepareDataDir(options.dataDir);
   const paths = demoPaths(options.dataDir);
@@ -270,6 +294,16 @@ export async function startDemoStack(options: DemoOptions, hooks: DemoStackHooks
       model = await prepareDemoModel(options.dataDir);
     } catch (error) {
       throw new DemoSetupError(`cannot prepare the model for the agents: ${(error as Error).message}`);
+    }
+  }
+
+  // Also before any process starts: the NATS auth material and TLS certificates, made fresh.
+  let security: DemoNatsSecurity | undefined;
+  if (options.secure) {
+    try {
+      security = await createDemoNatsSecurity(paths.natsAuth, paths.natsTls);
+    } catch (error) {
+      throw new DemoSetupError(`cannot set up NATS auth and TLS: ${(error as Error).message} (or start the demo with --insecure)`);
     }
   }
 
@@ -301,13 +335,16 @@ export async function startDemoStack(options: DemoOptions, hooks: DemoStackHooks
   };
 
   try {
-    const nats = await startDemoNats(natsBinary, paths.nats, paths.log('nats-server'));
-    // Restarted on the port its clients have and on its store: agents and control plane reconnect by themselves.
-    layers.push([supervise(nats, (signal) => startDemoNats(natsBinary, paths.nats, paths.log('nats-server'), { port: nats.port, signal }))]);
+    const nats = await startDemoNats(natsBinary, paths.nats, paths.log('nats-server'), { ...(security === undefined ? {} : { security }) });
+    // Restarted on the port its clients have, on its store and with its auth and certificate: agents and control plane reconnect by themselves.
+    layers.push([supervise(nats, (signal) => startDemoNats(natsBinary, paths.nats, paths.log('nats-server'), { port: nats.port, signal, ...(security === undefined ? {} : { security }) }))]);
 
     const operatorToken = generateOperatorToken();
     await writeFile(paths.operatorToken, `${operatorToken}\n`, { mode: 0o600 });
-    await writeFile(paths.controlPlaneConfig, JSON.stringify(controlPlaneConfig(nats.url, options.httpPort, operatorToken), null, 2));
+    const natsAccess: DemoNatsAccess = { url: nats.url, security: security === undefined ? undefined : controlPlaneSecurityConfig(security, nats.url) };
+    // Uploads must be signed with the dev key, and enrolment bundles tell agents to trust it.
+    const trustedKeys = model === undefined ? [] : [model.trustedKey];
+    await writeFile(paths.controlPlaneConfig, JSON.stringify(controlPlaneConfig(natsAccess, options.httpPort, operatorToken, trustedKeys), null, 2));
     const controlPlaneSpec: StartDemoProcessOptions = {
       name: 'control-plane',
       file: process.execPath,
@@ -319,7 +356,8 @@ export async function startDemoStack(options: DemoOptions, hooks: DemoStackHooks
     layers.push([supervise(controlPlane, restartWith(controlPlaneSpec))]);
     const httpPort = controlPlane.ready['httpPort'] as number;
     // A restart serves the dashboard and API where the user has them open.
-    if (options.httpPort !== httpPort) await writeFile(paths.controlPlaneConfig, JSON.stringify(controlPlaneConfig(nats.url, httpPort, operatorToken), null, 2));
+    if (options.httpPort !== httpPort) await writeFile(paths.controlPlaneConfig, JSON.stringify(controlPlaneConfig(natsAccess, httpPort, operatorToken, trustedKeys), null, 2));
+    const base = `http://127.0.0.1:${httpPort}`;
 
     const plans = planDemoAgents(options);
     const passwords = generateDevicePasswords([...plans.flatMap((p) => p.deviceIds), MANUAL_DEVICE_ID]);
@@ -327,7 +365,18 @@ export async function startDemoStack(options: DemoOptions, hooks: DemoStackHooks
 
     const startAgent = async (plan: DemoAgentPlan): Promise<{ agent: StartedDemoProcess; spec: StartDemoProcessOptions }> => {
       const file = paths.agentConfig(plan.agentId);
-      const config = await agentConfig(plan, nats.url, options.dataDir, passwords, model);
+      let uplink: DemoUplink = { servers: [nats.url] };
+      if (security !== undefined) {
+        // Enrolled as an operator would (outpostctl agents enroll): its bundle, written once, serves every restart.
+        const bundleFile = paths.agentBundle(plan.agentId);
+        try {
+          await enrollDemoAgent(`${base}/api`, operatorToken, plan.agentId, plan.labels, bundleFile);
+        } catch (error) {
+          throw new DemoSetupError(`${(error as Error).message}; the control plane's log: ${paths.log('control-plane')}`);
+        }
+        uplink = { enrollmentFile: bundleFile };
+      }
+      const config = await agentConfig(plan, uplink, options.dataDir, passwords, model);
       await writeFile(file, JSON.stringify(config, null, 2));
       const spec: StartDemoProcessOptions = {
         name: `agent ${plan.agentId}`,
@@ -374,14 +423,16 @@ export async function startDemoStack(options: DemoOptions, hooks: DemoStackHooks
     const failedSimulator = simulatorStarts.find((s) => s.status === 'rejected');
     if (failedSimulator !== undefined) throw failedSimulator.reason;
 
-    const base = `http://127.0.0.1:${httpPort}`;
     const manualAgent = plans.findIndex((p) => p.hasManualDevice);
     const endpoints: DemoEndpoints = {
-      // The dashboard takes the token from the fragment (never sent to a server) and forgets the URL's copy.
-      dashboardUrl: `${base}/#token=${operatorToken}`,
+      dashboardUrl: `${base}/`,
       apiUrl: `${base}/api`,
-      token: operatorToken,
+      tokenFile: paths.operatorToken,
       natsUrl: nats.url,
+      security:
+        security === undefined
+          ? null
+          : { mode: 'jwt+tls', caFile: security.caFile, authDir: paths.natsAuth, bundles: Object.fromEntries(plans.map((p) => [p.agentId, paths.agentBundle(p.agentId)])) },
       dataDir: options.dataDir,
       logsDir: paths.logs,
       agents: plans.map((plan, i) => ({

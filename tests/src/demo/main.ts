@@ -3,7 +3,7 @@
 // signals and calls process.exit. It starts nats-server, the control plane, the agents and the
 // device simulators (demo-stack.ts), prints where everything is and every restart of a process
 // that died, and stops it all on Ctrl-C or when a process keeps dying.
-import { relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DemoSetupError, startDemoStack, type DemoEndpoints, type DemoEvent, type DemoFailure, type DemoStack } from './demo-stack.js';
 import { describeExit } from './processes.js';
@@ -24,12 +24,13 @@ const EXIT_USAGE = 2;
 
 const USAGE = `Usage: npm run demo -- [options]   (or: node tests/dist/demo/main.js [options])
 
-Starts nats-server, the Outpost control plane, agents with embedded MQTT brokers and local
-inference (the shipped anomaly model, signed with the dev key .keys/dev-signing-key.pem, created
-on first use), and simulated devices on this machine; prints the dashboard URL and the
-endpoints; Ctrl-C stops everything. A process that dies on its own (kill -9 an agent) is
-restarted on its data dir, config and ports, and the restart is printed; one that keeps dying
-(more than ${formatRestartLimit(DEFAULT_RESTART_LIMIT)}) stops the demo.
+Starts nats-server (JWT auth and TLS with a throwaway CA), the Outpost control plane, agents
+enrolled through its API with embedded MQTT brokers and local inference (the shipped anomaly
+model, signed with the dev key .keys/dev-signing-key.pem, created on first use), and simulated
+devices on this machine; prints the dashboard URL and the endpoints (not the operator token:
+it stays in <data-dir>/operator-token); Ctrl-C stops everything. A process that dies on its
+own (kill -9 an agent) is restarted on its data dir, config and ports, and the restart is
+printed; one that keeps dying (more than ${formatRestartLimit(DEFAULT_RESTART_LIMIT)}) stops the demo.
 
 Options:
   --agents <n>       agents to start (default ${DEFAULT_DEMO_AGENTS})
@@ -40,6 +41,7 @@ Options:
   --sim-duration <s> simulators send for this many seconds, then end and print what was acknowledged;
                      the rest keeps running (default: they run until the demo stops)
   --no-inference     agents without local inference (no model is signed or loaded)
+  --insecure         an open nats-server (no auth, no TLS) and agents with its URL, for debugging
   --http-port <p>    control-plane HTTP port: dashboard and API (default ${DEFAULT_DEMO_HTTP_PORT}; 0 = any free port)
   --data-dir <dir>   where configs, data and logs go; emptied on every start (default .data/demo)
   -h, --help         this text`;
@@ -67,6 +69,7 @@ function parseOptions(argv: string[]): DemoOptions | 'help' {
         'no-sim': { type: 'boolean' },
         'sim-duration': { type: 'string' },
         'no-inference': { type: 'boolean' },
+        insecure: { type: 'boolean' },
         'http-port': { type: 'string' },
         'data-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -87,6 +90,7 @@ function parseOptions(argv: string[]): DemoOptions | 'help' {
     sim: values['no-sim'] !== true,
     simDurationS: simDuration,
     inference: values['no-inference'] !== true,
+    secure: values.insecure !== true,
     httpPort: integer('--http-port', values['http-port'], 0, 65_535) ?? DEFAULT_DEMO_HTTP_PORT,
     dataDir: resolve(values['data-dir'] ?? DEFAULT_DEMO_DATA_DIR),
   };
@@ -100,6 +104,11 @@ const shown = (path: string): string => {
 function deviceRange(devices: string[]): string {
   if (devices.length === 0) return '-';
   return devices.length === 1 ? devices[0]! : `${devices[0]}..${devices[devices.length - 1]} (${devices.length})`;
+}
+
+/** A path as a shell word: quoted only when it needs to be. */
+function shellWord(text: string): string {
+  return /^[\w./@%+=:,-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 function formatSeconds(seconds: number): string {
@@ -121,17 +130,28 @@ function printReady(e: DemoEndpoints): void {
           `  model       ${formatModelRef(model.ref)} on every agent, signed manifest ${shown(model.signedManifestPath)}`,
           `              (signed with the dev key ${shown(model.keyFile)}${model.keyGenerated ? ', created now' : ''}; agents trust only its public half)`,
           `              each device's first result after ${model.windowSamples} messages (${formatSeconds(model.windowSamples / e.ratePerS)} at ${e.ratePerS} msg/s); anomalies:`,
-          `              curl -H "Authorization: Bearer ${e.token}" ${e.apiUrl}/anomalies`,
+          `              curl -H "Authorization: Bearer $OUTPOST_TOKEN" ${e.apiUrl}/anomalies`,
         ];
+  const security = e.security;
+  const natsLines =
+    security === null
+      ? [`  NATS        ${e.natsUrl}: OPEN, no auth and no TLS (--insecure)`]
+      : [
+          `  NATS        ${e.natsUrl}: JWT auth (agents in an account of their own) + TLS; CA ${shown(security.caFile)}`,
+          `              agents enrolled through the API, their bundles (0600): ${shown(join(dirname(Object.values(security.bundles)[0] ?? security.authDir), '<agent>.bundle.json'))}`,
+          `              control plane creds and signing keys (0600): ${shown(security.authDir)}`,
+        ];
+  const tokenFile = shown(e.tokenFile);
   const lines = [
     '',
     `Outpost demo is running: ${e.agents.length} agent(s), ${e.simulatedDevices} simulated device(s). Ctrl-C stops everything.`,
     `A process that dies is restarted on its data dir and ports (try kill -9 on an agent); one that dies more than ${formatRestartLimit(DEFAULT_RESTART_LIMIT)} stops the demo.`,
     '',
-    `  dashboard   ${e.dashboardUrl}`,
-    `  HTTP API    ${e.apiUrl}/agents   (header Authorization: Bearer ${e.token}; description at ${e.apiUrl}/openapi.json)`,
-    `  CLI         OUTPOST_URL=${new URL(e.apiUrl).origin} OUTPOST_TOKEN=${e.token} node control-plane/dist/cli/main.js agents ls`,
-    `  NATS        ${e.natsUrl}`,
+    `  dashboard   ${e.dashboardUrl}   (sign in with the operator token, in ${tokenFile})`,
+    `  CLI         export OUTPOST_URL=${new URL(e.apiUrl).origin} OUTPOST_TOKEN=$(cat ${shellWord(tokenFile)})`,
+    `              node control-plane/dist/cli/main.js agents ls   (outpostctl; to roll out a model: README, "Roll out a model")`,
+    `  HTTP API    ${e.apiUrl}/agents   (header Authorization: Bearer $OUTPOST_TOKEN; description at ${e.apiUrl}/openapi.json)`,
+    ...natsLines,
     ...modelLines,
     '',
     row(header),
@@ -140,9 +160,9 @@ function printReady(e: DemoEndpoints): void {
     `  your device (not simulated, on ${manual.agentId}): user ${manual.username}, password ${manual.password}`,
     `    mosquitto_pub -h 127.0.0.1 -p ${port} -i ${manual.username} -u ${manual.username} -P ${manual.password} -q 1 -t devices/${manual.username}/telemetry \\`,
     `      -m "{\\"ts\\": $(date +%s000), \\"seq\\": 1, \\"metrics\\": {\\"temperature\\": 21.5}}"`,
-    `    curl -H "Authorization: Bearer ${e.token}" ${e.apiUrl}/agents/${manual.agentId}/devices/${manual.username}`,
+    `    curl -H "Authorization: Bearer $OUTPOST_TOKEN" ${e.apiUrl}/agents/${manual.agentId}/devices/${manual.username}`,
     '',
-    `  configs, data and logs: ${shown(e.dataDir)} (simulated devices' passwords: ${shown(e.dataDir)}/device-credentials.json, operator token: ${shown(e.dataDir)}/operator-token)`,
+    `  configs, data and logs: ${shown(e.dataDir)} (simulated devices' passwords: ${shown(e.dataDir)}/device-credentials.json, operator token: ${tokenFile})`,
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -151,8 +171,9 @@ function printReady(e: DemoEndpoints): void {
     event: 'demo-ready',
     dashboardUrl: e.dashboardUrl,
     apiUrl: e.apiUrl,
-    token: e.token,
+    tokenFile: e.tokenFile,
     natsUrl: e.natsUrl,
+    security: e.security,
     dataDir: e.dataDir,
     agents: e.agents.map((a) => ({ agentId: a.agentId, mqttUrl: a.mqttUrl, httpUrl: a.httpUrl, labels: a.labels, devices: a.devices, model: a.model })),
     model:
@@ -236,7 +257,9 @@ async function main(): Promise<number> {
   process.on('SIGINT', handleSignal);
   process.on('SIGTERM', handleSignal);
 
-  process.stderr.write(`demo: starting nats-server, the control plane and ${options.agents} agent(s) (data in ${shown(options.dataDir)})...\n`);
+  process.stderr.write(
+    `demo: starting nats-server (${options.secure ? 'JWT auth + TLS' : 'open: --insecure'}), the control plane and ${options.agents} agent(s) (data in ${shown(options.dataDir)})...\n`,
+  );
   try {
     stack = await startDemoStack(options, { onEvent: printEvent });
   } catch (error) {

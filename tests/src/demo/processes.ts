@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Socket } from 'node:net';
 import { resolveExecutable, spawnOwned, waitFor, waitForTcp } from '../harness/wait.js';
+import { natsSecurityConfig, type DemoNatsSecurity } from './security.js';
 
 /** How a demo child ended. */
 export interface ChildExit {
@@ -165,6 +166,7 @@ export function findNatsServer(): string | undefined {
 }
 
 export interface DemoNats extends DemoProcess {
+  /** `tls://127.0.0.1:<port>` when secured, `nats://...` when open. */
   readonly url: string;
   readonly port: number;
 }
@@ -174,17 +176,19 @@ export interface StartDemoNatsOptions {
   port?: number;
   /** Aborting it before the server is up stops it and rejects. */
   signal?: AbortSignal;
+  /** JWT auth and TLS (security.ts); undefined: an open server (--insecure). */
+  security?: DemoNatsSecurity;
 }
 
 /**
  * Starts nats-server with JetStream from a config written into `dir` (`nats-server.conf`,
- * store in `dir/jetstream`). `port: -1` lets the server pick a free port and report it in its
+ * store in `dir/jetstream`), with `options.security`'s auth and TLS when given. `port: -1` lets the server pick a free port and report it in its
  * ports file, so the demo never takes 4222 nor races anyone for a port; a restart passes the
  * port it got, on the same store.
  */
 export async function startDemoNats(binary: string, dir: string, logFile: string, options: StartDemoNatsOptions = {}): Promise<DemoNats> {
   const configFile = join(dir, 'nats-server.conf');
-  await writeFile(configFile, renderNatsConfig(dir, options.port ?? -1));
+  await writeFile(configFile, renderNatsConfig(dir, options.port ?? -1, options.security));
   // A server that was killed leaves its ports file behind: read only the new server's.
   for (const name of await readdir(dir)) if (name.endsWith('.ports')) await rm(join(dir, name), { force: true });
   const nats = await startDemoProcess({ name: 'nats-server', file: binary, args: ['-c', configFile], logFile, signal: options.signal });
@@ -199,14 +203,14 @@ export async function startDemoNats(binary: string, dir: string, logFile: string
     );
     await waitForTcp('127.0.0.1', port, 10_000);
     options.signal?.throwIfAborted();
-    return Object.assign(nats, { url: `nats://127.0.0.1:${port}`, port });
+    return Object.assign(nats, { url: `${options.security === undefined ? 'nats' : 'tls'}://127.0.0.1:${port}`, port });
   } catch (error) {
     await nats.stop(1_000);
     throw error;
   }
 }
 
-function renderNatsConfig(dir: string, port: number): string {
+function renderNatsConfig(dir: string, port: number, security: DemoNatsSecurity | undefined): string {
   return [
     '# Written by `npm run demo` (tests/src/demo); rewritten on every start.',
     'host: "127.0.0.1"',
@@ -216,6 +220,7 @@ function renderNatsConfig(dir: string, port: number): string {
     'jetstream {',
     `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
     '}',
+    ...(security === undefined ? [] : natsSecurityConfig(security, dir)),
     '',
   ].join('\n');
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect } from '@nats-io/transport-node';
+import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { AgentDetailResponseSchema, DeviceDetailResponseSchema, DeviceListResponseSchema, UPLINK_STREAM } from '@outpost/shared';
 import { UPLINK_CONSUMER } from '@outpost/control-plane';
@@ -29,8 +29,9 @@ const BACK_WITHIN_MS = 5_000;
 interface DemoReady {
   event: 'demo-ready';
   apiUrl: string;
-  token: string;
+  tokenFile: string;
   natsUrl: string;
+  security: { caFile: string; authDir: string; bundles: Record<string, string> } | null;
   dataDir: string;
   agents: { agentId: string; mqttUrl: string; httpUrl: string; devices: string[] }[];
 }
@@ -100,6 +101,7 @@ describe('npm run demo supervises its processes', () => {
 
     const [readyLine] = await waitForLines('the demo-ready line', (l) => l.event === 'demo-ready', 1, 120_000);
     const ready = readyLine as unknown as DemoReady;
+    const token = (await readFile(ready.tokenFile, 'utf8')).trim();
     const victim = ready.agents.find((a) => a.agentId === VICTIM)!;
     expect(victim.devices).toHaveLength(DEVICES / AGENTS);
     const devicesUrl = `${ready.apiUrl}/agents/${VICTIM}/devices`;
@@ -107,7 +109,7 @@ describe('npm run demo supervises its processes', () => {
     // Traffic flows end to end: every device of the victim has telemetry at the control plane.
     await waitFor(
       async () => {
-        const { devices } = DeviceListResponseSchema.parse(await getJson(devicesUrl, ready.token));
+        const { devices } = DeviceListResponseSchema.parse(await getJson(devicesUrl, token));
         return victim.devices.every((id) => (devices.find((d) => d.deviceId === id)?.kinds['telemetry'] ?? 0) > 0);
       },
       { what: `telemetry of ${victim.devices.join(', ')} at the control plane`, timeoutMs: 60_000, intervalMs: 200 },
@@ -147,7 +149,7 @@ describe('npm run demo supervises its processes', () => {
     // The agent view shows the restart (a new process start time in its heartbeats).
     const agentView = await waitFor(
       async () => {
-        const view = AgentDetailResponseSchema.parse(await getJson(`${ready.apiUrl}/agents/${VICTIM}`, ready.token));
+        const view = AgentDetailResponseSchema.parse(await getJson(`${ready.apiUrl}/agents/${VICTIM}`, token));
         return view.restarts > 0 ? view : undefined;
       },
       { what: `the restart of ${VICTIM} in the agent view`, timeoutMs: 60_000, intervalMs: 200 },
@@ -187,7 +189,13 @@ describe('npm run demo supervises its processes', () => {
       },
       { what: `${VICTIM}'s outbox to drain`, timeoutMs: 60_000, intervalMs: 200 },
     );
-    const nc = await connect({ servers: ready.natsUrl });
+    // The demo's NATS is secured: the control plane's creds (its account holds JetStream) and the demo's CA.
+    expect(ready.security).not.toBeNull();
+    const nc = await connect({
+      servers: ready.natsUrl,
+      authenticator: credsAuthenticator(await readFile(join(demoPaths(dataDir).natsAuth, 'control-plane.creds'))),
+      tls: { caFile: ready.security!.caFile },
+    });
     try {
       const jsm = await jetstreamManager(nc);
       await waitFor(
@@ -202,11 +210,11 @@ describe('npm run demo supervises its processes', () => {
     }
 
     // The control plane's view of each device of the victim, against what its simulator got PUBACKed.
-    const { devices } = DeviceListResponseSchema.parse(await getJson(devicesUrl, ready.token));
+    const { devices } = DeviceListResponseSchema.parse(await getJson(devicesUrl, token));
     const rows = await Promise.all(
       victim.devices.map(async (id) => {
         const view = devices.find((d) => d.deviceId === id);
-        const detail = DeviceDetailResponseSchema.parse(await getJson(`${devicesUrl}/${id}`, ready.token));
+        const detail = DeviceDetailResponseSchema.parse(await getJson(`${devicesUrl}/${id}`, token));
         const sim = summary.perDevice[id]!;
         const pubacked = expandRanges(sim.telemetryPubackedSeqs);
         return {
