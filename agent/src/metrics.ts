@@ -130,6 +130,17 @@ export function createAgentMetrics(labels: { agentId: string }) {
       help: 'Inference results the outbox could not commit (published locally, not uplinked)',
       registers: [registry],
     }),
+    inferenceEpisodes: new Counter({
+      name: 'outpost_inference_episodes_total',
+      help: 'Anomaly episodes (consecutive flagged windows of a device) reported upstream, by event: opened, closed',
+      labelNames: ['event'] as const,
+      registers: [registry],
+    }),
+    inferenceOpenEpisodes: new Gauge({
+      name: 'outpost_inference_open_episodes',
+      help: 'Devices with an anomaly episode open now',
+      registers: [registry],
+    }),
     inferenceRestarts: new Counter({
       name: 'outpost_inference_process_restarts_total',
       help: 'Inference processes restarted after they died unasked, by how they ended (signal or exit code)',

@@ -24,14 +24,14 @@ async function load(request: LoadRequest): Promise<void> {
   const startedAt = performance.now();
   let created: ScoringSession;
   try {
-    created = await createScoringSession(request.modelBytes, { inputName: request.inputName, outputName: request.outputName, rowLength: request.rowLength });
+    created = await createScoringSession(request.modelBytes, { inputName: request.inputName, outputName: request.outputName, evidenceOutputName: request.evidenceOutputName, rowLength: request.rowLength });
   } catch (err) {
     send({ type: 'load-failed', code: ChildErrorCode.modelInvalid, message: `onnxruntime cannot load the model: ${messageOf(err)}` });
     return;
   }
   let scores: Float32Array;
   try {
-    scores = await created.score(request.testInputs, request.testCount);
+    scores = (await created.score(request.testInputs, request.testCount)).scores;
   } catch (err) {
     send({ type: 'load-failed', code: ChildErrorCode.selfTestFailed, message: `the model failed on its test vectors: ${messageOf(err)}` });
     return;
@@ -46,7 +46,7 @@ async function load(request: LoadRequest): Promise<void> {
     return;
   }
   session = created;
-  send({ type: 'loaded', rssBytes: process.memoryUsage.rss(), loadMs: performance.now() - startedAt, selfTestMaxError: check.maxError });
+  send({ type: 'loaded', rssBytes: process.memoryUsage.rss(), loadMs: performance.now() - startedAt, selfTestMaxError: check.maxError, hasEvidence: created.hasEvidence });
 }
 
 async function score(request: ScoreRequest): Promise<void> {
@@ -55,8 +55,8 @@ async function score(request: ScoreRequest): Promise<void> {
     return;
   }
   try {
-    const scores = await session.score(request.rows, request.count);
-    send({ type: 'scored', batchId: request.batchId, scores, rssBytes: process.memoryUsage.rss() });
+    const { scores, evidence } = await session.score(request.rows, request.count);
+    send({ type: 'scored', batchId: request.batchId, scores, evidence, rssBytes: process.memoryUsage.rss() });
   } catch (err) {
     send({ type: 'score-failed', batchId: request.batchId, message: messageOf(err) });
   }

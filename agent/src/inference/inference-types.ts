@@ -101,7 +101,7 @@ export interface Inference {
 
 export interface InferenceOptions {
   config: InferenceConfig;
-  /** Where results are appended (kinds `anomaly`, and `inference-summary` or `inference` as `config.upstream` says). */
+  /** Where results are appended (kinds `anomaly-opened` and `anomaly-closed`, and `inference-summary` or `inference` as `config.upstream` says). */
   outbox: Outbox;
   publish: LocalPublish;
   metrics: AgentMetrics;

@@ -29,6 +29,7 @@ import { startModelProcess, type ModelProcess } from './model-process.js';
 import { assertTrustedKeys, readModelFiles, verifyModel, type ModelInput, type VerifiedModel } from './model-source.js';
 import type { Inference, InferenceCounts, InferenceOptions, InferenceSettings, InstalledModel } from './inference-types.js';
 import { UnscoredReason } from './inference-types.js';
+import { metricEvidence } from './episodes.js';
 import { createResultSink } from './result-sink.js';
 import { createRowQueue } from './row-queue.js';
 
@@ -57,7 +58,7 @@ interface QueuedRow {
 export async function startInference(options: InferenceOptions): Promise<Inference> {
   const { config, metrics, logger } = options;
   assertTrustedKeys(config.trustedKeys);
-  const sink = createResultSink({ outbox: options.outbox, publish: options.publish, metrics, logger, upstream: config.upstream, summaryIntervalMs: config.summaryIntervalMs });
+  const sink = createResultSink({ outbox: options.outbox, publish: options.publish, metrics, logger, upstream: config.upstream, summaryIntervalMs: config.summaryIntervalMs, episodeSilenceMs: config.episodeSilenceMs });
   const settings: InferenceSettings = {
     threshold: config.threshold,
     maxBatchSize: config.maxBatchSize,
@@ -156,7 +157,9 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
         const score = outcome.scores[i] ?? Number.NaN;
         if (!Number.isFinite(score)) return unscored(UnscoredReason.invalidScore);
         const anomaly = score > threshold;
-        sink.deliver(row.deviceId, row.deviceSeq, { ts: row.ts, model: ref, score, anomaly }, threshold);
+        // Which metrics made it anomalous: only flagged windows need it.
+        const evidence = anomaly && outcome.evidence !== undefined ? metricEvidence(outcome.evidence.subarray(i * rowLength, (i + 1) * rowLength), manifest.featureSpec) : undefined;
+        sink.deliver(row.deviceId, row.deviceSeq, { ts: row.ts, model: ref, score, anomaly }, threshold, evidence);
         metrics.inferenceLatency.observe((nowMs - row.committedAtMs) / 1000);
         scored++;
         if (anomaly) anomalies++;

@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, OutpostError, type Logger } from '@outpost/shared';
+import { ErrorCode, EVIDENCE_OUTPUT_NAME, OutpostError, type Logger } from '@outpost/shared';
 import type { VerifiedModel } from './model-source.js';
 import { isChildMessage, type ChildMessage, type LoadRequest, type ParentMessage } from './protocol.js';
 
@@ -47,7 +47,8 @@ export interface ModelProcessOptions {
 
 /** How one scoring call ended: a discriminated union, since the caller branches on it. */
 export type ScoreOutcome =
-  | { type: 'scored'; scores: Float32Array }
+  /** `evidence`: per-feature evidence, `count` rows of the row length, when the model's graph gives it. */
+  | { type: 'scored'; scores: Float32Array; evidence: Float32Array | undefined }
   /** The process died (or was killed after `timeoutMs`) before answering: nothing was scored. */
   | { type: 'process-lost'; reason: 'exited' | 'timeout' }
   /** The process answered with an error (a model that fails at run time on this input). */
@@ -173,6 +174,7 @@ function buildLoadRequest(model: VerifiedModel): LoadRequest {
     modelBytes: model.bytes,
     inputName: manifest.input.name,
     outputName: manifest.output.name,
+    evidenceOutputName: EVIDENCE_OUTPUT_NAME,
     rowLength,
     testInputs,
     testCount: manifest.testVectors.length,
@@ -205,7 +207,7 @@ function createHandle(
       waiting.delete(message.batchId);
       if (message.type === 'scored') {
         rssBytes = message.rssBytes;
-        settle({ type: 'scored', scores: message.scores });
+        settle({ type: 'scored', scores: message.scores, evidence: message.evidence });
       } else settle({ type: 'failed', message: message.message });
     }
   });

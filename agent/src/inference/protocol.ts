@@ -26,6 +26,11 @@ export interface LoadRequest {
   modelBytes: Uint8Array;
   inputName: string;
   outputName: string;
+  /**
+   * An optional output of per-feature evidence, [batch, rowLength] (EVIDENCE_OUTPUT_NAME): scored
+   * too when the graph has it, so the agent can tell which metrics made a window anomalous.
+   */
+  evidenceOutputName: string;
   /** Values per input row (metrics x features). */
   rowLength: number;
   /** Self-test inputs, row-major, `testCount` rows of `rowLength`. */
@@ -48,9 +53,10 @@ export type ParentMessage = LoadRequest | ScoreRequest;
 export type ChildMessage =
   /** The child is up and listening; the parent sends `load` only after this. */
   | { type: 'started'; pid: number }
-  | { type: 'loaded'; rssBytes: number; loadMs: number; selfTestMaxError: number }
+  | { type: 'loaded'; rssBytes: number; loadMs: number; selfTestMaxError: number; hasEvidence: boolean }
   | { type: 'load-failed'; code: ChildErrorCode; message: string }
-  | { type: 'scored'; batchId: number; scores: Float32Array; rssBytes: number }
+  /** `evidence`: `count` rows of `rowLength`, when the graph has the evidence output. */
+  | { type: 'scored'; batchId: number; scores: Float32Array; evidence?: Float32Array | undefined; rssBytes: number }
   | { type: 'score-failed'; batchId: number; message: string };
 
 /** Type guard for messages from a child: anything else is a protocol error. */

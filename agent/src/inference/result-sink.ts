@@ -1,13 +1,17 @@
-import { inferenceTopic, InferenceUpstream, Lane, RecordKind, type InferenceResult, type InferenceSummary, type Logger, type ModelRef } from '@outpost/shared';
+import { randomUUID } from 'node:crypto';
+import { EpisodeCloseReason, inferenceTopic, InferenceUpstream, Lane, RecordKind, type InferenceResult, type InferenceSummary, type Logger, type ModelRef } from '@outpost/shared';
 import type { Outbox } from '../buffer/index.js';
 import type { AgentMetrics } from '../metrics.js';
+import { createEpisodeTracker, type EpisodeEvent, type MetricEvidence } from './episodes.js';
 
 /** Outbox record kinds of inference output (the contract with the control plane). */
 export const InferenceRecordKind = {
   /** Every result, telemetry lane: only with `inference.upstream: every-score`. */
   inference: RecordKind.inference,
-  /** Results with `anomaly: true`, again, in the events lane (drained first, evicted last). */
-  anomaly: RecordKind.anomaly,
+  /** A device's anomaly episode began (its first flagged window), events lane (drained first, evicted last). */
+  anomalyOpened: RecordKind.anomalyOpened,
+  /** The episode ended: the whole of it, events lane. */
+  anomalyClosed: RecordKind.anomalyClosed,
   /** One device's scores of one model over one interval, telemetry lane: with `inference.upstream: summaries` (the default). */
   summary: RecordKind.inferenceSummary,
 } as const;
@@ -17,19 +21,21 @@ export type LocalPublish = (topic: string, payload: string) => void;
 
 export interface ResultSink {
   /**
-   * Publishes the result on `devices/{deviceId}/inference` at once; upstream, appends it as an
-   * `anomaly` record (events lane) when flagged, and as an `inference` record (every-score) or
-   * into the device's summary of the interval (summaries). Never waits and never throws: a
-   * failed append is counted and logged.
+   * Publishes the result on `devices/{deviceId}/inference` at once; upstream, feeds the device's
+   * anomaly episode (an `anomaly-opened` record when it begins, `anomaly-closed` when it ends,
+   * events lane), and appends the result as an `inference` record (every-score) or into the
+   * device's summary of the interval (summaries). Never waits and never throws: a failed append
+   * is counted and logged.
    *
    * @param deviceSeq the device seq of the newest telemetry in the scored window, so a
    *   result can be tied to the message that completed its window.
    * @param threshold the threshold the result was judged by (kept in the summary)
+   * @param evidence per metric, its strongest detector in this window, when the model gives evidence
    */
-  deliver(deviceId: string, deviceSeq: number | undefined, result: InferenceResult, threshold: number): void;
+  deliver(deviceId: string, deviceSeq: number | undefined, result: InferenceResult, threshold: number, evidence?: readonly MetricEvidence[]): void;
   /** Appends every open summary now (at close; a swap closes the old model's as its rows come in). */
   flush(): void;
-  /** Stops the summary timer after appending what is open. Idempotent. */
+  /** Closes every open episode (`shutdown`), stops the timers after appending what is open. Idempotent. */
   close(): void;
 }
 
@@ -41,6 +47,8 @@ export interface ResultSinkOptions {
   upstream: InferenceUpstream;
   /** Interval of the per-device summaries, ms. */
   summaryIntervalMs: number;
+  /** An open episode of a device without a scored window for this long closes (`silent`), ms. */
+  episodeSilenceMs: number;
 }
 
 /** One device's open summary. */
@@ -91,13 +99,37 @@ export function createResultSink(options: ResultSinkOptions): ResultSink {
   };
   const timer = upstream === InferenceUpstream.summaries ? setInterval(flush, options.summaryIntervalMs) : undefined;
   timer?.unref();
+
+  const episodes = createEpisodeTracker({ silenceMs: options.episodeSilenceMs, newId: randomUUID });
+  const appendEpisodes = (events: readonly EpisodeEvent[], deviceSeq?: number): void => {
+    for (const event of events) {
+      const opened = event.type === 'opened';
+      metrics.inferenceEpisodes.inc({ event: opened ? 'opened' : 'closed' });
+      outbox.appendWith(
+        {
+          lane: Lane.events,
+          deviceId: event.deviceId,
+          ts: opened ? event.body.startTs : event.body.endTs,
+          deviceSeq: opened ? deviceSeq : undefined,
+          kind: opened ? InferenceRecordKind.anomalyOpened : InferenceRecordKind.anomalyClosed,
+          body: JSON.stringify(event.body),
+        },
+        appendDone,
+      );
+    }
+    metrics.inferenceOpenEpisodes.set(episodes.openCount);
+  };
+  // A quarter of the silence: a silent device's episode closes within 1.25 times it.
+  const silenceTimer = setInterval(() => appendEpisodes(episodes.closeSilent(performance.now())), Math.max(250, options.episodeSilenceMs / 4));
+  silenceTimer.unref();
   let closed = false;
 
   return {
-    deliver(deviceId, deviceSeq, result, threshold) {
+    deliver(deviceId, deviceSeq, result, threshold, evidence) {
       const body = JSON.stringify(result);
       publish(inferenceTopic(deviceId), body);
-      if (result.anomaly) outbox.appendWith({ lane: Lane.events, deviceId, ts: result.ts, deviceSeq, kind: InferenceRecordKind.anomaly, body }, appendDone);
+      const events = episodes.observe(deviceId, { ...result, threshold, evidence }, performance.now());
+      if (events.length > 0) appendEpisodes(events, deviceSeq);
       if (upstream === InferenceUpstream.everyScore) {
         outbox.appendWith({ lane: Lane.telemetry, deviceId, ts: result.ts, deviceSeq, kind: InferenceRecordKind.inference, body }, appendDone);
         return;
@@ -124,6 +156,8 @@ export function createResultSink(options: ResultSinkOptions): ResultSink {
       if (closed) return;
       closed = true;
       clearInterval(timer);
+      clearInterval(silenceTimer);
+      appendEpisodes(episodes.closeAll(EpisodeCloseReason.shutdown));
       flush();
     },
   };

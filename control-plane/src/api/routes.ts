@@ -232,7 +232,11 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
       path: '/api/anomalies',
       access: 'viewer',
       summary: 'Anomalies, newest first',
-      description: 'Anomaly records (events lane) kept by this replica for `live.anomalyRetentionMs` (default 24 h, at most `live.maxAnomalies`).',
+      description: [
+        'Anomaly episodes: the consecutive flagged windows of a device are one entry (`episode` set: open, or closed with its end, window count, reason and the metrics that contributed most), however long it lasted.',
+        'Agents from before episodes report each flagged window: such an entry has no `episode`. `since` keeps entries active at or after it (an open episode always).',
+        'Kept by this replica for `live.anomalyRetentionMs` (default 24 h, at most `live.maxAnomalies`).',
+      ].join(' '),
       query: AnomaliesQuerySchema,
       response: { description: 'The anomalies', contentType: 'application/json', schemaName: 'AnomalyList' },
       async handle({ query }) {
@@ -255,7 +259,7 @@ export function createApiRoutes(deps: ApiDeps): ApiRoute[] {
       description: [
         'A text/event-stream that never ends by itself. Events: `agents` (data: AgentList) on connect and whenever the fleet changes, at most once per second;',
         '`telemetry` (data: TelemetryEvent) and `inference` (data: InferenceEvent) as records arrive, restricted by `agentId`/`deviceId` when given;',
-        '`anomaly` (data: InferenceEvent) for every anomaly; `rollout` (data: RolloutSummary) whenever a rollout changes. `types` keeps only the types named. A comment line every 15 s keeps the connection open.',
+        '`anomaly` (data: InferenceEvent; of an episode, its start and peak score so far) when an episode opens or closes, or an older agent reports a flagged window; `rollout` (data: RolloutSummary) whenever a rollout changes. `types` keeps only the types named. A comment line every 15 s keeps the connection open.',
         'A client that does not keep up is disconnected; reconnect and fetch /series to fill the hole. Send the token in the Authorization header (read the stream with fetch, not EventSource).',
       ].join(' '),
       query: EventsQuerySchema,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Anomaly } from '@outpost/shared';
-import { createAnomalyLog } from './anomaly-log.js';
+import type { Anomaly, EpisodeClosed, EpisodeOpened } from '@outpost/shared';
+import { createAnomalyLog, type EpisodeRecord } from './anomaly-log.js';
 
 const T0 = 1_800_000_000_000;
 const anomaly = (agentId: string, deviceId: string, ts: number): Anomaly => ({ agentId, deviceId, ts, score: 0.9, model: { name: 'm', version: '1' }, receivedAtMs: ts });
@@ -31,5 +31,43 @@ describe('createAnomalyLog', () => {
     log.prune(T0 + 1_650);
     expect(log.query({ sinceMs: 0, limit: 10 }).map((a) => a.deviceId)).toEqual(['d1']);
     expect(log.size()).toBe(1);
+  });
+
+  it('keeps one entry per episode: opened, then closed with its end, windows, reason and contributors; resends change nothing', () => {
+    const log = createAnomalyLog({ retentionMs: 60_000, maxAnomalies: 100 });
+    const model = { name: 'anomaly-machine', version: '2.0.0' };
+    const contributors = [{ metric: 'vibration', detector: 'jump', evidence: 4.2 }];
+    const opened: EpisodeOpened = { episodeId: 'e1', model, startTs: T0, threshold: 1.8, contributors, score: 2.1 };
+    const closed: EpisodeClosed = { ...opened, lastSeenTs: T0 + 40_000, endTs: T0 + 44_000, peakScore: 6.5, peakTs: T0 + 8_000, windows: 11, reason: 'recovered' };
+    delete (closed as Partial<EpisodeOpened>).score;
+    const record = <T extends EpisodeRecord['type']>(type: T, body: T extends 'opened' ? EpisodeOpened : EpisodeClosed): EpisodeRecord =>
+      ({ type, agentId: 'gw-1', deviceId: 'press-1', receivedAtMs: T0 + 10, body }) as EpisodeRecord;
+
+    expect(log.addEpisode(record('opened', opened), T0)).toMatchObject({ ts: T0, score: 2.1, episode: { episodeId: 'e1', state: 'open', endTs: null, windows: null, reason: null, contributors } });
+    // An open episode is listed whatever `since` says: it is still going on.
+    expect(log.query({ sinceMs: T0 + 3_600_000, limit: 10 }).map((a) => a.episode?.state)).toEqual(['open']);
+    expect(log.addEpisode(record('opened', opened), T0 + 1)).toBeUndefined();
+    const done = log.addEpisode(record('closed', closed), T0 + 50_000);
+    expect(done).toEqual({
+      agentId: 'gw-1',
+      deviceId: 'press-1',
+      ts: T0,
+      score: 6.5,
+      threshold: 1.8,
+      model,
+      receivedAtMs: T0 + 10,
+      episode: { episodeId: 'e1', state: 'closed', startTs: T0, lastSeenTs: T0 + 40_000, endTs: T0 + 44_000, windows: 11, reason: 'recovered', contributors },
+    });
+    // Sent again (a re-cut batch), or the opened record read after the closed one: nothing changes.
+    expect(log.addEpisode(record('closed', closed), T0 + 50_001)).toBeUndefined();
+    expect(log.addEpisode(record('opened', opened), T0 + 50_002)).toBeUndefined();
+    expect(log.size()).toBe(1);
+    expect(log.query({ sinceMs: T0 + 44_000, limit: 10 })).toEqual([done]);
+    expect(log.query({ sinceMs: T0 + 44_001, limit: 10 })).toEqual([]);
+    // A closed record alone (its opened record evicted on the agent) is the whole episode.
+    expect(log.addEpisode({ ...record('closed', { ...closed, episodeId: 'e2' }), agentId: 'gw-2' }, T0)).toMatchObject({ agentId: 'gw-2', episode: { episodeId: 'e2', state: 'closed' } });
+    // Retention counts from the closed record's arrival.
+    log.prune(T0 + 60_500);
+    expect(log.query({ sinceMs: 0, limit: 10 }).map((a) => a.agentId)).toEqual(['gw-1']);
   });
 });

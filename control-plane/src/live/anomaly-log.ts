@@ -1,26 +1,42 @@
-// Anomalies (kind `anomaly`, events lane) kept longer than the recent window, bounded in age and
-// count. Pure and in memory, rebuilt from the uplink stream at start like the recent window.
-import type { Anomaly } from '@outpost/shared';
+// Anomalies kept longer than the recent window, bounded in age and count: anomaly episodes (kinds
+// `anomaly-opened` and `anomaly-closed`: one entry per episode, however many windows it lasted)
+// and single flagged windows of agents from before episodes (kind `anomaly`). Pure and in memory,
+// rebuilt from the uplink stream at start like the recent window.
+import { EpisodeState, type Anomaly, type EpisodeClosed, type EpisodeOpened } from '@outpost/shared';
 
 export interface AnomalyLogOptions {
-  /** Anomalies stored in the stream before `now - retentionMs` are dropped by `prune`. */
+  /** Anomalies last stored in the stream before `now - retentionMs` are dropped by `prune`. */
   retentionMs: number;
   /** Anomalies kept; the oldest arrivals go first. */
   maxAnomalies: number;
 }
 
 export interface AnomalyQuery {
-  /** Only anomalies with `ts >= sinceMs` (device time). */
+  /**
+   * Only anomalies active at or after `sinceMs` (device time): a window with `ts >= sinceMs`, an
+   * episode still open or that ended at or after it.
+   */
   sinceMs: number;
   agentId?: string | undefined;
   deviceId?: string | undefined;
   limit: number;
 }
 
+/** One record of an episode, as the live view read it. */
+export type EpisodeRecord =
+  | { type: 'opened'; agentId: string; deviceId: string; receivedAtMs: number; body: EpisodeOpened }
+  | { type: 'closed'; agentId: string; deviceId: string; receivedAtMs: number; body: EpisodeClosed };
+
 export interface AnomalyLog {
-  /** Adds an anomaly; false when the record (same `key`) is already there. */
+  /** Adds a single flagged window; false when the record (same `key`) is already there. */
   add(anomaly: Anomaly, key: string, storedAtMs: number): boolean;
-  /** Matching anomalies, newest (by `ts`) first, at most `limit`. */
+  /**
+   * Opens or closes an episode (either record may come first, or alone: an opened record evicted
+   * on the agent, or older than the retention). Returns the episode as it now reads, or undefined
+   * when the record changed nothing (sent again, or an opened record after the closed one).
+   */
+  addEpisode(record: EpisodeRecord, storedAtMs: number): Anomaly | undefined;
+  /** Matching anomalies, newest (by `ts`, an episode's start) first, at most `limit`. */
   query(query: AnomalyQuery): Anomaly[];
   prune(nowMs: number): void;
   size(): number;
@@ -32,33 +48,86 @@ interface Stored {
   storedAtMs: number;
 }
 
-/** An empty log; anomalies come in with `add`, go with `prune` and the count bound. */
+function episodeAnomaly(record: EpisodeRecord): Anomaly {
+  const { agentId, deviceId, receivedAtMs, body } = record;
+  const base = { agentId, deviceId, ts: body.startTs, threshold: body.threshold, model: body.model, receivedAtMs };
+  if (record.type === 'opened') {
+    return {
+      ...base,
+      score: record.body.score,
+      episode: { episodeId: body.episodeId, state: EpisodeState.open, startTs: body.startTs, lastSeenTs: body.startTs, endTs: null, windows: null, reason: null, contributors: body.contributors },
+    };
+  }
+  const closed = record.body;
+  return {
+    ...base,
+    score: closed.peakScore,
+    episode: {
+      episodeId: closed.episodeId,
+      state: EpisodeState.closed,
+      startTs: closed.startTs,
+      lastSeenTs: closed.lastSeenTs,
+      endTs: closed.endTs,
+      windows: closed.windows,
+      reason: closed.reason,
+      contributors: closed.contributors,
+    },
+  };
+}
+
+/** The last device time an anomaly is known active at (an open episode: for ever, until closed). */
+function activeUntil(a: Anomaly): number {
+  if (a.episode === undefined) return a.ts;
+  return a.episode.state === EpisodeState.open ? Number.POSITIVE_INFINITY : (a.episode.endTs ?? a.episode.lastSeenTs);
+}
+
+/** An empty log; anomalies come in with `add` and `addEpisode`, go with `prune` and the count bound. */
 export function createAnomalyLog(options: AnomalyLogOptions): AnomalyLog {
-  // Arrival (stream) order, so pruning by age and by count both take from the front.
-  const entries: Stored[] = [];
-  const keys = new Set<string>();
-  const dropFront = (count: number): void => {
-    for (const entry of entries.splice(0, count)) keys.delete(entry.key);
+  // Arrival (stream) order, so the count bound takes the oldest first.
+  let entries: Stored[] = [];
+  const byKey = new Map<string, Stored>();
+  const push = (stored: Stored): void => {
+    byKey.set(stored.key, stored);
+    entries.push(stored);
+    if (entries.length > options.maxAnomalies) {
+      for (const entry of entries.splice(0, entries.length - options.maxAnomalies)) byKey.delete(entry.key);
+    }
   };
   return {
     add(anomaly, key, storedAtMs) {
-      if (keys.has(key)) return false;
-      keys.add(key);
-      entries.push({ anomaly, key, storedAtMs });
-      if (entries.length > options.maxAnomalies) dropFront(entries.length - options.maxAnomalies);
+      if (byKey.has(key)) return false;
+      push({ anomaly, key, storedAtMs });
       return true;
+    },
+    addEpisode(record, storedAtMs) {
+      const key = `${record.agentId}:episode:${record.body.episodeId}`;
+      const known = byKey.get(key);
+      if (known === undefined) {
+        const anomaly = episodeAnomaly(record);
+        push({ anomaly, key, storedAtMs });
+        return anomaly;
+      }
+      // An episode only ever goes from open to closed; the opened record's commit time stays.
+      if (record.type === 'opened' || known.anomaly.episode?.state === EpisodeState.closed) return undefined;
+      known.anomaly = { ...episodeAnomaly(record), receivedAtMs: known.anomaly.receivedAtMs };
+      known.storedAtMs = storedAtMs;
+      return known.anomaly;
     },
     query({ sinceMs, agentId, deviceId, limit }) {
       const matching = entries
-        .filter(({ anomaly: a }) => a.ts >= sinceMs && (agentId === undefined || a.agentId === agentId) && (deviceId === undefined || a.deviceId === deviceId))
+        .filter(({ anomaly: a }) => activeUntil(a) >= sinceMs && (agentId === undefined || a.agentId === agentId) && (deviceId === undefined || a.deviceId === deviceId))
         .map((e) => e.anomaly);
       return matching.sort((a, b) => b.ts - a.ts).slice(0, limit);
     },
     prune(nowMs) {
       const oldestMs = nowMs - options.retentionMs;
-      let stale = 0;
-      while (stale < entries.length && entries[stale]!.storedAtMs < oldestMs) stale++;
-      dropFront(stale);
+      // A closed record refreshes its episode's time, so stale entries need not lie at the front.
+      if (!entries.some((e) => e.storedAtMs < oldestMs)) return;
+      entries = entries.filter((e) => {
+        if (e.storedAtMs >= oldestMs) return true;
+        byKey.delete(e.key);
+        return false;
+      });
     },
     size: () => entries.length,
   };

@@ -2,8 +2,18 @@
 // a summary of a device's inference results over an interval (the agent's default upstream).
 // The agent validated every body before it went into its outbox; this is the control plane's
 // own check, so a malformed record is skipped here instead of reaching a chart.
-import { InferenceResultSchema, InferenceSummarySchema, RecordKind, type InferencePoint, type UplinkBatch, type UplinkRecord } from '@outpost/shared';
+import {
+  EpisodeClosedSchema,
+  EpisodeOpenedSchema,
+  InferenceResultSchema,
+  InferenceSummarySchema,
+  RecordKind,
+  type InferencePoint,
+  type UplinkBatch,
+  type UplinkRecord,
+} from '@outpost/shared';
 import { telemetryMetrics } from '../ingest/accounting.js';
+import type { EpisodeRecord } from './anomaly-log.js';
 
 interface LiveRecordBase {
   agentId: string;
@@ -73,4 +83,18 @@ export function toLiveRecord(batch: Pick<UplinkBatch, 'agentId' | 'epoch' | 'lan
     default:
       return undefined;
   }
+}
+
+/** An `anomaly-opened` or `anomaly-closed` record of `batch`; undefined for another kind or a malformed body. */
+export function toEpisodeRecord(batch: Pick<UplinkBatch, 'agentId'>, record: UplinkRecord): EpisodeRecord | undefined {
+  const base = { agentId: batch.agentId, deviceId: record.deviceId, receivedAtMs: record.receivedAtMs };
+  if (record.kind === RecordKind.anomalyOpened) {
+    const parsed = EpisodeOpenedSchema.safeParse(record.body);
+    return parsed.success ? { ...base, type: 'opened', body: parsed.data } : undefined;
+  }
+  if (record.kind === RecordKind.anomalyClosed) {
+    const parsed = EpisodeClosedSchema.safeParse(record.body);
+    return parsed.success ? { ...base, type: 'closed', body: parsed.data } : undefined;
+  }
+  return undefined;
 }

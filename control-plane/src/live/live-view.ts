@@ -1,4 +1,4 @@
-// The live view of one replica: the recent window per device, the anomalies, and the events
+// The live view of one replica: the recent window per device, the anomalies (episodes), and the events
 // pushed to dashboards, all read from OUTPOST_UPLINK with two ephemeral ordered consumers (one
 // per lane, so the long anomaly look-back reads only the small events lane). Nothing here is
 // state of record: a replica that starts reads the window back from the stream.
@@ -17,7 +17,7 @@ import { uplinkLaneFilter } from '../nats/topology.js';
 import type { Consumption, NatsClient, TailMessage } from '../nats/types.js';
 import { createAnomalyLog, type AnomalyLog } from './anomaly-log.js';
 import type { EventHub } from './event-hub.js';
-import { toLiveRecord } from './live-record.js';
+import { toEpisodeRecord, toLiveRecord } from './live-record.js';
 import { createRecentWindow, type RecentWindow } from './recent-window.js';
 
 export interface LiveViewOptions {
@@ -68,6 +68,16 @@ export function startLiveView(options: LiveViewOptions): LiveView {
     const batch = decoded.value.type === 'batch' ? decoded.value.batch : decoded.value.summary;
     const inWindow = message.storedAtMs >= now() - config.recentWindowMs;
     for (const record of records.value) {
+      const episode = toEpisodeRecord(batch, record);
+      if (episode !== undefined) {
+        metrics.liveRecords.inc({ kind: record.kind });
+        const anomaly = anomalies.addEpisode(episode, message.storedAtMs);
+        if (anomaly !== undefined && live) {
+          const { agentId, deviceId, ts, score, threshold, model } = anomaly;
+          hub.publish({ type: ServerEventType.anomaly, data: { agentId, deviceId, ts, score, anomaly: true, model, ...(threshold === undefined ? {} : { threshold }) } });
+        }
+        continue;
+      }
       const rec = toLiveRecord(batch, record);
       if (rec === undefined) continue;
       metrics.liveRecords.inc({ kind: rec.type });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { EPISODE_CLOSE_AFTER_CLEAN_WINDOWS } from '@outpost/shared';
 import {
   assessTrace,
   assessTraces,
@@ -30,8 +31,16 @@ function episode(deviceId: string, type: string, startSeq: number, endSeq: numbe
 }
 
 describe('alarm events', () => {
-  it('merge consecutive flagged windows, and only those', () => {
-    expect(flaggedRuns([0, 2, 2, 0, 2, 0, 0, 2, 2, 2].map((score) => ({ score })), 1)).toEqual([
+  it(`merge flagged windows until ${EPISODE_CLOSE_AFTER_CLEAN_WINDOWS} clean windows in a row end them, as the agent's episodes do`, () => {
+    const scores = (list: number[]) => list.map((score) => ({ score }));
+    // Gaps of 1 and 2 clean windows merge; a gap of 3 ends the event.
+    expect(EPISODE_CLOSE_AFTER_CLEAN_WINDOWS).toBe(3);
+    expect(flaggedRuns(scores([0, 2, 2, 0, 2, 0, 0, 2, 0, 0, 0, 2, 2, 0]), 1)).toEqual([
+      [1, 7],
+      [11, 12],
+    ]);
+    // With 1, only consecutive flagged windows merge.
+    expect(flaggedRuns(scores([0, 2, 2, 0, 2, 0, 0, 2, 2, 2]), 1, 1)).toEqual([
       [1, 2],
       [4, 4],
       [7, 9],

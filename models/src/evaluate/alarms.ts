@@ -1,12 +1,14 @@
-import type { GroundTruthEpisode } from '@outpost/shared';
+import { EPISODE_CLOSE_AFTER_CLEAN_WINDOWS, type GroundTruthEpisode } from '@outpost/shared';
 
 /**
  * What an operator lives with, as numbers: the definitions of the evaluation, pure functions of
  * scored windows and ground truth (evaluate.ts replays traffic into them, train/ calibrates the
  * threshold with them, the tests check them against hand-made answers).
  *
- * - An **alarm event** is a run of consecutive flagged windows (score > threshold) of one
- *   device: the agent reports it as one episode, so it counts once however long it lasts.
+ * - An **alarm event** is a run of flagged windows (score > threshold) of one device, ended by
+ *   EPISODE_CLOSE_AFTER_CLEAN_WINDOWS clean windows in a row: the agent reports it as one
+ *   episode by that same rule, so it counts once however long it lasts, and a score flickering
+ *   around the threshold inside that gap does not count again.
  * - A **false alarm** is an alarm event none of whose windows holds a sample of a labelled
  *   episode of that device. False alarms are counted per device-day of scored traffic.
  * - Since events merge, a model that alarms all the time raises few events: the **share of
@@ -87,19 +89,25 @@ export interface TraceAssessment {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** Runs of consecutive windows scoring above `threshold`, as [first, last] window indexes. */
-export function flaggedRuns(windows: readonly Pick<ScoredWindow, 'score'>[], threshold: number): [number, number][] {
+/**
+ * Alarm events: runs of windows scoring above `threshold`, as [first, last] flagged window
+ * indexes, a run ending once `closeAfterCleanWindows` windows in a row score at or under it (the
+ * agent's episode rule; 1 merges consecutive flagged windows only).
+ */
+export function flaggedRuns(windows: readonly Pick<ScoredWindow, 'score'>[], threshold: number, closeAfterCleanWindows = EPISODE_CLOSE_AFTER_CLEAN_WINDOWS): [number, number][] {
   const runs: [number, number][] = [];
   let start = -1;
+  let last = -1;
   windows.forEach((w, i) => {
     if (w.score > threshold) {
       if (start < 0) start = i;
-    } else if (start >= 0) {
-      runs.push([start, i - 1]);
+      last = i;
+    } else if (start >= 0 && i - last >= closeAfterCleanWindows) {
+      runs.push([start, last]);
       start = -1;
     }
   });
-  if (start >= 0) runs.push([start, windows.length - 1]);
+  if (start >= 0) runs.push([start, last]);
   return runs;
 }
 

@@ -1,3 +1,4 @@
+import { EVIDENCE_OUTPUT_NAME } from '@outpost/shared';
 import { encodeOnnxModel } from './onnx-writer.js';
 import { DEFAULT_INPUT_NAME, DEFAULT_OPSET, DEFAULT_OUTPUT_NAME } from './pca-model.js';
 
@@ -19,8 +20,8 @@ import { DEFAULT_INPUT_NAME, DEFAULT_OPSET, DEFAULT_OUTPUT_NAME } from './pca-mo
  */
 
 const BATCH_DIM = 'N';
-/** The per-detector evidence output. */
-export const EVIDENCE_OUTPUT_NAME = 'evidence';
+/** The per-detector evidence output (its name is part of the model contract, so it lives in shared). */
+export { EVIDENCE_OUTPUT_NAME } from '@outpost/shared';
 
 export interface MaxScoreModelOptions {
   /** Weight of x_j above its center (>= 0). */

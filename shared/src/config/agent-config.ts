@@ -157,6 +157,12 @@ export const DEFAULT_INFERENCE_UPSTREAM: InferenceUpstream = InferenceUpstream.s
 export const DEFAULT_INFERENCE_SUMMARY_INTERVAL_MS = 10_000;
 
 /**
+ * A device's open anomaly episode closes (reason `silent`) when none of its windows was scored for
+ * this long, ms: a device that stops sending in the middle of a fault still gets its closed record.
+ */
+export const DEFAULT_INFERENCE_EPISODE_SILENCE_MS = 60_000;
+
+/**
  * Local ONNX inference (DESIGN section 2). Off by default, so configs written before it keep
  * working; without `model` an enabled agent waits for one (`swapModel`, SIGHUP after the files
  * appear).
@@ -184,6 +190,8 @@ const InferenceSchema = z
     upstream: z.enum([InferenceUpstream.summaries, InferenceUpstream.everyScore]).default(DEFAULT_INFERENCE_UPSTREAM),
     /** Interval of the per-device score summaries, ms. */
     summaryIntervalMs: z.number().int().min(100).max(3_600_000).default(DEFAULT_INFERENCE_SUMMARY_INTERVAL_MS),
+    /** An open anomaly episode of a device with no scored window for this long closes (reason `silent`), ms. */
+    episodeSilenceMs: z.number().int().min(1_000).max(86_400_000).default(DEFAULT_INFERENCE_EPISODE_SILENCE_MS),
   })
   .superRefine((inference, ctx) => {
     if (inference.restartMaxDelayMs < inference.restartInitialDelayMs) {

@@ -177,6 +177,15 @@ export const TensorContractSchema = z.object({
 });
 export type TensorContract = z.infer<typeof TensorContractSchema>;
 
+/**
+ * Name of an optional second output of a model's graph: [batch, row length], the evidence of each
+ * feature of the row (feature j is metric `metrics[floor(j / features.length)]` and detector
+ * `features[j % features.length]`), the score being the strongest. The manifest's contract names
+ * the score only; an agent that finds this output in the graph reports which metrics made a
+ * window anomalous.
+ */
+export const EVIDENCE_OUTPUT_NAME = 'evidence';
+
 /** One self-test case: a normalised input row and the score the model must produce for it. */
 export const TestVectorSchema = z.object({
   input: z.array(z.number().finite()).min(1),

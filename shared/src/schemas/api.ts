@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
 import { DeviceIdSchema, ModelRefSchema } from './device.js';
-import { AgentIdSchema, EpochSchema, HeartbeatSchema, LaneSchema } from './uplink.js';
+import { AgentIdSchema, EpisodeCloseReasonSchema, EpisodeContributorSchema, EpochSchema, HeartbeatSchema, LaneSchema } from './uplink.js';
 import type { RolloutSummary } from '../rollouts/api.js';
 import { DesiredReportSchema } from '../rollouts/desired-report.js';
 
@@ -300,8 +300,12 @@ export const RecordKind = {
   inference: 'inference',
   /** Telemetry lane; body: InferenceSummary `{ fromTs, toTs, model, count, mean, max, anomalies, threshold? }`: one device's scores over one interval. */
   inferenceSummary: 'inference-summary',
-  /** Events lane; body: InferenceResult with `anomaly: true`. */
+  /** Events lane; body: InferenceResult with `anomaly: true` (one per flagged window: agents before episodes). */
   anomaly: 'anomaly',
+  /** Events lane; body: EpisodeOpened: a device's anomaly episode began (its first flagged window). */
+  anomalyOpened: 'anomaly-opened',
+  /** Events lane; body: EpisodeClosed: the whole episode, once it ended. */
+  anomalyClosed: 'anomaly-closed',
   /**
    * Events lane; body: DeviceResendReport `{ seq, ts }`. A device message the agent had already
    * committed arrived again (a QoS 1/2 resend after a lost acknowledgement): acknowledged again,
@@ -356,16 +360,46 @@ export const SeriesResponseSchema = z.object({
 });
 export type SeriesResponse = z.infer<typeof SeriesResponseSchema>;
 
+/** Whether an episode is still going on (no closed record yet) or over. */
+export const EpisodeState = { open: 'open', closed: 'closed' } as const;
+export type EpisodeState = (typeof EpisodeState)[keyof typeof EpisodeState];
+
+/** An anomaly episode as the API lists it: built from its `anomaly-opened` and `anomaly-closed` records. */
+export const EpisodeViewSchema = z.object({
+  episodeId: z.string(),
+  state: z.enum([EpisodeState.open, EpisodeState.closed]),
+  /** Device time of the first flagged window, epoch ms. */
+  startTs: EpochMs,
+  /** Device time of the last flagged window known; the start while only the opened record arrived. */
+  lastSeenTs: EpochMs,
+  /** Device time it ended (see EpisodeClosed.endTs); null while open. */
+  endTs: EpochMs.nullable(),
+  /** Flagged windows; null while open. */
+  windows: z.number().int().positive().nullable(),
+  /** Why it closed; null while open. */
+  reason: EpisodeCloseReasonSchema.nullable(),
+  /** The metrics that contributed most, strongest first; empty when the model gives no evidence. */
+  contributors: z.array(EpisodeContributorSchema),
+});
+export type EpisodeView = z.infer<typeof EpisodeViewSchema>;
+
+/**
+ * One anomaly: an episode (consecutive flagged windows of a device, one alarm however long it
+ * lasts) with `episode` set, or one flagged window reported by an agent from before episodes.
+ */
 export const AnomalySchema = z.object({
   agentId: AgentIdSchema,
   deviceId: DeviceIdSchema,
-  /** Device time of the scored data, epoch ms. */
+  /** Device time of the scored data (of an episode: its start), epoch ms. */
   ts: EpochMs,
+  /** The score (of an episode: its peak so far). */
   score: z.number(),
   threshold: z.number().optional(),
   model: ModelRefSchema,
-  /** Agent time when the record was committed, epoch ms. */
+  /** Agent time when the (first) record was committed, epoch ms. */
   receivedAtMs: EpochMs,
+  /** Set for an episode; absent for a single window of an older agent. */
+  episode: EpisodeViewSchema.optional(),
 });
 export type Anomaly = z.infer<typeof AnomalySchema>;
 

@@ -256,3 +256,84 @@ export const HeartbeatSchema = z.object({
   desired: DesiredReportSchema.optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+
+// ---------------------------------------------------------------------------------------
+// Anomaly episodes: consecutive flagged windows of one device are one episode, reported when it
+// opens and again when it closes (events lane), so an operator counts one alarm per fault.
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Clean (not flagged) windows in a row that close a device's episode. 3: a fault whose score dips
+ * under the threshold for one or two windows (4 to 8 s at the shipped models' hop of 4 samples at
+ * 1 Hz) is still one alarm, and an episode is reported closed 12 s after its last flagged window.
+ * The evaluation (models/src/evaluate, `flaggedRuns`) merges alarm events by the same rule, so
+ * its false alarms per device-day count what the agent reports.
+ */
+export const EPISODE_CLOSE_AFTER_CLEAN_WINDOWS = 3;
+
+/** Why an episode closed. */
+export const EpisodeCloseReason = {
+  /** EPISODE_CLOSE_AFTER_CLEAN_WINDOWS clean windows in a row. */
+  recovered: 'recovered',
+  /** No scored window of the device for `inference.episodeSilenceMs`. */
+  silent: 'silent',
+  /** A window of the device was scored by another model (a swap): the new model opens its own. */
+  modelChanged: 'model-changed',
+  /** The agent stopped. */
+  shutdown: 'shutdown',
+} as const;
+export type EpisodeCloseReason = (typeof EpisodeCloseReason)[keyof typeof EpisodeCloseReason];
+export const EpisodeCloseReasonSchema = z.enum([EpisodeCloseReason.recovered, EpisodeCloseReason.silent, EpisodeCloseReason.modelChanged, EpisodeCloseReason.shutdown]);
+
+/** Most contributing metrics an episode names. */
+export const MAX_EPISODE_CONTRIBUTORS = 8;
+
+/** A metric that made an episode's windows anomalous, from the model's `evidence` output. */
+export const EpisodeContributorSchema = z.object({
+  metric: z.string().min(1).max(128),
+  /** The window feature (detector) with the strongest evidence for this metric: `jump`, `run`, `level0`, ... */
+  detector: z.string().min(1).max(64),
+  /** That evidence at its highest over the episode (the score is the highest evidence of any metric). */
+  evidence: z.number().finite(),
+});
+export type EpisodeContributor = z.infer<typeof EpisodeContributorSchema>;
+
+/** What an episode's opened and closed records both carry. */
+const EpisodeBaseSchema = z.object({
+  /** Unique per agent; the closed record names the episode its opened record named. */
+  episodeId: z.string().min(1).max(64),
+  model: ModelRefSchema,
+  /** Device time of the first flagged window (its newest sample), epoch ms. */
+  startTs: z.number().int(),
+  threshold: z.number().finite(),
+  /**
+   * Metrics whose evidence crossed the threshold, strongest first (at least the strongest one);
+   * empty when the model has no `evidence` output.
+   */
+  contributors: z.array(EpisodeContributorSchema).max(MAX_EPISODE_CONTRIBUTORS),
+});
+
+/** Body of an `anomaly-opened` record (events lane): a device's first flagged window after a clean spell. */
+export const EpisodeOpenedSchema = EpisodeBaseSchema.extend({
+  /** The first window's score. */
+  score: z.number().finite(),
+});
+export type EpisodeOpened = z.infer<typeof EpisodeOpenedSchema>;
+
+/** Body of an `anomaly-closed` record (events lane): the whole episode, so it reads alone. */
+export const EpisodeClosedSchema = EpisodeBaseSchema.extend({
+  /** Device time of the last flagged window, epoch ms. */
+  lastSeenTs: z.number().int(),
+  /**
+   * Device time the episode ended, epoch ms: `recovered`, the first of the clean windows that
+   * closed it; otherwise `lastSeenTs` (nothing later is known).
+   */
+  endTs: z.number().int(),
+  peakScore: z.number().finite(),
+  /** Device time of the window with the peak score. */
+  peakTs: z.number().int(),
+  /** Flagged windows in the episode. */
+  windows: z.number().int().positive(),
+  reason: EpisodeCloseReasonSchema,
+});
+export type EpisodeClosed = z.infer<typeof EpisodeClosedSchema>;

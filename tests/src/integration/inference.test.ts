@@ -4,9 +4,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { buildExternalDataModel, createManifest, makeTestModel, scorePcaReference, TEST_FEATURE_SPEC } from '@outpost/models';
+import { buildExternalDataModel, createManifest, flaggedRuns, makeTestModel, scorePcaReference, TEST_FEATURE_SPEC } from '@outpost/models';
 import {
   computeFeatures,
+  EPISODE_CLOSE_AFTER_CLEAN_WINDOWS,
+  EpisodeClosedSchema,
+  EpisodeOpenedSchema,
   generateSigningKey,
   InferenceResultSchema,
   InferenceSummarySchema,
@@ -47,6 +50,43 @@ async function storedResults(agent: Agent, lane: Lane = Lane.telemetry, kind = '
   return records
     .filter((r) => r.kind === kind)
     .map((r) => ({ deviceId: r.deviceId, deviceSeq: r.deviceSeq, result: InferenceResultSchema.parse(JSON.parse(r.body)) }));
+}
+
+/**
+ * Checks the agent's episode records against the scored results: per device, one `anomaly-opened`
+ * per alarm event of the evaluation's rule (flaggedRuns), at its first flagged window and tied
+ * to that window's device seq, and one `anomaly-closed` for each event followed by enough clean
+ * windows, ended at the first of them. The test models give no evidence: no contributors.
+ */
+async function expectEpisodes(agent: Agent, results: readonly StoredResult[], threshold: number): Promise<void> {
+  const opened: string[] = [];
+  const closed: string[] = [];
+  for (const deviceId of new Set(results.map((r) => r.deviceId))) {
+    const windows = results.filter((r) => r.deviceId === deviceId).sort((a, b) => a.result.ts - b.result.ts);
+    for (const [first, last] of flaggedRuns(windows.map((w) => w.result), threshold)) {
+      opened.push(`${deviceId}:${windows[first]!.deviceSeq}:${windows[first]!.result.ts}`);
+      const peak = Math.max(...windows.slice(first, last + 1).map((w) => (w.result.anomaly ? w.result.score : -Infinity)));
+      if (windows.length - 1 - last >= EPISODE_CLOSE_AFTER_CLEAN_WINDOWS) closed.push(`${deviceId}:${windows[first]!.result.ts}-${windows[last]!.result.ts}-${windows[last + 1]!.result.ts}:${peak.toFixed(4)}`);
+    }
+  }
+  expect(opened.length).toBeGreaterThan(0);
+  const events = await waitFor(
+    async () => {
+      const records = await agent.outbox.read(Lane.events, 0, 1_000_000);
+      const count = (kind: string): number => records.filter((r) => r.kind === kind).length;
+      return count('anomaly-opened') >= opened.length && count('anomaly-closed') >= closed.length ? records : false;
+    },
+    { what: 'the episodes in the outbox' },
+  );
+  expect(events.filter((r) => r.kind === 'anomaly'), 'no record per flagged window').toEqual([]);
+  const openedBodies = events.filter((r) => r.kind === 'anomaly-opened').map((r) => ({ r, body: EpisodeOpenedSchema.parse(JSON.parse(r.body)) }));
+  expect(openedBodies.map(({ r, body }) => `${r.deviceId}:${r.deviceSeq}:${body.startTs}`).sort()).toEqual(opened.sort());
+  const closedBodies = events.filter((r) => r.kind === 'anomaly-closed').map((r) => ({ r, body: EpisodeClosedSchema.parse(JSON.parse(r.body)) }));
+  expect(closedBodies.map(({ r, body }) => `${r.deviceId}:${body.startTs}-${body.lastSeenTs}-${body.endTs}:${body.peakScore.toFixed(4)}`).sort()).toEqual(closed.sort());
+  for (const { body } of [...openedBodies, ...closedBodies]) expect(body.contributors).toEqual([]);
+  // Each closed episode is one that opened.
+  const ids = new Set(openedBodies.map(({ body }) => body.episodeId));
+  expect(closedBodies.every(({ body }) => ids.has(body.episodeId) && body.reason === 'recovered')).toBe(true);
 }
 
 /** Collects every result a client receives on its own `devices/{id}/inference`. */
@@ -142,12 +182,11 @@ describe('agent inference with onnxruntime-node', () => {
           expect(Math.abs(result.score - want)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
         }
       }
-      // Anomalies again, as events: exactly the flagged results, and the spike is among them.
-      const anomalies = await storedResults(agent, Lane.events, 'anomaly');
+      // Anomalies as episodes in the events lane: one per run of flagged windows (the evaluation's
+      // rule), opened at its first window, closed once enough clean windows followed; the spike is in one.
       const flagged = stored.filter((s) => s.result.anomaly);
-      expect(flagged.length).toBeGreaterThan(0);
-      expect(anomalies.map((a) => `${a.deviceId}:${a.deviceSeq}`).sort()).toEqual(flagged.map((f) => `${f.deviceId}:${f.deviceSeq}`).sort());
       expect(flagged.map((f) => f.deviceSeq)).toContain(41);
+      await expectEpisodes(agent, stored, 1);
 
       const metrics = await agent.metrics.registry.metrics();
       expect(metricValue(metrics, 'outpost_inference_rows_scored_total') ?? 0).toBe(expected.size);
@@ -205,11 +244,10 @@ describe('agent inference with onnxruntime-node', () => {
           expect(s.summary.fromTs).toBeLessThanOrEqual(s.summary.toTs);
         }
       }
-      // The anomalies still go as events, each once.
-      const anomalies = await storedResults(agent, Lane.events, 'anomaly');
-      const flagged = [...received.values()].flat().filter((r) => r.anomaly);
-      expect(flagged.length).toBeGreaterThan(0);
-      expect(anomalies).toHaveLength(flagged.length);
+      // The anomalies still go as events: one episode per run of flagged windows, not one per window.
+      const scored = devices.flatMap((deviceId) => received.get(deviceId)!.map((result) => ({ deviceId, deviceSeq: (result.ts - baseTs) / 1000, result })));
+      expect(scored.filter((r) => r.result.anomaly).length).toBeGreaterThan(1);
+      await expectEpisodes(agent, scored, 1);
     } finally {
       for (const c of clients) c.end(true);
     }
