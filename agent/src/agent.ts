@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Gauge } from 'prom-client';
 import { access } from 'node:fs/promises';
-import { configVersion, createCloseStack, createLogger, ErrorCode, errorsTopic, LANES_IN_DRAIN_ORDER, OutpostError, redactUrl, type AgentConfig, type Logger } from '@outpost/shared';
+import { configVersion, createCloseStack, createLogger, ErrorCode, errorsTopic, LANES_IN_DRAIN_ORDER, OutpostError, redactUrl, type AgentConfig, type Heartbeat, type Logger } from '@outpost/shared';
 import { openOutbox, type Outbox, type OutboxRecordInput } from './buffer/index.js';
 import { createDeviceAuthenticator } from './broker/device-auth.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker.js';
@@ -11,6 +11,7 @@ import { startInference, type CommittedTelemetry, type Inference } from './infer
 import { createIngest } from './ingest/ingest.js';
 import { createRateLimiter } from './ingest/rate-limiter.js';
 import { createResendWindow } from './ingest/resend-window.js';
+import { createLogRing, startAgentDiagnostics, type LogRing } from './diag/index.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { readAppliedState, cachedModelFiles, type AppliedState } from './reconcile/applied-state.js';
 import { resolveManagedConfig } from './reconcile/managed-config.js';
@@ -44,6 +45,10 @@ export interface StartAgentOptions {
   logger?: Logger;
   /** Ends the process at once; used only by configured fault injection (chaos tests). */
   crash?: () => void;
+  /** The config file the agent was started from: the remote doctor reads it again. */
+  configFile?: string;
+  /** Where `logger` keeps its recent lines for `outpostctl agents logs` (made here with the default logger). */
+  logLines?: LogRing;
 }
 
 /**
@@ -52,7 +57,8 @@ export interface StartAgentOptions {
  * If a step fails, what already started is closed again before the error is thrown.
  */
 export async function startAgent(ownConfig: AgentConfig, options: StartAgentOptions = {}): Promise<Agent> {
-  const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: ownConfig.log.level, base: { agentId: ownConfig.agentId } });
+  const logLines = options.logLines ?? (options.logger === undefined ? createLogRing() : undefined);
+  const logger = options.logger ?? createLogger({ name: 'outpost-agent', level: ownConfig.log.level, base: { agentId: ownConfig.agentId }, onLine: (line) => logLines?.push(line) });
   // The enrolment bundle's labels and trusted keys are part of the agent's own config.
   const { config: fileConfig, credentials } = await readUplinkCredentials(ownConfig);
   // What a rollout applied last, run again before anything starts (DESIGN section 3).
@@ -141,6 +147,7 @@ export async function startAgent(ownConfig: AgentConfig, options: StartAgentOpti
       // Rates since the previous heartbeat, from counters the agent keeps anyway.
       let previous = { atMs: Date.now(), accepted: 0, uplinked: 0 };
       let uplinked = 0;
+      let lastHeartbeat: Heartbeat | undefined;
       startedUplink.onRecordsAcknowledged((n) => {
         uplinked += n;
       });
@@ -160,7 +167,7 @@ export async function startAgent(ownConfig: AgentConfig, options: StartAgentOpti
           const inferenceStatus = inference?.status();
           const desiredReport = reconciler?.report() ?? applied?.report;
           const inferenceModel = inferenceStatus?.model === undefined ? undefined : `${inferenceStatus.model.name}@${inferenceStatus.model.version}`;
-          return {
+          return (lastHeartbeat = {
             agentId: config.agentId,
             epoch: outbox.epoch,
             ts: Date.now(),
@@ -181,11 +188,14 @@ export async function startAgent(ownConfig: AgentConfig, options: StartAgentOpti
               ? {}
               : { inference: { up: inferenceStatus.up, ...(inferenceModel === undefined ? {} : { model: inferenceModel }), ...(inferenceStatus.counts === undefined ? {} : { counts: inferenceStatus.counts }) } }),
             ...(desiredReport === undefined ? {} : { desired: desiredReport }),
-          };
+          });
         },
       });
       closers.push(async () => heartbeats.close());
       sender = heartbeats;
+      // Diagnostics for the control plane (outpostctl agents doctor|status|logs) on the same connection.
+      const diagnostics = startAgentDiagnostics({ config, configFile: options.configFile, transport, outbox, outboxFileName: OUTBOX_FILE_NAME, ports: () => ({ mqttPort: broker?.mqttPort, tlsPort: broker?.tlsPort }), startedAtMs, lastHeartbeat: () => lastHeartbeat, logs: logLines, logger });
+      closers.push(async () => diagnostics.close());
 
       // Desired state: learned over the same connection, applied live, reported in the heartbeat.
       const live: LiveAgent = {

@@ -7,3 +7,6 @@ export { hashPassword, verifyPassword } from './broker/device-auth.js';
 export { UnscoredReason, InferenceRecordKind, verifyModel, readModelFiles, assertNoExternalData } from './inference/index.js';
 export type { Inference, InferenceStatus, InstalledModel, ModelInput, ModelFiles, VerifiedModel, CommittedTelemetry } from './inference/index.js';
 export { AGENT_NODE_FLAGS } from './node-flags.js';
+export { runDoctor, localDoctorEnvironment, formatDoctorReport, doctorExitCode, DoctorExitCode, measureClockSkew, judgeClockSkew } from './doctor/index.js';
+export type { DoctorEnvironment } from './doctor/index.js';
+export { createLogRing } from './diag/index.js';

@@ -3,9 +3,12 @@
 // calls process.exit (through runServiceMain).
 import { Command } from 'commander';
 import { createLogger, ExitCode, runServiceMain, type Logger } from '@outpost/shared';
-import { startAgent, type Agent } from './agent.js';
+import { OUTBOX_FILE_NAME, startAgent, type Agent } from './agent.js';
 import { hashPassword } from './broker/device-auth.js';
 import { loadAgentConfig } from './config.js';
+import { createLogRing } from './diag/index.js';
+import { doctorExitCode, formatDoctorReport, localDoctorEnvironment, runDoctor } from './doctor/index.js';
+import { createHealthzProbe, createServiceNotifier, createSystemdNotify, findSystemdNotify, healthzUrl, readSystemdEnvironment, SYSTEMD_NOTIFY_VARIABLES, type ServiceNotifier } from './service/index.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -32,27 +35,79 @@ function handleSighup(agent: Agent, logger: Logger): () => void {
   };
 }
 
+/**
+ * Under systemd (Type=notify): READY=1 once started and a watchdog fed by the agent's health
+ * (agent/src/service). Without NOTIFY_SOCKET nothing is signalled. The variables are removed
+ * from the environment so the inference processes never signal in the agent's name.
+ */
+const systemd = readSystemdEnvironment(process.env, process.pid);
+for (const name of SYSTEMD_NOTIFY_VARIABLES) delete process.env[name];
+let notifier: ServiceNotifier | undefined;
+
+function startNotifier(agent: Agent, httpHost: string, logger: Logger): ServiceNotifier | undefined {
+  if (systemd === undefined) return undefined;
+  const executable = findSystemdNotify(process.env['PATH']);
+  if (executable === undefined) {
+    logger.error('NOTIFY_SOCKET is set but systemd-notify is not installed: systemd gets no readiness or watchdog signal');
+    return undefined;
+  }
+  // A health answer must come well within one feeding interval (half the watchdog period).
+  const probeTimeoutMs = systemd.watchdogMs === undefined ? 5_000 : Math.max(1_000, systemd.watchdogMs / 4);
+  return createServiceNotifier({
+    notify: createSystemdNotify(executable, systemd.notifySocket),
+    watchdogMs: systemd.watchdogMs,
+    health: createHealthzProbe(healthzUrl(httpHost, agent.httpPort), probeTimeoutMs),
+    logger,
+  });
+}
+
 const program = new Command()
   .name('outpost-agent')
   .description('Outpost edge agent: MQTT ingest into a durable outbox, local inference, uplink')
   .option('-c, --config <file>', 'agent config file (YAML or JSON)')
   .action(async (opts: { config?: string }) => {
     if (opts.config === undefined) return program.error('missing --config <file>', { exitCode: ExitCode.configInvalid });
+    const configFile = opts.config;
+    const logLines = createLogRing();
     await runServiceMain(
       {
         name: 'outpost-agent',
         loadConfig: loadAgentConfig,
-        logger: (config) => createLogger({ name: 'outpost-agent', level: config.log.level, base: { agentId: config.agentId } }),
+        // Every line also goes to a ring of the last ones, for `outpostctl agents logs`.
+        logger: (config) => createLogger({ name: 'outpost-agent', level: config.log.level, base: { agentId: config.agentId }, onLine: (line) => logLines.push(line) }),
         // Fault injection (chaos tests) ends the process the hard way, as a power cut would.
         start: async (config, logger) => {
-          const agent = await startAgent(config, { logger, crash: () => process.kill(process.pid, 'SIGKILL') });
+          const agent = await startAgent(config, { logger, crash: () => process.kill(process.pid, 'SIGKILL'), configFile, logLines });
           onSighup = handleSighup(agent, logger);
-          return agent;
+          const started = startNotifier(agent, config.http.host, logger);
+          if (started === undefined) return agent;
+          notifier = started;
+          const close = (): Promise<void> => {
+            started.close();
+            return agent.close();
+          };
+          return { ...agent, close, [Symbol.asyncDispose]: close };
         },
-        ready: (agent) => ({ event: 'agent-ready', agentId: agent.agentId, mqttPort: agent.mqttPort, tlsPort: agent.tlsPort, httpPort: agent.httpPort, epoch: agent.epoch }),
+        ready: (agent) => {
+          void notifier?.ready(`ready: MQTT ${agent.mqttPort ?? 'bridge'}${agent.tlsPort === undefined ? '' : `, MQTT/TLS ${agent.tlsPort}`}, HTTP ${agent.httpPort}`);
+          return { event: 'agent-ready', agentId: agent.agentId, mqttPort: agent.mqttPort, tlsPort: agent.tlsPort, httpPort: agent.httpPort, epoch: agent.epoch };
+        },
       },
       opts.config,
     );
+  });
+
+program
+  .command('doctor')
+  .description('check this agent: config, data dir, outbox, NATS and its credentials, clock skew, MQTT port, model files, certificates; works while the agent runs. Exit code 0 all ok, 1 a warning, 2 a failure')
+  .option('--json', 'print the report as JSON')
+  .action(async (opts: { json?: boolean }, command: Command) => {
+    const { config } = command.optsWithGlobals<{ config?: string }>();
+    if (config === undefined) return program.error('missing --config <file>', { exitCode: ExitCode.configInvalid });
+    const report = await runDoctor({ configFile: config, env: localDoctorEnvironment({ outboxFileName: OUTBOX_FILE_NAME }) });
+    process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report, { colour: process.stdout.isTTY && process.env['NO_COLOR'] === undefined }));
+    // Exit now: an HTTP keep-alive socket of a probe must not hold the answer back.
+    process.exit(doctorExitCode(report));
   });
 
 program

@@ -5,6 +5,7 @@ import { createAuditLog } from './api/audit-log.js';
 import { createAuditRoutes, withAuditLog } from './api/audit-routes.js';
 import { createAuthenticator } from './api/auth.js';
 import { requestFailed, routeNotFound } from './api/errors.js';
+import { createDiagRoutes } from './api/diag-routes.js';
 import { createEnrollmentRoutes } from './api/enrollment-routes.js';
 import { createRolloutRoutes } from './api/rollout-routes.js';
 import { createApiRoutes, createOpenApiRoute } from './api/routes.js';
@@ -194,6 +195,7 @@ export async function startControlPlane(config: ControlPlaneConfig, options: Sta
         }),
         ...createRolloutRoutes({ rollouts: rolloutService, models }),
         ...createEnrollmentRoutes(enrollment),
+        ...createDiagRoutes({ nats, fleet }),
         ...createAuditRoutes({ audit }),
       ],
       audit,

@@ -21,3 +21,4 @@ export * from './rollouts/index.js';
 export * from './model/version.js';
 export * from './secrets.js';
 export * from './security/enrollment.js';
+export * from './schemas/diag.js';

@@ -7,6 +7,11 @@ export interface LoggerOptions {
   level?: string;
   /** Extra fields on every line, e.g. `{ agentId }`. */
   base?: Record<string, unknown>;
+  /**
+   * Also hands every line to this, exactly as written to stdout (secrets already redacted,
+   * newline included): the agent keeps its recent lines for `outpostctl agents logs`.
+   */
+  onLine?: (line: string) => void;
 }
 
 /**
@@ -18,7 +23,17 @@ const REDACT_PATHS = REDACTED_LOG_FIELDS.flatMap((field) => [field, `*.${field}`
 
 /** Structured JSON logs to stdout (pino); one line per event, machine-readable; secrets redacted by field name. */
 export function createLogger(options: LoggerOptions): Logger {
-  return pino({ name: options.name, level: options.level ?? 'info', base: { ...options.base }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+  const settings = { name: options.name, level: options.level ?? 'info', base: { ...options.base }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  const { onLine } = options;
+  if (onLine === undefined) return pino(settings);
+  // pino's own stdout destination (flushed on exit), with the line handed on first.
+  const stdout = pino.destination(1);
+  return pino(settings, {
+    write(line: string) {
+      onLine(line);
+      stdout.write(line);
+    },
+  });
 }
 
 /**

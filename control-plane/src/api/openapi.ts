@@ -10,6 +10,9 @@ import {
   ApiErrorResponseSchema,
   AuditListEntrySchema,
   AuditListResponseSchema,
+  AgentDiagStatusSchema,
+  DiagLogsReplySchema,
+  DoctorReportSchema,
   DeviceDetailResponseSchema,
   DeviceListResponseSchema,
   DeviceSummarySchema,
@@ -63,6 +66,9 @@ export const API_SCHEMAS = {
   Revocation: RevocationResponseSchema,
   AuditList: AuditListResponseSchema,
   AuditEntry: AuditListEntrySchema,
+  DoctorReport: DoctorReportSchema,
+  AgentDiagStatus: AgentDiagStatusSchema,
+  AgentLogs: DiagLogsReplySchema,
 } as const satisfies Record<string, ApiSchema>;
 export type ApiSchemaName = keyof typeof API_SCHEMAS;
 

@@ -25,6 +25,10 @@ export const CliExitCode = {
   rolloutRolledBack: 11,
   /** `rollout status --watch`: the rollout ended aborted. */
   rolloutAborted: 12,
+  /** `agents doctor`: the agent's report has a warning (and no failure). */
+  doctorWarn: 13,
+  /** `agents doctor`: a check of the agent's report failed. */
+  doctorFail: 14,
   /** Interrupted (Ctrl-C, SIGINT or SIGTERM): 128 + SIGINT, as shells report it. */
   interrupted: 130,
 } as const;
@@ -43,6 +47,8 @@ export const EXIT_CODE_MEANINGS: Readonly<Record<CliExitCode, string>> = {
   [CliExitCode.rolloutFailed]: 'rollout status --watch: the rollout failed',
   [CliExitCode.rolloutRolledBack]: 'rollout status --watch: the rollout was rolled back',
   [CliExitCode.rolloutAborted]: 'rollout status --watch: the rollout was aborted',
+  [CliExitCode.doctorWarn]: 'agents doctor: a check warned (none failed)',
+  [CliExitCode.doctorFail]: 'agents doctor: a check failed',
   [CliExitCode.interrupted]: 'interrupted (Ctrl-C)',
 };
 

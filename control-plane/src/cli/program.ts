@@ -16,6 +16,7 @@ import {
 } from '@outpost/shared';
 import { generateOperatorToken, hashOperatorToken } from '../api/auth.js';
 import { DEFAULT_CLI_TIMEOUT_MS } from './api-client.js';
+import { registerAgentDiagCommands } from './agent-diag-commands.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { checkId, createCommandKit, DEFAULT_CONTROL_PLANE_URL, expectBody, parsePositiveInt, usage, type CliIo, type GlobalOptions } from './command-kit.js';
 import { CliError, CliExitCode, EXIT_CODES_HELP } from './exit-codes.js';
@@ -74,6 +75,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliExi
     });
 
   registerEnrollmentCommands(agents, kit);
+  registerAgentDiagCommands(agents, kit);
 
   const devices = program.command('devices').description('devices of an agent');
   devices

@@ -196,6 +196,15 @@ export interface Subscription {
   stop(): void;
 }
 
+/** A reply to a request this client made. */
+export interface RequestReply {
+  readonly data: Uint8Array;
+  header(name: string): string | undefined;
+}
+
+/** How a request ended: a reply, nobody subscribed to the subject (NATS 503), or no reply in time. */
+export type RequestOutcome = { type: 'reply'; reply: RequestReply } | { type: 'no-responders' } | { type: 'timeout' };
+
 export interface NatsClient {
   isConnected(): boolean;
   onStatus(listener: (status: NatsStatus) => void): void;
@@ -220,6 +229,11 @@ export interface NatsClient {
    * consumer, deleted after the read.
    */
   readLast(stream: string, count: number, options?: { beforeSeq?: number }): Promise<StoredMessage[]>;
+  /**
+   * A core NATS request (to an agent's diagnostics, through the AGENTS account's export).
+   * @throws only when the connection is closed; no responder and no reply in time are outcomes.
+   */
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<RequestOutcome>;
   /** Answers requests on `subject` (wildcards allowed) in queue group `queue`: each request reaches one replica. */
   serve(subject: string, queue: string, handler: (request: ServiceRequest) => void): Subscription;
   /** Pulls from a durable consumer until stopped; keeps going across disconnects and server restarts. */

@@ -1,7 +1,8 @@
 // The services agents call (request/reply), so that an agent needs no JetStream API at all
 // (DESIGN section 4: an agent in its own account imports only what it needs):
 //   outpost.svc.desired.{agentId} -> its desired state and KV revision,
-//   outpost.svc.model.{agentId}   -> a chunk of a model file from the model store.
+//   outpost.svc.model.{agentId}   -> a chunk of a model file from the model store,
+//   outpost.svc.time.{agentId}    -> this replica's clock (the agent's doctor measures its skew).
 // The agent id comes from the subject, which an agent's NATS permissions let only that agent
 // publish. Every replica serves them in one queue group.
 import {
@@ -12,7 +13,9 @@ import {
   ModelChunkRequestSchema,
   modelObjectNames,
   parseServiceSubject,
+  parseTimeServiceSubject,
   SERVICE_ERROR_HEADER,
+  TimeReplySchema,
   TOTAL_BYTES_HEADER,
   type DesiredReply,
   type Logger,
@@ -75,6 +78,8 @@ export function startAgentServices(options: AgentServicesOptions): Subscription 
   };
 
   return nats.serve(AGENT_SERVICE_SUBJECTS, AGENT_SERVICE_QUEUE, (request) => {
+    // The doctor takes the middle of its round trip as the moment of this stamp.
+    if (parseTimeServiceSubject(request.subject) !== undefined) return request.respond(Buffer.from(JSON.stringify(TimeReplySchema.parse({ nowMs: Date.now() }))));
     const parsed = parseServiceSubject(request.subject);
     if (parsed === undefined) return fail(request, ErrorCode.REQUEST_INVALID, 'unknown service');
     const work = parsed.service === 'desired' ? serveDesired(request, parsed.agentId) : serveModel(request);

@@ -594,7 +594,7 @@ describe('outpostctl rollout operations', { timeout: SLOW_TEST_MS }, () => {
     const [top, rollout, status] = await Promise.all([runOutpostctl(['--help']), runOutpostctl(['rollout', '--help']), runOutpostctl(['rollout', 'status', '--help'])]);
     expect(top.stdout).toMatch(/^ {2}6 {2}conflict: /m);
     expect(top.stdout).toMatch(/^ {2}7 {2}the control plane refused the input as invalid/m);
-    expect(top.stdout).toMatch(/^ 10 {2}rollout status --watch: the rollout failed\n 11 {2}.*rolled back\n 12 {2}.*aborted\n130 {2}interrupted/m);
+    expect(top.stdout).toMatch(/^ 10 {2}rollout status --watch: the rollout failed\n 11 {2}.*rolled back\n 12 {2}.*aborted\n 13 {2}agents doctor: a check warned.*\n 14 {2}agents doctor: a check failed\n130 {2}interrupted/m);
     for (const command of ['create', 'ls', 'status', 'pause', 'resume', 'abort', 'rollback']) expect(rollout.stdout).toMatch(new RegExp(`^ {2}${command}\\b`, 'm'));
     expect(status.stdout).toMatch(/^ {4}0 {2}the rollout succeeded\n {3}10 .*\n {3}11 .*rolled back\n {3}12 .*aborted\n {2}130 {2}Ctrl-C/m);
   });

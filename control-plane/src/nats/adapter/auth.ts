@@ -8,10 +8,22 @@ import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jw
 import type { Account, Export, Import } from '@nats-io/jwt';
 import { createAccount, createOperator, createUser, fromSeed } from '@nats-io/nkeys';
 import { connect, credsAuthenticator } from '@nats-io/transport-node';
+import { DIAG_SUBJECTS, diagListenSubject } from '@outpost/shared';
 
 /** Agents publish their batches, heartbeats and evictions, call the control plane's services, and hear their notices. */
 const AGENT_SERVICES = ['outpost.uplink.>', 'outpost.agent.>', 'outpost.svc.>'] as const;
 const AGENT_STREAMS = ['outpost.desired.>'] as const;
+/**
+ * The other way round: every agent answers the control plane's diagnostics requests on its own
+ * `outpost.diag.{agentId}.*`. AGENTS exports them as one service, OUTPOST imports it.
+ */
+const AGENT_DIAG_EXPORT = DIAG_SUBJECTS;
+/**
+ * An agent may publish to the reply subject of a request it received (its diagnostics
+ * answers), once, within this long: enough for a doctor run on a slow gateway. Nanoseconds (the
+ * JWT's `resp.ttl` is a Go duration).
+ */
+const AGENT_RESPONSE_TTL_NS = 2 * 60 * 1_000_000_000;
 
 const UNLIMITED = { subs: -1, conn: -1, leaf: -1, imports: -1, exports: -1, data: -1, payload: -1, wildcards: true };
 const JETSTREAM_UNLIMITED = { mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
@@ -42,7 +54,14 @@ function agentsAccountClaims(outpostAccount: string, agentsSigningKey: string, r
     ...AGENT_SERVICES.map((subject) => ({ name: subject, subject, account: outpostAccount, type: 'service' as const })),
     ...AGENT_STREAMS.map((subject) => ({ name: subject, subject, account: outpostAccount, type: 'stream' as const })),
   ];
-  return { limits: { ...UNLIMITED }, signing_keys: [agentsSigningKey], imports: imports as Import[], ...(Object.keys(revocations).length === 0 ? {} : { revocations: { ...revocations } }) } as Partial<Account>;
+  const exports: Partial<Export>[] = [{ name: AGENT_DIAG_EXPORT, subject: AGENT_DIAG_EXPORT, type: 'service', response_type: 'Singleton' }];
+  return {
+    limits: { ...UNLIMITED },
+    signing_keys: [agentsSigningKey],
+    imports: imports as Import[],
+    exports: exports as Export[],
+    ...(Object.keys(revocations).length === 0 ? {} : { revocations: { ...revocations } }),
+  } as Partial<Account>;
 }
 
 /** Creates the operator, its accounts, the signing keys and the control plane's and system's users. */
@@ -59,9 +78,11 @@ export async function createNatsAuthMaterial(): Promise<NatsAuthMaterial> {
     ...AGENT_SERVICES.map((subject) => ({ name: subject, subject, type: 'service' as const, response_type: 'Singleton' as const })),
     ...AGENT_STREAMS.map((subject) => ({ name: subject, subject, type: 'stream' as const })),
   ];
+  // The control plane asks agents for their diagnostics through this import of AGENTS' export.
+  const outpostImports: Partial<Import>[] = [{ name: AGENT_DIAG_EXPORT, subject: AGENT_DIAG_EXPORT, account: agents.getPublicKey(), type: 'service' }];
   const accountJwts: Record<string, string> = {
     [system.getPublicKey()]: await encodeAccount('SYS', system, { limits: { ...UNLIMITED } } as Partial<Account>, signer),
-    [outpost.getPublicKey()]: await encodeAccount('OUTPOST', outpost, { limits: { ...UNLIMITED, ...JETSTREAM_UNLIMITED }, exports: exports as Export[] } as Partial<Account>, signer),
+    [outpost.getPublicKey()]: await encodeAccount('OUTPOST', outpost, { limits: { ...UNLIMITED, ...JETSTREAM_UNLIMITED }, exports: exports as Export[], imports: outpostImports as Import[] } as Partial<Account>, signer),
     [agents.getPublicKey()]: await encodeAccount('AGENTS', agents, agentsAccountClaims(outpost.getPublicKey(), agentsSigner.getPublicKey(), {}), signer),
   };
   const user = async (name: string, account: ReturnType<typeof createAccount>): Promise<string> => {
@@ -110,7 +131,9 @@ export function agentInboxPrefix(agentId: string): string {
 
 /**
  * A new user of the AGENTS account for `agentId`: it may publish only its own uplink,
- * heartbeat, eviction and service subjects, and receive only its own notices and replies.
+ * heartbeat, eviction and service subjects, and receive only its own notices, replies and
+ * diagnostics requests, which it may answer (a response permission: one reply per request
+ * received, to that request's reply subject only).
  */
 export async function mintAgentUser(agentId: string, agentsAccount: string, agentsSigningSeed: string): Promise<AgentUser> {
   const user = createUser();
@@ -121,7 +144,8 @@ export async function mintAgentUser(agentId: string, agentsAccount: string, agen
     agentsAccount,
     {
       pub: { allow: [`outpost.uplink.${agentId}.*`, `outpost.agent.${agentId}.*`, `outpost.svc.*.${agentId}`] },
-      sub: { allow: [`outpost.desired.${agentId}`, `${inboxPrefix}.>`] },
+      sub: { allow: [`outpost.desired.${agentId}`, `${inboxPrefix}.>`, diagListenSubject(agentId)] },
+      resp: { max: 1, ttl: AGENT_RESPONSE_TTL_NS },
     },
     { signer: fromSeed(Buffer.from(agentsSigningSeed)) },
   );

@@ -4,7 +4,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { readFile } from 'node:fs/promises';
-import { connect, credsAuthenticator, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, errors as natsErrors, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { ErrorCode, OutpostError, readSecretFile, redactUrl, type ControlPlaneNatsConfig, type Logger } from '@outpost/shared';
 import type {
   ConsumeOptions,
@@ -18,6 +18,7 @@ import type {
   NatsStatus,
   ObjectStoreBucket,
   ObjectStoreSpec,
+  RequestOutcome,
   ServiceRequest,
   StoredMessage,
   StreamAck,
@@ -192,6 +193,17 @@ class Client implements NatsClient {
 
   readLast(stream: string, count: number, options: { beforeSeq?: number } = {}): Promise<StoredMessage[]> {
     return readLast(this.#js, this.#jsm, stream, count, options.beforeSeq);
+  }
+
+  async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<RequestOutcome> {
+    try {
+      const reply = await this.#nc.request(subject, data, { timeout: timeoutMs });
+      return { type: 'reply', reply: { data: reply.data, header: (name) => (reply.headers?.has(name) ? reply.headers.get(name) : undefined) } };
+    } catch (error) {
+      if ((error instanceof natsErrors.RequestError && error.isNoResponders()) || error instanceof natsErrors.NoRespondersError) return { type: 'no-responders' };
+      if (error instanceof natsErrors.TimeoutError || (error instanceof natsErrors.RequestError && error.cause instanceof natsErrors.TimeoutError)) return { type: 'timeout' };
+      throw error;
+    }
   }
 
   serve(subject: string, queue: string, handler: (request: ServiceRequest) => void): Subscription {
