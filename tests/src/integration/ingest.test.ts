@@ -7,6 +7,7 @@ import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { startInProcessAgent, testAgentConfig } from '../harness/agent-process.js';
 import { closed, connectDevice, nextMessage, publish, telemetryPayload } from '../harness/devices.js';
 import { metricValue } from '../harness/metrics.js';
+import { waitFor } from '../harness/wait.js';
 
 let dir: TempDir;
 let agent: Agent | undefined;
@@ -109,7 +110,13 @@ describe('ingest into the outbox', () => {
     await publish(device, 'devices/d1/telemetry', telemetryPayload(1), 0);
     await publish(device, 'devices/d1/telemetry', telemetryPayload(2), 0);
     expect(JSON.parse((await answer).toString())).toMatchObject({ reason: 'rate-limited', topic: 'devices/d1/telemetry' });
-    expect((await allTelemetry(a)).map((r) => r.deviceSeq)).toEqual([1]);
+    // QoS 0 has no PUBACK to wait for: the first message is committed by the group commit it
+    // joined, which may land after the second one's answer.
+    const stored = await waitFor(async () => {
+      const records = await allTelemetry(a);
+      return records.length > 0 && records;
+    }, { what: 'the first QoS 0 message in the outbox' });
+    expect(stored.map((r) => r.deviceSeq)).toEqual([1]);
     expect(device.connected).toBe(true);
     device.end(true);
   });
