@@ -28,8 +28,9 @@ export async function loadAgentConfig(file: string): Promise<AgentConfig> {
           },
         }
       : { ...config.broker, caFile: config.broker.caFile === undefined ? undefined : at(config.broker.caFile) };
+  const filesAt = (files: { onnxPath: string; manifestPath: string }) => ({ onnxPath: at(files.onnxPath), manifestPath: at(files.manifestPath) });
   const model = config.inference.model;
-  const inference = model === undefined ? config.inference : { ...config.inference, model: { onnxPath: at(model.onnxPath), manifestPath: at(model.manifestPath) } };
+  const inference = { ...config.inference, model: model === undefined ? undefined : filesAt(model), models: config.inference.models.map(filesAt) };
   const uplink = config.uplink && {
     ...config.uplink,
     enrollmentFile: optionalAt(config.uplink.enrollmentFile),

@@ -1,5 +1,6 @@
 /** The inference stage of the agent (DESIGN section 2): its public surface, nothing of onnxruntime. */
-export { startInference, UnscoredReason } from './inference.js';
+export { startInference } from './inference-router.js';
+export { UnscoredReason } from './inference.js';
 export type { CommittedTelemetry, Inference, InferenceOptions, InferenceStatus, InstalledModel } from './inference.js';
 export { verifyModel, readModelFiles, assertTrustedKeys, MAX_MANIFEST_BYTES } from './model-source.js';
 export type { ModelFiles, ModelInput, VerifiedModel, VerifyOptions } from './model-source.js';

@@ -22,6 +22,8 @@ export const UnscoredReason = {
   invalidScore: 'invalid-score',
   /** Still queued when the agent stopped. */
   shutdown: 'shutdown',
+  /** With models of several kinds serving: a telemetry message of a device whose metrics no model reads (routeDevice). */
+  unrouted: 'unrouted',
 } as const;
 export type UnscoredReason = (typeof UnscoredReason)[keyof typeof UnscoredReason];
 
@@ -56,6 +58,8 @@ export interface InferenceStatus {
   pid: number | undefined;
   queuedRows: number;
   counts: InferenceCounts | undefined;
+  /** Every model serving, one per device kind (the router's status; `model` is the one installed last). */
+  models?: ModelRef[] | undefined;
 }
 
 /** The inference settings a rollout may change while the agent runs. */

@@ -49,13 +49,14 @@ interface QueuedRow {
 }
 
 /**
- * Starts the inference stage and, when `config.model` names files, loads that model before
- * resolving. A model that fails verification or its self-test is logged and counted; the stage
+ * Starts the inference of one device kind (one model at a time, hot-swapped; the router in
+ * inference-router.ts runs one per kind) and, when `config.model` names files, loads that model
+ * before resolving. A model that fails verification or its self-test is logged and counted; the stage
  * still starts (without a model, telemetry is counted `no-model`) so ingest is never held up.
  *
  * @throws OutpostError CONFIG_INVALID when a trusted key is not a usable ed25519 public key.
  */
-export async function startInference(options: InferenceOptions): Promise<Inference> {
+export async function startModelInference(options: InferenceOptions): Promise<Inference> {
   const { config, metrics, logger } = options;
   assertTrustedKeys(config.trustedKeys);
   const sink = createResultSink({ outbox: options.outbox, publish: options.publish, metrics, logger, upstream: config.upstream, summaryIntervalMs: config.summaryIntervalMs, episodeSilenceMs: config.episodeSilenceMs });
@@ -231,7 +232,8 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
     }
     current = slot;
     counts = { model: `${model.ref.name}@${model.ref.version}`, sinceMs: Date.now(), rows: 0, anomalies: 0, errors: 0 };
-    metrics.inferenceModelInfo.reset();
+    // Models of other kinds serve beside this one: only the replaced model's series goes.
+    if (previous !== undefined) metrics.inferenceModelInfo.remove({ name: previous.model.ref.name, version: previous.model.ref.version });
     metrics.inferenceModelInfo.set({ name: model.ref.name, version: model.ref.version }, 1);
     updateUp();
     retireDrained();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isOutpostError, type FeatureSpec } from '@outpost/shared';
 import type { TelemetryRecord } from '../train/records.js';
-import { evaluateRecords, routeDevice, type ModelUnderTest, type TruthEpisode } from './evaluate.js';
+import { evaluateRecords, type ModelUnderTest, type TruthEpisode } from './evaluate.js';
 
 // Models whose "score" is a window's max, so which windows get flagged is known exactly.
 function spec(metrics: string[]): FeatureSpec {
@@ -33,15 +33,6 @@ async function refusal(run: Promise<unknown>): Promise<Error> {
   }
   throw new Error('expected MODEL_INVALID');
 }
-
-describe('routeDevice', () => {
-  it('picks, among the models whose metrics a device sends, the one reading the most; none when none fits', () => {
-    const [x, xy, z] = [model('x', ['x']), model('xy', ['x', 'y']), model('z', ['z'])];
-    expect(routeDevice(['x', 'y', 'w'], [x, xy, z])).toBe(xy);
-    expect(routeDevice(['x'], [x, xy, z])).toBe(x);
-    expect(routeDevice(['y'], [x, xy, z])).toBeUndefined();
-  });
-});
 
 describe('evaluateRecords', () => {
   it('routes every device to its model, assesses each model on its own devices, and lists the devices no model fits', async () => {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { createFeatureWindow, ErrorCode, featureLength, GroundTruthEpisodeSchema, OutpostError, type FeatureSpec, type FeatureWindow, type ModelRef } from '@outpost/shared';
+import { createFeatureWindow, ErrorCode, featureLength, GroundTruthEpisodeSchema, OutpostError, routeDevice, type FeatureSpec, type FeatureWindow, type ModelRef } from '@outpost/shared';
 import type { TelemetryRecord } from '../train/records.js';
 import {
   assessTraces,
@@ -61,21 +61,8 @@ export interface ModelUnderTest {
   trainingDevices?: ReadonlySet<string>;
 }
 
-/**
- * Which model a device goes to, by the metrics of its first telemetry message: among the models
- * whose every feature metric the device sends, the one reading the most metrics (the most
- * specific kind); the first of equals. Undefined: no model fits the device. The agent routes
- * by the same rule.
- */
-export function routeDevice<M extends { featureSpec: Pick<FeatureSpec, 'metrics'> }>(metricNames: readonly string[], models: readonly M[]): M | undefined {
-  const names = new Set(metricNames);
-  let best: M | undefined;
-  for (const model of models) {
-    if (!model.featureSpec.metrics.every((m) => names.has(m))) continue;
-    if (best === undefined || model.featureSpec.metrics.length > best.featureSpec.metrics.length) best = model;
-  }
-  return best;
-}
+/** Which model a device goes to (shared: the agent routes by the same rule). */
+export { routeDevice };
 
 export interface EvaluateOptions {
   models: readonly ModelUnderTest[];

@@ -156,6 +156,9 @@ export const DEFAULT_INFERENCE_UPSTREAM: InferenceUpstream = InferenceUpstream.s
 /** Interval of the per-device score summaries sent upstream, ms. */
 export const DEFAULT_INFERENCE_SUMMARY_INTERVAL_MS = 10_000;
 
+/** A model's two files: the .onnx graph and its signed manifest (JSON), relative to the config file. */
+const ModelFilesSchema = z.strictObject({ onnxPath: z.string().min(1), manifestPath: z.string().min(1) });
+
 /**
  * A device's open anomaly episode closes (reason `silent`) when none of its windows was scored for
  * this long, ms: a device that stops sending in the middle of a fault still gets its closed record.
@@ -171,7 +174,13 @@ const InferenceSchema = z
   .strictObject({
     enabled: z.boolean().default(false),
     /** The model loaded at start: a .onnx file and its signed manifest (JSON), relative to the config file. */
-    model: z.strictObject({ onnxPath: z.string().min(1), manifestPath: z.string().min(1) }).optional(),
+    model: ModelFilesSchema.optional(),
+    /**
+     * More models loaded at start, side by side with `model`: one per device kind (the set of
+     * metrics a model reads; a second model of the same kind replaces the first). Each device
+     * goes to the model of its kind, chosen by the metrics of its first message (routeDevice).
+     */
+    models: z.array(ModelFilesSchema).max(16).default([]),
     /** Public keys whose manifest signatures the agent accepts. */
     trustedKeys: z.array(TrustedKeySchema).default([]),
     /** Overrides the model manifest's threshold: a score above it is an anomaly. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isOutpostError } from '../errors.js';
-import { computeFeatures, createFeatureWindow, type MetricValues } from './features.js';
+import { computeFeatures, createFeatureWindow, routeDevice, type MetricValues } from './features.js';
 import { FeatureSpecSchema, type FeatureSpec, type WindowFeature } from './manifest.js';
 
 const ALL_FEATURES: WindowFeature[] = ['mean', 'std', 'min', 'max', 'last', 'slope', 'diffStd'];
@@ -242,5 +242,16 @@ describe('computeFeatures', () => {
     expect(a.raw[0]).toBe(2);
     expect(() => computeFeatures([{ temperature: 1, vibration: 2 }], spec)).toThrow(/needs 2 samples/);
     expect(() => computeFeatures([{ temperature: 1, vibration: 2 }, { temperature: 1 }], spec)).toThrow(/sample 1 has no finite value for metric vibration/);
+  });
+});
+
+describe('routeDevice', () => {
+  it('picks, among the models whose metrics a device sends, the one reading the most (the first of equals); none when none fits', () => {
+    const model = (name: string, metrics: string[]) => ({ name, featureSpec: { metrics } });
+    const [x, xy, z, yx] = [model('x', ['x']), model('xy', ['x', 'y']), model('z', ['z']), model('yx', ['y', 'x'])];
+    expect(routeDevice(['x', 'y', 'w'], [x, xy, z])).toBe(xy);
+    expect(routeDevice(['x', 'y'], [x, xy, yx])).toBe(xy);
+    expect(routeDevice(['x'], [x, xy, z])).toBe(x);
+    expect(routeDevice(['y'], [x, xy, z])).toBeUndefined();
   });
 });

@@ -299,3 +299,19 @@ export function computeFeatures(samples: readonly MetricValues[], spec: FeatureS
   });
   return { row: normalise(layout, raw), raw };
 }
+
+/**
+ * Which model a device goes to, by the metrics of its first telemetry message: among the models
+ * whose every feature metric the device sends, the one reading the most metrics (the most
+ * specific kind); the first of equals. Undefined: no model fits the device. The agent routes its
+ * devices and the evaluation (models/) its traffic by this one rule.
+ */
+export function routeDevice<M extends { featureSpec: { readonly metrics: readonly string[] } }>(metricNames: readonly string[], models: readonly M[]): M | undefined {
+  const names = new Set(metricNames);
+  let best: M | undefined;
+  for (const model of models) {
+    if (!model.featureSpec.metrics.every((m) => names.has(m))) continue;
+    if (best === undefined || model.featureSpec.metrics.length > best.featureSpec.metrics.length) best = model;
+  }
+  return best;
+}
