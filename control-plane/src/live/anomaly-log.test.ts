@@ -70,4 +70,21 @@ describe('createAnomalyLog', () => {
     log.prune(T0 + 60_500);
     expect(log.query({ sinceMs: 0, limit: 10 }).map((a) => a.agentId)).toEqual(['gw-1']);
   });
+
+  it('closes an open episode as superseded when a newer one of the same device arrives (the agent stopped without closing it)', () => {
+    const log = createAnomalyLog({ retentionMs: 60_000, maxAnomalies: 100 });
+    const model = { name: 'anomaly-machine', version: '2.0.0' };
+    const opened = (episodeId: string, deviceId: string, startTs: number): EpisodeRecord => ({
+      type: 'opened',
+      agentId: 'gw-1',
+      deviceId,
+      receivedAtMs: startTs,
+      body: { episodeId, model, startTs, threshold: 1.8, contributors: [], score: 2 },
+    });
+    log.addEpisode(opened('old', 'press-1', T0), T0);
+    log.addEpisode(opened('other-device', 'press-2', T0), T0);
+    log.addEpisode(opened('new', 'press-1', T0 + 90_000), T0 + 90_000);
+    const states = Object.fromEntries(log.query({ sinceMs: 0, limit: 10 }).map((a) => [a.episode!.episodeId, [a.episode!.state, a.episode!.reason, a.episode!.endTs]]));
+    expect(states).toEqual({ old: ['closed', 'superseded', T0], 'other-device': ['open', null, null], new: ['open', null, null] });
+  });
 });

@@ -2,7 +2,7 @@
 // `anomaly-opened` and `anomaly-closed`: one entry per episode, however many windows it lasted)
 // and single flagged windows of agents from before episodes (kind `anomaly`). Pure and in memory,
 // rebuilt from the uplink stream at start like the recent window.
-import { EpisodeState, type Anomaly, type EpisodeClosed, type EpisodeOpened } from '@outpost/shared';
+import { EpisodeCloseReason, EpisodeState, type Anomaly, type EpisodeClosed, type EpisodeOpened } from '@outpost/shared';
 
 export interface AnomalyLogOptions {
   /** Anomalies last stored in the stream before `now - retentionMs` are dropped by `prune`. */
@@ -86,11 +86,44 @@ export function createAnomalyLog(options: AnomalyLogOptions): AnomalyLog {
   // Arrival (stream) order, so the count bound takes the oldest first.
   let entries: Stored[] = [];
   const byKey = new Map<string, Stored>();
+  /** Open episodes per agent and device (one, unless a closed record was lost). */
+  const open = new Map<string, Set<Stored>>();
+  const openOf = (a: Pick<Anomaly, 'agentId' | 'deviceId'>): Set<Stored> => {
+    const key = `${a.agentId}/${a.deviceId}`;
+    let set = open.get(key);
+    if (set === undefined) open.set(key, (set = new Set()));
+    return set;
+  };
+  const dropOpen = (entry: Stored): void => {
+    const key = `${entry.anomaly.agentId}/${entry.anomaly.deviceId}`;
+    const set = open.get(key);
+    set?.delete(entry);
+    if (set?.size === 0) open.delete(key);
+  };
+  const forget = (entry: Stored): void => {
+    byKey.delete(entry.key);
+    dropOpen(entry);
+  };
   const push = (stored: Stored): void => {
     byKey.set(stored.key, stored);
     entries.push(stored);
+    if (stored.anomaly.episode?.state === EpisodeState.open) openOf(stored.anomaly).add(stored);
     if (entries.length > options.maxAnomalies) {
-      for (const entry of entries.splice(0, entries.length - options.maxAnomalies)) byKey.delete(entry.key);
+      for (const entry of entries.splice(0, entries.length - options.maxAnomalies)) forget(entry);
+    }
+  };
+  /**
+   * An agent keeps one open episode per device: an older one of the device still open when a
+   * newer one arrives lost its closed record (the agent stopped without closing it), so it is
+   * closed here, ended at the last time known. Its closed record, should it come late, changes nothing.
+   */
+  const supersedeOlder = (newer: Anomaly): void => {
+    for (const entry of [...(open.get(`${newer.agentId}/${newer.deviceId}`) ?? [])]) {
+      const a = entry.anomaly;
+      const ep = a.episode;
+      if (ep?.state !== EpisodeState.open || ep.startTs > newer.ts) continue;
+      entry.anomaly = { ...a, episode: { ...ep, state: EpisodeState.closed, endTs: ep.lastSeenTs, reason: EpisodeCloseReason.superseded } };
+      dropOpen(entry);
     }
   };
   return {
@@ -104,11 +137,13 @@ export function createAnomalyLog(options: AnomalyLogOptions): AnomalyLog {
       const known = byKey.get(key);
       if (known === undefined) {
         const anomaly = episodeAnomaly(record);
+        supersedeOlder(anomaly);
         push({ anomaly, key, storedAtMs });
         return anomaly;
       }
       // An episode only ever goes from open to closed; the opened record's commit time stays.
       if (record.type === 'opened' || known.anomaly.episode?.state === EpisodeState.closed) return undefined;
+      dropOpen(known);
       known.anomaly = { ...episodeAnomaly(record), receivedAtMs: known.anomaly.receivedAtMs };
       known.storedAtMs = storedAtMs;
       return known.anomaly;
@@ -125,7 +160,7 @@ export function createAnomalyLog(options: AnomalyLogOptions): AnomalyLog {
       if (!entries.some((e) => e.storedAtMs < oldestMs)) return;
       entries = entries.filter((e) => {
         if (e.storedAtMs >= oldestMs) return true;
-        byKey.delete(e.key);
+        forget(e);
         return false;
       });
     },

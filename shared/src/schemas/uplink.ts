@@ -281,9 +281,20 @@ export const EpisodeCloseReason = {
   modelChanged: 'model-changed',
   /** The agent stopped. */
   shutdown: 'shutdown',
+  /**
+   * Set by the control plane, never sent by an agent: a newer episode of the same device began
+   * while this one had no closed record (the agent stopped without closing it: kill -9, power loss).
+   */
+  superseded: 'superseded',
 } as const;
 export type EpisodeCloseReason = (typeof EpisodeCloseReason)[keyof typeof EpisodeCloseReason];
-export const EpisodeCloseReasonSchema = z.enum([EpisodeCloseReason.recovered, EpisodeCloseReason.silent, EpisodeCloseReason.modelChanged, EpisodeCloseReason.shutdown]);
+export const EpisodeCloseReasonSchema = z.enum([
+  EpisodeCloseReason.recovered,
+  EpisodeCloseReason.silent,
+  EpisodeCloseReason.modelChanged,
+  EpisodeCloseReason.shutdown,
+  EpisodeCloseReason.superseded,
+]);
 
 /** Most contributing metrics an episode names. */
 export const MAX_EPISODE_CONTRIBUTORS = 8;
