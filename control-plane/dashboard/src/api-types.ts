@@ -10,6 +10,7 @@ export type {
   DeviceDetailResponse,
   DeviceListResponse,
   DeviceSummary,
+  EpisodeView,
   GateResult,
   HistoryEntry,
   InferenceEvent,

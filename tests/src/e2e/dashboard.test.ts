@@ -215,6 +215,34 @@ describe('dashboard in headless Chromium', () => {
     // The band is drawn on the metric chart (the draw hook counts what it drew) and on the score chart.
     await waitForAbove(page, '[data-testid="chart-temperature"] .uplot', 'data-markers', 0);
     await page.waitForSelector('[data-testid="chart-score"]', { timeout: UI_TIMEOUT_MS });
+    // An anomaly episode of press-1 (opened, then closed 15 s later), as an agent's inference sends it:
+    // listed with its duration and contributing metric, and drawn as a band from start to end.
+    const startTs = Date.now() - 20_000;
+    const episode = { episodeId: 'e2e-episode-1', model: { name: 'anomaly-machine', version: '2.0.0' }, startTs, threshold: 1.8, contributors: [{ metric: 'vibration', detector: 'run', evidence: 6.5 }] };
+    await publishBatch(server, {
+      agentId: 'gw-north',
+      epoch: 'e2eanomaly01',
+      lane: 'events',
+      firstSeq: 2,
+      lastSeq: 3,
+      records: [
+        { seq: 2, deviceId: 'press-1', ts: startTs, receivedAtMs: startTs, kind: 'anomaly-opened', body: { ...episode, score: 2.1 } },
+        {
+          seq: 3,
+          deviceId: 'press-1',
+          ts: startTs + 15_000,
+          receivedAtMs: startTs + 15_000,
+          kind: 'anomaly-closed',
+          body: { ...episode, lastSeenTs: startTs + 12_000, endTs: startTs + 15_000, peakScore: 6.5, peakTs: startTs + 4_000, windows: 4, reason: 'recovered' },
+        },
+      ],
+    });
+    await page.waitForSelector('[data-testid="episode-item"][data-state="closed"]', { timeout: UI_TIMEOUT_MS });
+    const episodeText = await page.textContent('[data-testid="episode-item"]');
+    expect(episodeText).toContain('15 s (recovered)');
+    expect(episodeText).toContain('vibration (run)');
+    await waitForAbove(page, '[data-testid="chart-temperature"] .uplot', 'data-spans', 0);
+
     // And points keep coming after it.
     await waitForAbove(page, '[data-testid="chart-temperature"]', 'data-points', await numberAttribute(page, '[data-testid="chart-temperature"]', 'data-points'));
 

@@ -1,6 +1,7 @@
 // One uPlot chart over time, updated in place as data arrives (uPlot redraws a canvas; the
 // DOM holds only data-* attributes that say what was drawn, for the browser test and for
-// anyone inspecting the page). Anomalies are drawn as red vertical bands.
+// anyone inspecting the page). Anomalies are drawn as red vertical bands, anomaly episodes as a
+// lighter band from their start to their end.
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import type { AlignedData } from '../series-store.js';
@@ -9,6 +10,7 @@ export const CHART_COLORS = ['#4ea1ff', '#3dd6a0', '#f6c344', '#c58cff', '#ff8f6
 const AXIS = { stroke: '#8a94a6', grid: { stroke: 'rgba(138,148,166,0.12)', width: 1 }, ticks: { stroke: 'rgba(138,148,166,0.25)', width: 1 }, font: '11px system-ui, sans-serif' };
 const ANOMALY_FILL = 'rgba(255, 77, 79, 0.22)';
 const ANOMALY_LINE = 'rgba(255, 77, 79, 0.9)';
+const EPISODE_FILL = 'rgba(255, 77, 79, 0.12)';
 /** Half the width of an anomaly band, CSS px. */
 const BAND_HALF_WIDTH_PX = 4;
 
@@ -20,13 +22,15 @@ export interface TimeChartProps {
   data: AlignedData;
   /** Anomaly times, epoch ms, drawn as bands. */
   anomaliesMs: readonly number[];
+  /** Anomaly episodes `[fromMs, toMs]`, drawn as bands over their whole span. */
+  spansMs?: readonly (readonly [number, number])[] | undefined;
   /** The time span shown, epoch ms, the same for every chart of a view; default the data's. */
   rangeMs?: readonly [number, number] | undefined;
   heightPx?: number;
 }
 
-/** Draws a band per anomaly inside the x range and records how many on the chart's root. */
-function anomalyBands(anomalies: { current: readonly number[] }): uPlot.Plugin {
+/** Draws a band per anomaly and per episode inside the x range and records how many on the chart's root. */
+function anomalyBands(anomalies: { current: readonly number[] }, spans: { current: readonly (readonly [number, number])[] | undefined }): uPlot.Plugin {
   return {
     hooks: {
       draw: (u) => {
@@ -34,7 +38,16 @@ function anomalyBands(anomalies: { current: readonly number[] }): uPlot.Plugin {
         const { left, top, width, height } = u.bbox;
         const dpr = window.devicePixelRatio || 1;
         let drawn = 0;
+        let drawnSpans = 0;
         ctx.save();
+        ctx.fillStyle = EPISODE_FILL;
+        for (const [fromMs, toMs] of spans.current ?? []) {
+          const from = Math.max(left, u.valToPos(fromMs / 1000, 'x', true));
+          const to = Math.min(left + width, u.valToPos(toMs / 1000, 'x', true));
+          if (!(to >= from)) continue;
+          ctx.fillRect(from, top, Math.max(to - from, dpr), height);
+          drawnSpans++;
+        }
         for (const ms of anomalies.current) {
           const x = u.valToPos(ms / 1000, 'x', true);
           if (!(x >= left - 1 && x <= left + width + 1)) continue;
@@ -46,6 +59,7 @@ function anomalyBands(anomalies: { current: readonly number[] }): uPlot.Plugin {
         }
         ctx.restore();
         u.root.dataset['markers'] = String(drawn);
+        u.root.dataset['spans'] = String(drawnSpans);
       },
     },
   };
@@ -63,13 +77,15 @@ function paddedRange(_u: uPlot, min: number | null, max: number | null): uPlot.R
  * A uPlot chart whose series are fixed for its life; `data` changes go through setData, so a
  * redraw costs no DOM work. `heightPx` default 160.
  */
-export function TimeChart({ testId, title, series, data, anomaliesMs, rangeMs, heightPx = 160 }: TimeChartProps) {
+export function TimeChart({ testId, title, series, data, anomaliesMs, spansMs, rangeMs, heightPx = 160 }: TimeChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | undefined>(undefined);
   const anomalies = useRef(anomaliesMs);
   anomalies.current = anomaliesMs;
   const range = useRef(rangeMs);
   range.current = rangeMs;
+  const spans = useRef(spansMs);
+  spans.current = spansMs;
 
   useEffect(() => {
     const el = host.current;
@@ -86,7 +102,7 @@ export function TimeChart({ testId, title, series, data, anomaliesMs, rangeMs, h
         legend: { show: true, live: true },
         axes: [AXIS, { ...AXIS, size: 56 }],
         series: [{}, ...series],
-        plugins: [anomalyBands(anomalies)],
+        plugins: [anomalyBands(anomalies, spans)],
       },
       data,
       el,
@@ -105,6 +121,10 @@ export function TimeChart({ testId, title, series, data, anomaliesMs, rangeMs, h
   useEffect(() => {
     plot.current?.setData(data);
   }, [data]);
+  // Episodes change without new data (a closed episode fetched again): draw them now.
+  useEffect(() => {
+    plot.current?.redraw();
+  }, [spansMs]);
 
   return (
     <figure class="chart" data-testid={testId} data-points={data[0].length}>

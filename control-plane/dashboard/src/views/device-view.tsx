@@ -7,7 +7,8 @@ import type { AnomalyListResponse, DeviceDetailResponse, SeriesResponse, Inferen
 import { errorCode } from '../api-client.js';
 import { Completeness, Empty, ErrorBanner, LiveBadge } from '../components/common.js';
 import { CHART_COLORS, TimeChart } from '../components/time-chart.js';
-import { completeness, formatAgo, formatCount, formatTime, formatValue } from '../format.js';
+import { deviceEpisodes, episodeSpans } from '../episodes.js';
+import { completeness, formatAgo, formatCount, formatDuration, formatTime, formatValue } from '../format.js';
 import { useBatchedBump, useLiveEvents, useNow, useResource, useThrottledRefresh, visibleError } from '../hooks.js';
 import { routeHref } from '../route.js';
 import { MAX_CHARTED_METRICS, SeriesStore } from '../series-store.js';
@@ -63,7 +64,9 @@ export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: s
   const [sinceMs, setSinceMs] = useState(() => seriesSinceMs(Date.now(), store.windowMs));
   const [seriesKey, setSeriesKey] = useState(0);
   const series = useResource<SeriesResponse>(seriesPath(agentId, deviceId, sinceMs), seriesKey);
-  const history = useResource<AnomalyListResponse>(anomaliesPath({ agentId, deviceId, limit: ANOMALY_HISTORY }));
+  // Fetched again after `anomaly` events: an episode's end comes with its closed record.
+  const [historyKey, refreshHistory] = useThrottledRefresh(COUNTS_REFRESH_MS);
+  const history = useResource<AnomalyListResponse>(anomaliesPath({ agentId, deviceId, limit: ANOMALY_HISTORY }), historyKey);
 
   useEffect(() => {
     if (series.data === undefined) return;
@@ -87,6 +90,7 @@ export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: s
       const { ts, score, anomaly, model, threshold } = event.data;
       const result: InferencePoint = { ts, score, anomaly: event.type === 'anomaly' || anomaly, model, ...(threshold === undefined ? {} : { threshold }) };
       const added = event.type === 'inference' ? store.addInference(result) : store.addAnomaly(result);
+      if (event.type === 'anomaly') refreshHistory();
       if (added) redraw();
     }
   });
@@ -118,6 +122,9 @@ export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: s
     };
     // `version` is what changes when the store does.
   }, [store, version]);
+
+  const episodes = useMemo(() => deviceEpisodes(history.data?.anomalies ?? [], agentId, deviceId), [history.data, agentId, deviceId]);
+  const spansMs = useMemo(() => episodeSpans(episodes, view.latestMs), [episodes, view.latestMs]);
 
   const notFound = NOT_FOUND_CODES.has(errorCode(detail.error) ?? '');
   const d = detail.data;
@@ -238,10 +245,10 @@ export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: s
             ) : (
               <div class="charts">
                 {view.score !== undefined && (
-                  <TimeChart key="score" testId="chart-score" title="Inference score" series={SCORE_SERIES} data={view.score} anomaliesMs={view.anomaliesMs} rangeMs={view.rangeMs} />
+                  <TimeChart key="score" testId="chart-score" title="Inference score" series={SCORE_SERIES} data={view.score} anomaliesMs={view.anomaliesMs} spansMs={spansMs} rangeMs={view.rangeMs} />
                 )}
                 {view.charted.map(({ name, data }, i) => (
-                  <TimeChart key={name} testId={`chart-${name}`} title={name} series={metricSeries(name, i)} data={data} anomaliesMs={view.anomaliesMs} rangeMs={view.rangeMs} />
+                  <TimeChart key={name} testId={`chart-${name}`} title={name} series={metricSeries(name, i)} data={data} anomaliesMs={view.anomaliesMs} spansMs={spansMs} rangeMs={view.rangeMs} />
                 ))}
               </div>
             )}
@@ -251,6 +258,28 @@ export function DeviceView({ agentId, deviceId }: { agentId: string; deviceId: s
               </p>
             )}
           </section>
+          {episodes.length > 0 && (
+            <section class="panel">
+              <h2>
+                Anomaly episodes <span class="count">{episodes.length}</span>
+              </h2>
+              <ul class="anomaly-list" data-testid="episode-list">
+                {episodes.slice(0, LISTED_ANOMALIES).map((e) => (
+                  <li key={e.episodeId} data-testid="episode-item" data-state={e.state}>
+                    <span class="anomaly-dot" />
+                    <span>{formatTime(e.startTs)}</span>
+                    <span>{e.endTs === null ? 'ongoing' : `${formatDuration(e.endTs - e.startTs)} (${e.reason ?? 'closed'})`}</span>
+                    <span>peak {formatValue(e.peakScore)}</span>
+                    {e.windows !== null && <span class="muted">{e.windows} windows</span>}
+                    {e.contributors.length > 0 && <span>{e.contributors.join(', ')}</span>}
+                    <span class="muted">
+                      {e.model.name} {e.model.version}
+                    </span>
+                  </li>
+                ))}
+              </ul>
+            </section>
+          )}
           <section class="panel">
             <h2>
               Anomalies{' '}
