@@ -279,6 +279,42 @@ describe('guardPackets over TCP', () => {
     expect(conn.errors).toEqual([]);
   });
 
+  // aedes reads no further while a packet is being handled: after a CONNECT, not before the
+  // connection is accepted. A client that sends CONNECT and PINGREQ and ends at once has its
+  // socket closed by then, while the guard still holds its end for the reader; aedes then
+  // writes the CONNACK, and the PINGRESP, whose write() result it waits on.
+  it('closes when written to after the socket closed with bytes left for the reader (a late CONNACK)', async () => {
+    const conn = await connectGuarded({ paused: true });
+    conn.client.end(Buffer.concat([connectPacket(), generate({ cmd: 'pingreq' })]));
+    await new Promise<void>((resolve) => conn.socket.once('close', () => resolve()));
+    expect(conn.guarded.destroyed).toBe(false); // kept for the reader
+    writeToStream({ cmd: 'connack', returnCode: 0, sessionPresent: false }, conn.guarded);
+    // Closed at once, so aedes learns the connection is gone; not a false from write() with a
+    // 'drain' to wait for, which a closed socket never emits.
+    expect(conn.guarded.destroyed).toBe(true);
+    expect(writeToStream({ cmd: 'pingresp' }, conn.guarded)).toBe(false);
+    await conn.closed;
+    expect(conn.errors.map((e) => e.message)).toEqual(['write after the socket was closed']);
+  });
+
+  it("lets a writer waiting for 'drain' go on when the socket closes after the peer ended", async () => {
+    const conn = await connectGuarded({ paused: true });
+    conn.client.pause();
+    // More than loopback's socket buffers hold while the peer does not read.
+    expect(conn.guarded.write(Buffer.alloc(16 * MiB))).toBe(false);
+    let drained = false;
+    conn.guarded.once('drain', () => (drained = true));
+    // The peer ends and then reads everything: the socket flushes while ending, which emits no
+    // 'drain', and closes.
+    conn.client.end(connectPacket());
+    conn.client.resume();
+    await new Promise<void>((resolve) => conn.socket.once('close', () => resolve()));
+    expect(drained).toBe(true);
+    expect(conn.guarded.write(Buffer.from('late'))).toBe(false);
+    expect(conn.guarded.destroyed).toBe(true);
+    await conn.closed;
+  });
+
   it('closes the socket when the wrapper is destroyed (aedes closing a client)', async () => {
     const conn = await connectGuarded();
     conn.guarded.destroy();

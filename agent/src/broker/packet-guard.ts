@@ -52,7 +52,8 @@ class PacketGuard<S extends Duplex> extends Duplex {
   #corks = 0;
   /** What aedes wrote while corked: sent as one socket write at the last uncork. */
   #out: Buffer[] = [];
-  #drainRelayed = false;
+  /** Set while our writer waits for a 'drain' relayed from the socket's (see #relayDrain). */
+  #relayedDrain: (() => void) | undefined;
 
   constructor(socket: S, options: GuardPacketsOptions) {
     // Like a net.Socket without allowHalfOpen: when the peer's end has been read, we end too.
@@ -130,7 +131,10 @@ class PacketGuard<S extends Duplex> extends Duplex {
     // disconnect in one write); allowHalfOpen: false then finishes and closes us. Otherwise
     // the connection is gone and so are we.
     if (this.#socketEnded && !this.#violated) {
+      // A closed socket emits no more 'drain' (nor does an ending one), so a writer waiting
+      // for one would never read on to our end: let it go on. Its next write closes us.
       this.#releaseDrain();
+      this.#relayedDrain?.();
       return;
     }
     this.destroy();
@@ -188,14 +192,14 @@ class PacketGuard<S extends Duplex> extends Duplex {
   override write(chunk: unknown, encoding?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void): boolean {
     const cb = typeof encoding === 'function' ? encoding : callback;
     if (this.destroyed || this.socket.destroyed) {
-      if (cb !== undefined) process.nextTick(cb, new Error('write after the socket was closed'));
+      this.#writeAfterClose(cb);
       return false;
     }
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : (chunk as Buffer);
     if (this.#corks > 0) {
       this.#out.push(buf);
       if (cb !== undefined) process.nextTick(cb);
-      return !this.socket.writableNeedDrain;
+      return this.#relayDrain(!this.socket.writableNeedDrain);
     }
     this.#flushOut();
     return this.#relayDrain(this.socket.write(buf, cb));
@@ -213,19 +217,39 @@ class PacketGuard<S extends Duplex> extends Duplex {
 
   #flushOut(): void {
     const out = this.#out;
-    if (out.length === 0 || this.socket.destroyed) return;
+    if (out.length === 0) return;
     this.#out = [];
+    if (this.socket.destroyed) {
+      this.#writeAfterClose(undefined);
+      return;
+    }
     this.#relayDrain(this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out)));
+  }
+
+  /**
+   * A write with nowhere to go: the socket is closed (by the peer after a clean end, while we
+   * stay open for the reader to take the last bytes, or by us). Like a net.Socket written to
+   * after the peer's FIN (EPIPE), we close with an error. Returning false alone is not enough:
+   * aedes takes it as backpressure and waits for a 'drain' that a closed socket never emits,
+   * reads nothing more meanwhile, so never sees our end, and the client stays connected (and
+   * counted) until aedes' drainTimeout, 60 s by default.
+   */
+  #writeAfterClose(cb: ((error?: Error | null) => void) | undefined): void {
+    const error = new Error('write after the socket was closed');
+    if (cb !== undefined) process.nextTick(cb, error);
+    if (!this.destroyed) this.destroy(error);
   }
 
   /** When the socket asks to wait, its next 'drain' is passed on as ours. */
   #relayDrain(ok: boolean): boolean {
-    if (!ok && !this.#drainRelayed) {
-      this.#drainRelayed = true;
-      this.socket.once('drain', () => {
-        this.#drainRelayed = false;
+    if (!ok && this.#relayedDrain === undefined) {
+      const relay = (): void => {
+        this.socket.removeListener('drain', relay);
+        this.#relayedDrain = undefined;
         this.emit('drain');
-      });
+      };
+      this.#relayedDrain = relay;
+      this.socket.on('drain', relay);
     }
     return ok;
   }
@@ -266,6 +290,8 @@ class PacketGuard<S extends Duplex> extends Duplex {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#clearHold();
     this.#out = [];
+    if (this.#relayedDrain !== undefined) this.socket.removeListener('drain', this.#relayedDrain);
+    this.#relayedDrain = undefined;
     const release = this.#pendingDrain;
     if (release !== undefined) this.socket.removeListener('drain', release);
     this.#pendingDrain = undefined;

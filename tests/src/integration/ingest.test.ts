@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
+import mqttPacket from 'mqtt-packet';
 import { Lane, type AgentConfigInput } from '@outpost/shared';
 import { hashPassword, type Agent } from '@outpost/agent';
 import { createTempDir, type TempDir } from '../harness/temp-dir.js';
@@ -154,6 +156,45 @@ describe('ingest into the outbox', () => {
     }
     await publish(good, 'devices/good/telemetry', telemetryPayload(1));
     expect(await allTelemetry(a)).toHaveLength(1);
+    good.end(true);
+  });
+
+  // A device that sends CONNECT and two PINGREQs and goes away at once: its socket is closed
+  // while the agent still checks its password, and aedes reads nothing more (not even the end
+  // of the stream) until it has answered each packet it read. Its PINGRESPs go into the closed
+  // socket: that must close the client, not leave it waiting for a 'drain' that never comes.
+  it('lets go of a device that ended before its CONNECT was accepted', async () => {
+    const a = await start({
+      broker: {
+        mode: 'embedded',
+        port: 0,
+        allowAnonymous: false,
+        devices: [
+          { id: 'good', passwordHash: await hashPassword('good-pw', { costLog2: 10 }) },
+          // A costly hash, so that the check outlasts the connection by far.
+          { id: 'late', passwordHash: await hashPassword('late-pw', { costLog2: 16 }) },
+        ],
+      },
+    });
+    const good = await connectDevice(url(), { clientId: 'good', username: 'good', password: 'good-pw' });
+    const raw = net.connect(a.mqttPort!, '127.0.0.1');
+    raw.on('error', () => undefined);
+    const answered: Buffer[] = [];
+    raw.on('data', (chunk: Buffer) => answered.push(chunk));
+    const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
+    await once(raw, 'connect');
+    const will = { topic: 'devices/late/telemetry', payload: Buffer.from(telemetryPayload(1)), qos: 1 as const, retain: false };
+    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'late', clean: true, keepalive: 0, username: 'late', password: Buffer.from('late-pw'), will });
+    const pingreq = mqttPacket.generate({ cmd: 'pingreq' });
+    raw.write(Buffer.concat([connect, pingreq, pingreq]));
+    // A round trip through the same agent process: by its SUBACK the agent has read the packets.
+    await good.subscribeAsync('devices/good/errors');
+    raw.end();
+    await rawClosed;
+    expect(Buffer.concat(answered), 'nothing answered before the connection closed').toHaveLength(0);
+    // The will is published when aedes closes the client, so it shows that the agent let go.
+    await waitFor(async () => (await allTelemetry(a)).some((r) => r.deviceId === 'late'), { what: "the will of the device that went away, published as aedes closes its client" });
+    expect(metricValue(await a.metrics.registry.metrics(), 'outpost_broker_clients_connected')).toBe(1);
     good.end(true);
   });
 });
