@@ -188,8 +188,10 @@ interface RunningCli {
 }
 
 function startCli(command: string, args: readonly string[], env: Record<string, string>): RunningCli {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTPOST_') && k !== 'NO_COLOR'));
-  const child = spawn(command, args, { env: { ...base, ...env }, stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000 });
+  // Node's styleText also leaves colour out when CI is set (or FORCE_COLOR=0, TERM=dumb): the
+  // CLI runs here as on an operator's terminal, whatever the test runner's environment says.
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTPOST_') && !['NO_COLOR', 'CI', 'FORCE_COLOR', 'TERM'].includes(k)));
+  const child = spawn(command, args, { env: { ...base, TERM: 'xterm-256color', ...env }, stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000 });
   let stdout = '';
   let stderr = '';
   let exited = false;
