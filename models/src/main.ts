@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, isOutpostError } from '@outpost/shared';
 import { artifactFiles, buildArtifacts, DEFAULT_MODEL_VERSION, DETECTOR_MODEL_VERSION } from './build/build-artifacts.js';
-import { REPO_ROOT } from './build/simulator.js';
+import { REPO_ROOT, simulatorScenario } from './build/simulator.js';
 import { DEFAULT_VALIDITY_MS } from './manifest/create-manifest.js';
 import { formatCurve, formatEvaluation } from './evaluate/format.js';
 import { DEFAULT_FALSE_ALARM_TARGET } from './train/calibrate.js';
@@ -48,9 +48,9 @@ program
   .description(
     'record traffic with outpost-sim and build the shipped models: one anomaly model per device kind (per-device baselines and detectors, threshold chosen on held-out traffic, trade-off curve as SVG) and the original PCA model with its flag-everything twin',
   )
-  .option('--scenario <file>', 'normal traffic of the PCA model', repoPath('simulators/scenarios/train-normal.yaml'))
-  .option('--train <file>', 'normal traffic of every kind, for the per-kind models', repoPath('simulators/scenarios/train.yaml'))
-  .option('--validate <file>', 'held-out labelled traffic of other devices: thresholds and curves of the per-kind models', repoPath('simulators/scenarios/validate.yaml'))
+  .option('--scenario <file>', 'normal traffic of the PCA model', simulatorScenario('train-normal.yaml'))
+  .option('--train <file>', 'normal traffic of every kind, for the per-kind models', simulatorScenario('train.yaml'))
+  .option('--validate <file>', 'held-out labelled traffic of other devices: thresholds and curves of the per-kind models', simulatorScenario('validate.yaml'))
   .addOption(new Option('--only <models>', 'build only these').choices(['pca', 'detectors']))
   .option('--data <dir>', 'where the recordings go (generated, git-ignored)', repoPath('models/data'))
   .option('--out <dir>', 'where the artifacts go', repoPath('models/artifacts'))
@@ -183,7 +183,7 @@ program
   .description(
     'record a scenario with ground truth and replay it through the models, each device to the model of its kind: detection while active and delay per anomaly type, false alarms per device-day, the trade-off curve',
   )
-  .option('--scenario <file>', 'scenario with anomalies', repoPath('simulators/scenarios/evaluate.yaml'))
+  .option('--scenario <file>', 'scenario with anomalies', simulatorScenario('evaluate.yaml'))
   .option('--seed <integer>', "overrides the scenario's seed", integerArg)
   .option('--model <file>', '.onnx file, repeatable (default: the shipped model of every kind)', collect)
   .option('--manifest <file>', 'its manifest, unsigned or signed, one per --model in the same order', collect)

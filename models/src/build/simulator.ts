@@ -1,17 +1,34 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
-import { delimiter, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, OutpostError } from '@outpost/shared';
 
 /**
  * Records a scenario with the simulator's CLI (`outpost-sim devices --record`), the one
- * source of training and evaluation traffic. models/ does not import the simulators package
- * (DESIGN section 1); it runs its binary like a user would.
+ * source of training and evaluation traffic. models/ does not import the simulators code
+ * (DESIGN section 1): it depends on the package for its binary and its scenario files, and
+ * runs the binary like a user would.
  */
 
-/** The repository root, from this file's place in models/src or models/dist. */
+/** The repository root, from this file's place in models/src or models/dist (for models' own data and keys). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** The installed @outpost/simulators package (a dependency of models), wherever npm put it. */
+function simulatorsPackage(): { dir: string; bin: string } {
+  const manifestFile = createRequire(import.meta.url).resolve('@outpost/simulators/package.json');
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { bin?: Record<string, string> };
+  const bin = manifest.bin?.['outpost-sim'];
+  if (bin === undefined) throw new OutpostError(ErrorCode.HARNESS_MISSING_BINARY, `${manifestFile} declares no outpost-sim binary`);
+  return { dir: dirname(manifestFile), bin };
+}
+
+/** A scenario file shipped with the simulators package, e.g. `train.yaml`. */
+export function simulatorScenario(name: string): string {
+  return join(simulatorsPackage().dir, 'scenarios', name);
+}
 
 async function isExecutable(file: string): Promise<boolean> {
   try {
@@ -23,8 +40,8 @@ async function isExecutable(file: string): Promise<boolean> {
 }
 
 /**
- * The command that runs outpost-sim: the `outpost-sim` workspace bin on PATH (npm scripts put
- * node_modules/.bin there), else the built simulators/dist/main.js of this checkout.
+ * The command that runs outpost-sim: the `outpost-sim` bin on PATH (npm scripts put
+ * node_modules/.bin there), else the package's own bin file.
  */
 export async function resolveSimulatorCommand(pathEnv = process.env['PATH'] ?? ''): Promise<{ file: string; args: string[] }> {
   for (const dir of pathEnv.split(delimiter)) {
@@ -32,7 +49,8 @@ export async function resolveSimulatorCommand(pathEnv = process.env['PATH'] ?? '
     const candidate = join(dir, 'outpost-sim');
     if (await isExecutable(candidate)) return { file: candidate, args: [] };
   }
-  const built = resolve(REPO_ROOT, 'simulators/dist/main.js');
+  const { dir, bin } = simulatorsPackage();
+  const built = resolve(dir, bin);
   try {
     await access(built, constants.R_OK);
   } catch {
