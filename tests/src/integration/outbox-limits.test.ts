@@ -64,32 +64,42 @@ describe('a full outbox', () => {
 
 describe('a full disk', () => {
   it('leaves publishes unacknowledged instead of losing them, reports it, and recovers when space is freed', async () => {
-    const a = await start({ outbox: { maxBytes: 64 * 1024 * 1024, maxFileBytes: 256 * 1024 } });
-    const device = await connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, { clientId: 'd0', clean: false, reconnectPeriod: 20 });
+    const maxFileBytes = 256 * 1024;
+    const a = await start({ outbox: { maxBytes: 64 * 1024 * 1024, maxFileBytes } });
+    // No automatic reconnect: a device that reconnects at once resends its unacknowledged
+    // message while the test looks, and at the file cap a single row can still fit where the
+    // batch did not, so that resend may commit (and be acknowledged, and turn /healthz back
+    // to 200) between any two of the checks below. The device reconnects when the test says so.
+    const device = await connectDevice(`mqtt://127.0.0.1:${a.mqttPort}`, { clientId: 'd0', clean: false, reconnectPeriod: 0 });
     device.on('error', () => undefined);
     const acked = new Set<number>();
-    let refusedConnections = 0;
-    device.on('close', () => refusedConnections++);
-    // Publish until the file cap makes commits fail and the agent drops the connection.
+    let dropped = false;
+    const connectionDropped = new Promise<void>((resolve) => device.once('close', () => resolve()));
+    void connectionDropped.then(() => (dropped = true));
+    // One publish at a time until the file cap makes a commit fail and the agent drops the
+    // connection: the failed commit is then the agent's last one (nothing else is in flight),
+    // so what was acknowledged and what is stored can be compared exactly.
+    // More bodies than this cannot be in a file of maxFileBytes: by then a commit must have failed.
+    const moreThanFit = Math.ceil(maxFileBytes / Buffer.byteLength(telemetryPayload(0)));
     let seq = 0;
-    while (refusedConnections === 0) {
-      const batch = Array.from({ length: 20 }, () => seq++).map((s) =>
-        publish(device, 'devices/d0/telemetry', telemetryPayload(s)).then(() => acked.add(s)),
-      );
-      await Promise.race([Promise.all(batch), new Promise<void>((resolve) => device.once('close', () => resolve()))]);
+    while (!dropped && seq <= moreThanFit) {
+      const s = seq++;
+      await Promise.race([publish(device, 'devices/d0/telemetry', telemetryPayload(s)).then(() => acked.add(s)), connectionDropped]);
     }
+    expect(dropped, 'the agent drops the connection of a publish it could not commit').toBe(true);
     const health = await fetch(`http://127.0.0.1:${a.httpPort}/healthz`);
     expect(health.status).toBe(503);
     expect(metricValue(await a.metrics.registry.metrics(), 'outpost_ingest_storage_failures_total')).toBeGreaterThanOrEqual(1);
-    // Every acknowledged message is stored; the rest are still pending at the device.
+    // Every acknowledged message is stored; the one whose commit failed is still pending at the device.
     const stored = await a.outbox.read(Lane.telemetry, 0, 1_000_000);
     expect(new Set(stored.map((r) => r.deviceSeq))).toEqual(acked);
-    expect(acked.size).toBeLessThan(seq);
+    expect(acked.size).toBe(seq - 1);
 
-    // The uplink drains (here: by hand), the file has room again, and the device's resends land:
-    // every message not drained is in the outbox exactly once (a resend of one committed before
-    // its connection closed is recognised, not stored again).
+    // The uplink drains (here: by hand), the file has room again, and the device's resend lands:
+    // every message not drained is in the outbox exactly once.
     await a.outbox.deleteThrough(Lane.telemetry, stored.at(-1)!.seq);
+    // The same stores, so the unacknowledged publish is resent (reconnect() alone starts empty ones).
+    device.reconnect({ incomingStore: device.incomingStore, outgoingStore: device.outgoingStore });
     await waitFor(() => acked.size === seq, { what: 'every resent publish to be acknowledged', timeoutMs: 30_000 });
     const drained = new Set(stored.map((r) => r.deviceSeq));
     const after = (await a.outbox.read(Lane.telemetry, 0, 1_000_000)).map((r) => r.deviceSeq ?? -1).sort((x, y) => x - y);
