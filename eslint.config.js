@@ -83,4 +83,16 @@ export default tseslint.config(
   // Tests, benches and the harness drive real clients (mqtt.js as a device, @nats-io/* as an
   // agent publishing hand-built batches) and print figures: no SDK restriction there.
   { files: ['tests/src/**/*.ts'], rules: { 'no-console': 'off' } },
+  // The demo (`npm run demo`) and the bench (`npm run bench`) are product, not tests: they run
+  // the real processes through the harness's process helpers, and never lean on a test runner
+  // or on a test file.
+  {
+    files: ['tests/src/demo/**/*.ts', 'tests/src/bench/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: restrict([
+      { group: ['vitest', 'vitest/*', '@vitest/*'], message: 'the demo and the bench run without a test runner.' },
+      { group: ['**/*.test.js', '../e2e/*', '../integration/*'], message: 'the demo and the bench import no test file; shared helpers live in tests/src/harness.' },
+      { group: ['../demo/*'], message: 'the bench and the demo stay apart; shared helpers live in tests/src/harness.' },
+    ]),
+  },
 );
