@@ -17,6 +17,7 @@ import {
   parseModelManifest,
   signManifest,
   type Anomaly,
+  type ModelManifest,
 } from '@outpost/shared';
 import { createDeviceGenerator, parseScenario } from '@outpost/simulators';
 import { startAgentProcess, testAgentConfig, testInferenceConfig, testUplinkConfig, writeModelFiles, type AgentProcess } from '../harness/agent-process.js';
@@ -58,15 +59,21 @@ afterEach(async () => {
   await dir.remove();
 });
 
+interface Fault {
+  metric: string;
+  from: number;
+  to: number;
+}
+
 /** The device's readings: the machine profile's (seed fixed), with the faults applied. */
-function readings(): Record<string, number>[] {
+function readings(faults: readonly Fault[] = FAULTS): Record<string, number>[] {
   const scenario = parseScenario({ seed: 11, devices: [{ count: 1, prefix: 'press-', profile: 'machine' }] });
   const generator = createDeviceGenerator(scenario, scenario.devices[0]!);
   const out: Record<string, number>[] = [];
   const held = new Map<string, number>();
   for (let i = 0; i < SAMPLES; i++) {
     const metrics = { ...generator.next(i * 1_000).metrics };
-    for (const fault of FAULTS) {
+    for (const fault of faults) {
       if (i === fault.from) held.set(fault.metric, metrics[fault.metric]!);
       if (i >= fault.from && i < fault.to) metrics[fault.metric] = held.get(fault.metric)!;
     }
@@ -75,46 +82,55 @@ function readings(): Record<string, number>[] {
   return out;
 }
 
+/** Publishes the readings as the device, one simulated second apart from `t0`, each acknowledged. */
+async function sendReadings(agent: AgentProcess, t0: number, values: readonly Record<string, number>[]): Promise<void> {
+  const device = await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: DEVICE });
+  try {
+    for (let i = 0; i < values.length; i++) await publish(device, `devices/${DEVICE}/telemetry`, JSON.stringify({ ts: t0 + i * 1_000, seq: i, metrics: values[i] }));
+  } finally {
+    await device.endAsync();
+  }
+}
+
+/** The shipped machine model, signed with a key of the test, as the agent's inference config. */
+async function machineInference(): Promise<{ inference: ReturnType<typeof testInferenceConfig>; manifest: ModelManifest }> {
+  const key = generateSigningKey('episodes-key');
+  const manifest = parseModelManifest(JSON.parse(await readFile(join(ARTIFACTS, `${MODEL}.manifest.json`), 'utf8')));
+  const files = await writeModelFiles(dir.path, MODEL, await readFile(join(ARTIFACTS, `${MODEL}.onnx`)), signManifest(manifest, key.privateKeyPem, key.keyId));
+  return { inference: testInferenceConfig(files, [key.trustedKey]), manifest };
+}
+
+/** The agent's episodes as /api/anomalies lists them, once `ready` accepts them. */
+async function listedEpisodes(api: ReturnType<typeof controlPlaneApi>, agentId: string, what: string, ready: (listed: Anomaly[]) => boolean): Promise<Anomaly[]> {
+  return waitFor(
+    async () => {
+      const { status, body } = await api.get(`/api/anomalies?agentId=${agentId}`);
+      if (status !== 200) return false;
+      const listed = AnomalyListResponseSchema.parse(body).anomalies;
+      return ready(listed) ? listed : false;
+    },
+    { what, timeoutMs: 60_000 },
+  );
+}
+
 describe('anomaly episodes', () => {
   it('lists exactly one episode per injected fault at the control plane, opened and closed, with the stuck metric as its contributor', async () => {
-    const key = generateSigningKey('episodes-key');
-    const manifest = parseModelManifest(JSON.parse(await readFile(join(ARTIFACTS, `${MODEL}.manifest.json`), 'utf8')));
-    const files = await writeModelFiles(dir.path, MODEL, await readFile(join(ARTIFACTS, `${MODEL}.onnx`)), signManifest(manifest, key.privateKeyPem, key.keyId));
-
+    const { inference, manifest } = await machineInference();
     const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
     cleanups.push(() => cp.close());
     const agentId = 'gw-episodes';
     const agent: AgentProcess = await startAgentProcess(
-      testAgentConfig(join(dir.path, agentId), {
-        agentId,
-        ingest: { rateLimitMsgsPerS: 0 },
-        uplink: await testUplinkConfig(nats, agentId, { heartbeatIntervalMs: 1_000 }),
-        inference: testInferenceConfig(files, [key.trustedKey]),
-      }),
+      testAgentConfig(join(dir.path, agentId), { agentId, ingest: { rateLimitMsgsPerS: 0 }, uplink: await testUplinkConfig(nats, agentId, { heartbeatIntervalMs: 1_000 }), inference }),
     );
     cleanups.push(() => agent.kill9());
 
     // Device time: the last sample is now, so the API's default look-back (1 h) covers everything.
     const t0 = Date.now() - SAMPLES * 1_000;
-    const device = await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: DEVICE });
-    try {
-      const values = readings();
-      for (let i = 0; i < SAMPLES; i++) await publish(device, `devices/${DEVICE}/telemetry`, JSON.stringify({ ts: t0 + i * 1_000, seq: i, metrics: values[i] }));
-    } finally {
-      await device.endAsync();
-    }
+    await sendReadings(agent, t0, readings());
 
     const api = controlPlaneApi(cp.httpPort);
     // Wait for the event that matters: every fault's episode closed at the control plane.
-    const episodes = await waitFor(
-      async () => {
-        const { status, body } = await api.get(`/api/anomalies?agentId=${agentId}`);
-        if (status !== 200) return false;
-        const listed = AnomalyListResponseSchema.parse(body).anomalies;
-        return listed.filter((a) => a.episode?.state === 'closed').length >= FAULTS.length ? listed : false;
-      },
-      { what: 'an episode closed per fault at the control plane', timeoutMs: 60_000 },
-    );
+    const episodes = await listedEpisodes(api, agentId, 'an episode closed per fault at the control plane', (listed) => listed.filter((a) => a.episode?.state === 'closed').length >= FAULTS.length);
 
     // Oldest first: one entry per fault and nothing else (no window spam, no false alarm).
     const byStart: Anomaly[] = [...episodes].sort((a, b) => a.ts - b.ts);
@@ -158,5 +174,40 @@ describe('anomaly episodes', () => {
     expect(metricValue(metrics, 'outpost_inference_episodes_total', { event: 'closed' })).toBe(FAULTS.length);
     expect(metricValue(metrics, 'outpost_inference_open_episodes')).toBe(0);
     expect(await agent.stop()).toBe(0);
+  }, 180_000);
+
+  it('closes an episode still open when the agent stops (reason shutdown), and its closed record reaches the control plane after a restart, once', async () => {
+    const { inference } = await machineInference();
+    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
+    cleanups.push(() => cp.close());
+    const agentId = 'gw-episodes-stop';
+    const config = testAgentConfig(join(dir.path, agentId), { agentId, ingest: { rateLimitMsgsPerS: 0 }, uplink: await testUplinkConfig(nats, agentId, { heartbeatIntervalMs: 1_000 }), inference });
+    const first = await startAgentProcess(config);
+    cleanups.push(() => first.kill9());
+    // The vibration sensor sticks at sample 800 and stays stuck until the last one.
+    const t0 = Date.now() - 900 * 1_000;
+    await sendReadings(first, t0, readings([{ metric: 'vibration', from: 800, to: 900 }]).slice(0, 900));
+    const api = controlPlaneApi(cp.httpPort);
+    const [opened] = await listedEpisodes(api, agentId, 'the episode open at the control plane', (listed) => listed.length > 0);
+    expect(opened!.episode).toMatchObject({ state: 'open', endTs: null });
+
+    // A graceful stop closes it into the outbox after the uplink stopped: it goes up with the next start.
+    expect(await first.stop()).toBe(0);
+    const second = await startAgentProcess(config);
+    cleanups.push(() => second.kill9());
+    const [closed, ...others] = await listedEpisodes(api, agentId, 'the episode closed after the restart', (listed) => listed.some((a) => a.episode?.state === 'closed'));
+    expect(others).toEqual([]);
+    expect(closed!.episode).toMatchObject({ episodeId: opened!.episode!.episodeId, state: 'closed', reason: 'shutdown', startTs: opened!.episode!.startTs });
+    expect(closed!.episode!.contributors[0]).toMatchObject({ metric: 'vibration', detector: 'run' });
+    const detail = await waitFor(
+      async () => {
+        const parsed = DeviceDetailResponseSchema.parse((await api.device(agentId, DEVICE)).body);
+        return (parsed.kinds['anomaly-closed'] ?? 0) >= 1 ? parsed : false;
+      },
+      { what: 'the closed record accounted' },
+    );
+    expect(detail.kinds).toMatchObject({ 'anomaly-opened': 1, 'anomaly-closed': 1 });
+    expect(detail.duplicates).toBe(0);
+    expect(await second.stop()).toBe(0);
   }, 180_000);
 });
