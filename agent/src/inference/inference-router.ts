@@ -119,7 +119,7 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
       routes.set(deviceId, known);
       return known;
     }
-    const chosen = stages.length === 1 ? stages[0]! : (routeDevice(metricNames(body), stages) ?? null);
+    const chosen = routeDevice(metricNames(body), stages) ?? null;
     if (routes.size >= config.maxDeviceWindows) {
       const oldest = routes.keys().next();
       if (oldest.done !== true) routes.delete(oldest.value);
@@ -141,7 +141,8 @@ export async function startInference(options: InferenceOptions): Promise<Inferen
         metrics.inferenceUnscored.inc({ reason: UnscoredReason.noModel });
         return;
       }
-      const stage = route(record.deviceId, record.body);
+      // One kind: every device goes to it, with no routing state on the hot path.
+      const stage = stages.length === 1 ? stages[0]! : route(record.deviceId, record.body);
       if (stage === null) {
         metrics.inferenceUnscored.inc({ reason: UnscoredReason.unrouted });
         return;
