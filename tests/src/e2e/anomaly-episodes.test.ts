@@ -65,9 +65,9 @@ interface Fault {
   to: number;
 }
 
-/** The device's readings: the machine profile's (seed fixed), with the faults applied. */
-function readings(faults: readonly Fault[] = FAULTS): Record<string, number>[] {
-  const scenario = parseScenario({ seed: 11, devices: [{ count: 1, prefix: 'press-', profile: 'machine' }] });
+/** A device's readings: the profile's (seed fixed; the physics follow the device id, press-1 or env-1), with the faults applied. */
+function readings(faults: readonly Fault[] = FAULTS, profile: 'machine' | 'env-sensor' = 'machine'): Record<string, number>[] {
+  const scenario = parseScenario({ seed: 11, devices: [{ count: 1, prefix: profile === 'machine' ? 'press-' : 'env-', profile }] });
   const generator = createDeviceGenerator(scenario, scenario.devices[0]!);
   const out: Record<string, number>[] = [];
   const held = new Map<string, number>();
@@ -83,21 +83,28 @@ function readings(faults: readonly Fault[] = FAULTS): Record<string, number>[] {
 }
 
 /** Publishes the readings as the device, one simulated second apart from `t0`, each acknowledged. */
-async function sendReadings(agent: AgentProcess, t0: number, values: readonly Record<string, number>[]): Promise<void> {
-  const device = await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: DEVICE });
+async function sendReadings(agent: AgentProcess, t0: number, values: readonly Record<string, number>[], deviceId = DEVICE): Promise<void> {
+  const device = await connectDevice(`mqtt://127.0.0.1:${agent.mqttPort}`, { clientId: deviceId });
   try {
-    for (let i = 0; i < values.length; i++) await publish(device, `devices/${DEVICE}/telemetry`, JSON.stringify({ ts: t0 + i * 1_000, seq: i, metrics: values[i] }));
+    for (let i = 0; i < values.length; i++) await publish(device, `devices/${deviceId}/telemetry`, JSON.stringify({ ts: t0 + i * 1_000, seq: i, metrics: values[i] }));
   } finally {
     await device.endAsync();
   }
 }
 
-/** The shipped machine model, signed with a key of the test, as the agent's inference config. */
-async function machineInference(): Promise<{ inference: ReturnType<typeof testInferenceConfig>; manifest: ModelManifest }> {
+/**
+ * The shipped machine model (and `more` shipped models beside it), signed with a key of the
+ * test, as the agent's inference config.
+ */
+async function machineInference(more: readonly string[] = []): Promise<{ inference: ReturnType<typeof testInferenceConfig>; manifest: ModelManifest }> {
   const key = generateSigningKey('episodes-key');
-  const manifest = parseModelManifest(JSON.parse(await readFile(join(ARTIFACTS, `${MODEL}.manifest.json`), 'utf8')));
-  const files = await writeModelFiles(dir.path, MODEL, await readFile(join(ARTIFACTS, `${MODEL}.onnx`)), signManifest(manifest, key.privateKeyPem, key.keyId));
-  return { inference: testInferenceConfig(files, [key.trustedKey]), manifest };
+  const signed = async (name: string) => {
+    const manifest = parseModelManifest(JSON.parse(await readFile(join(ARTIFACTS, `${name}.manifest.json`), 'utf8')));
+    return { manifest, files: await writeModelFiles(dir.path, name, await readFile(join(ARTIFACTS, `${name}.onnx`)), signManifest(manifest, key.privateKeyPem, key.keyId)) };
+  };
+  const machine = await signed(MODEL);
+  const others = await Promise.all(more.map(signed));
+  return { inference: testInferenceConfig(machine.files, [key.trustedKey], { models: others.map((o) => o.files) }), manifest: machine.manifest };
 }
 
 /** The agent's episodes as /api/anomalies lists them, once `ready` accepts them. */
@@ -209,5 +216,32 @@ describe('anomaly episodes', () => {
     expect(detail.kinds).toMatchObject({ 'anomaly-opened': 1, 'anomaly-closed': 1 });
     expect(detail.duplicates).toBe(0);
     expect(await second.stop()).toBe(0);
+  }, 180_000);
+
+  it('runs the machine and the env-sensor models side by side: a fault on each kind of device is one episode, from the model of its kind', async () => {
+    const { inference } = await machineInference(['anomaly-env-sensor-2.0.0']);
+    const cp = await startInProcessControlPlane(testControlPlaneConfig(nats));
+    cleanups.push(() => cp.close());
+    const agentId = 'gw-episodes-kinds';
+    const agent = await startAgentProcess(
+      testAgentConfig(join(dir.path, agentId), { agentId, ingest: { rateLimitMsgsPerS: 0 }, uplink: await testUplinkConfig(nats, agentId, { heartbeatIntervalMs: 1_000 }), inference }),
+    );
+    cleanups.push(() => agent.kill9());
+    const samples = 1_000;
+    const t0 = Date.now() - samples * 1_000;
+    await sendReadings(agent, t0, readings([{ metric: 'vibration', from: 800, to: 840 }]).slice(0, samples), 'press-1');
+    await sendReadings(agent, t0, readings([{ metric: 'humidity', from: 800, to: 840 }], 'env-sensor').slice(0, samples), 'env-1');
+    const api = controlPlaneApi(cp.httpPort);
+    const listed = await listedEpisodes(api, agentId, 'an episode closed per device', (all) => all.filter((a) => a.episode?.state === 'closed').length >= 2);
+    const summary = listed.map((a) => [a.deviceId, a.model.name, a.episode?.state, a.episode?.reason, a.episode?.contributors[0]?.metric]).sort();
+    expect(summary).toEqual([
+      ['env-1', 'anomaly-env-sensor', 'closed', 'recovered', 'humidity'],
+      ['press-1', 'anomaly-machine', 'closed', 'recovered', 'vibration'],
+    ]);
+    const metrics = await fetchMetrics(agent.httpPort);
+    expect(metricValue(metrics, 'outpost_inference_model_info', { name: 'anomaly-machine', version: '2.0.0' })).toBe(1);
+    expect(metricValue(metrics, 'outpost_inference_model_info', { name: 'anomaly-env-sensor', version: '2.0.0' })).toBe(1);
+    expect(metricValue(metrics, 'outpost_inference_unscored_rows_total', { reason: 'unrouted' }) ?? 0).toBe(0);
+    expect(await agent.stop()).toBe(0);
   }, 180_000);
 });
