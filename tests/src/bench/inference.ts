@@ -13,6 +13,7 @@ import { fetchMetrics, metricSamples, sumOf } from '../harness/metrics.js';
 import { createTempDir } from '../harness/temp-dir.js';
 import { startLoadGen, type GeneratorCost, type LoadGenPacedResult } from './loadgen.js';
 import { type PacedRunOptions, type WindowedRunOptions, type WindowedRunResult } from './publishers.js';
+import { gatewayPssMb } from './gateway-pss.js';
 import { readCpuSeconds, readMemory } from './process-stats.js';
 
 /** How long a stopping agent may take before it is killed. */
@@ -58,6 +59,11 @@ export interface ProcessMemory {
   anonMb: number;
   /** Proportional set size: shared pages (node's and onnxruntime's code) split among the processes mapping them, MB. */
   pssMb: number;
+  /**
+   * PSS as on a gateway, where only the agent shares the child's pages (gateway-pss.ts), MB.
+   * The kernel's Pss above also splits pages with the bench's and anyone else's node processes.
+   */
+  gatewayPssMb: number;
 }
 
 /** The agent's commit -> result latency from its histogram (bucket resolution). */
@@ -143,7 +149,7 @@ export async function runInferenceBench(plan: InferencePlan, log: (line: string)
       };
       const afterPaced = await readCounters(agent.httpPort);
       const resultLatency = paced.result ?? { p50Ms: Number.NaN, p99Ms: Number.NaN, maxMs: Number.NaN, samples: 0 };
-      const childAfterPaced = await readProcessMemory(childPid);
+      const childAfterPaced = await readProcessMemory(childPid, agent.pid);
       const agentAfterPaced = (await readMemory(agent.pid)).rssMb;
 
       log(`  max throughput: ${plan.throughput.messages} messages, ${plan.throughput.windowPerClient} in flight per device ...`);
@@ -169,7 +175,7 @@ export async function runInferenceBench(plan: InferencePlan, log: (line: string)
           paced: (afterPaced.rows - before.rows) / Math.max(1, afterPaced.batches - before.batches),
           throughput: (afterThroughput.rows - afterPaced.rows) / Math.max(1, afterThroughput.batches - afterPaced.batches),
         },
-        child: { afterPaced: childAfterPaced, afterThroughput: await readProcessMemory(childPid) },
+        child: { afterPaced: childAfterPaced, afterThroughput: await readProcessMemory(childPid, agent.pid) },
         agentRssMb: { afterPaced: agentAfterPaced, afterThroughput: (await readMemory(agent.pid)).rssMb },
         pacedCores,
         throughputCores,
@@ -202,10 +208,10 @@ async function inferenceChildPid(agentPid: number): Promise<number> {
   return pids[0]!;
 }
 
-async function readProcessMemory(pid: number): Promise<ProcessMemory> {
-  const [status, rollup] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8'), readFile(`/proc/${pid}/smaps_rollup`, 'utf8')]);
+async function readProcessMemory(pid: number, agentPid: number): Promise<ProcessMemory> {
+  const [status, rollup, gateway] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8'), readFile(`/proc/${pid}/smaps_rollup`, 'utf8'), gatewayPssMb(pid, agentPid)]);
   const kb = (text: string, field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
-  return { rssMb: kb(status, 'VmRSS') / 1024, anonMb: kb(status, 'RssAnon') / 1024, pssMb: kb(rollup, 'Pss') / 1024 };
+  return { rssMb: kb(status, 'VmRSS') / 1024, anonMb: kb(status, 'RssAnon') / 1024, pssMb: kb(rollup, 'Pss') / 1024, gatewayPssMb: gateway };
 }
 
 interface Counters {

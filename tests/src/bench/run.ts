@@ -354,9 +354,10 @@ async function main(): Promise<void> {
   console.log('- agent, durability process: warm-up, max throughput ...');
   const processDurability = await measured('agent_process', () => runIngestScenario({ durability: 'process', ...load }));
   console.log(`  ${describeThroughput('max run', processDurability)}; ${describeGenerator(processDurability.generator)}`);
-  console.log('- raw aedes in its own process, one subscriber, no storage: warm-up, paced 10k msg/s, max throughput ...');
-  const aedes = await measured('aedes_raw', () => runAedesRawScenario({ ...load, paced: plan.paced }));
+  console.log('- raw aedes in its own process, one subscriber, no storage: warm-up, paced 10k msg/s, max throughput, max throughput from 2 generator processes ...');
+  const aedes = await measured('aedes_raw', () => runAedesRawScenario({ ...load, paced: plan.paced }, 'raw', plan.secondGenerator));
   console.log(`  ${describeThroughput('max run', aedes)}; subscriber received ${fmt(aedes.delivered)} = PUBACKs ${fmt(aedes.ackedTotal)}; ${describeGenerator((aedes.throughput as { generator: GeneratorCost }).generator)}`);
+  if (aedes.secondGenerator !== undefined) console.log(`  from 2 generator processes: ${fmt(aedes.secondGenerator.msgsPerS)} msg/s; ${describeGenerator(aedes.secondGenerator.generator)}`);
   console.log("- nats-server's own MQTT listener into a JetStream stream (the NATS-native peer): warm-up, paced 10k msg/s, max throughput ...");
   const natsPeer = await measured('nats_mqtt_peer', () => runNatsMqttPeerScenario({ ...load, paced: plan.paced }));
   console.log(`  ${describeThroughput('max run', natsPeer)}; stream holds ${fmt(natsPeer.stored)} = PUBACKs ${fmt(natsPeer.ackedTotal)}; ${describeGenerator(natsPeer.throughput.generator)}`);
@@ -386,7 +387,8 @@ async function main(): Promise<void> {
   console.log('rise with a second process, was not the limit. PUBACK latency is measured in the generator (send -> PUBACK read), loopback included.');
   const agentUs = ingest.figures['ingest.qos1.agent_cpu_us_per_msg'] as number;
   const aedesUs = ingest.figures['aedes_raw.qos1.cpu_us_per_msg'] as number;
-  console.log(`CPU per message: agent ${fmt(agentUs, 1)} µs (one event loop: at most ~${fmt(1e6 / Math.max(agentUs, 0.001))} msg/s), raw aedes ${fmt(aedesUs, 1)} µs, generator ${fmt(power.generator.cpuUsPerMsg, 2)} µs.`);
+  // Process CPU: every thread (event loop, libuv's pool with SQLite and zlib, V8's GC helpers), so no bound on one loop's rate.
+  console.log(`CPU per message (all threads of each process): agent ${fmt(agentUs, 1)} µs, raw aedes ${fmt(aedesUs, 1)} µs, generator ${fmt(power.generator.cpuUsPerMsg, 2)} µs.`);
   printUplinkNotes(uplink);
   printInferenceNotes();
   loadWarning();
@@ -445,10 +447,16 @@ function ingestFigures(
   const memory = power.memoryAfterPaced;
   if (paced === undefined || memory === undefined || aedes.paced === undefined || natsPeer.paced === undefined) throw new Error('paced runs missing');
   const msgsPerS = power.throughput.msgsPerS;
-  const aedesMsgsPerS = aedes.throughput.msgsPerS;
+  // The broker limit is the best aedes did, from one generator process or two.
+  const aedesTwo = aedes.secondGenerator;
+  const aedesBestIsTwo = aedesTwo !== undefined && aedesTwo.msgsPerS > aedes.throughput.msgsPerS;
+  const aedesMsgsPerS = aedesBestIsTwo ? aedesTwo.msgsPerS : aedes.throughput.msgsPerS;
+  const aedesServerCores = aedesBestIsTwo ? aedesTwo.serverCores : aedes.throughputServerCores;
   const peerMsgsPerS = natsPeer.throughput.msgsPerS;
   const peakRssMb = power.memoryAfterThroughput.peakRssMb;
   const generators: GeneratorCost[] = [power.generator, processDurability.generator, (aedes.throughput as { generator: GeneratorCost }).generator, natsPeer.throughput.generator];
+  if (power.secondGenerator !== undefined) generators.push(power.secondGenerator.generator);
+  if (aedesTwo !== undefined) generators.push(aedesTwo.generator);
   const eluMax = Math.max(...generators.map((g) => g.elu));
   const gain = power.secondGenerator === undefined ? Number.NaN : power.secondGenerator.msgsPerS / msgsPerS;
   const notBottleneck = eluMax <= LOADGEN_BUSY_ELU && (Number.isNaN(gain) || gain <= SECOND_GENERATOR_GAIN_LIMIT);
@@ -474,6 +482,7 @@ function ingestFigures(
     'loadgen.event_loop_busy_max': round(eluMax, 3),
     'loadgen.second_process_msgs_per_s': round(power.secondGenerator?.msgsPerS ?? Number.NaN, 0),
     'loadgen.second_process_gain': round(gain, 3),
+    'loadgen.aedes_second_process_gain': round(aedesTwo === undefined ? Number.NaN : aedesTwo.msgsPerS / aedes.throughput.msgsPerS, 3),
     'loadgen.not_the_bottleneck': notBottleneck,
     // Extra figures: context for the ones above.
     'ingest.puback_max_ms_at_10k': round(paced.maxMs, 2),
@@ -488,8 +497,10 @@ function ingestFigures(
     'ingest_process_durability.qos1.ratio_vs_aedes_raw': round(processDurability.throughput.msgsPerS / aedesMsgsPerS, 3),
     'ingest_process_durability.qos1.agent_cpu_us_per_msg': round(usPerMsg(processDurability.throughputCpu.agentCores, processDurability.throughput.msgsPerS), 1),
     'aedes_raw.qos1.msgs_per_s': round(aedesMsgsPerS, 0),
-    'aedes_raw.qos1.cpu_us_per_msg': round(usPerMsg(aedes.throughputServerCores, aedesMsgsPerS), 1),
-    'aedes_raw.qos1.cpu_cores': round(aedes.throughputServerCores, 2),
+    'aedes_raw.qos1.msgs_per_s_one_generator': round(aedes.throughput.msgsPerS, 0),
+    'aedes_raw.qos1.msgs_per_s_two_generators': round(aedesTwo?.msgsPerS ?? Number.NaN, 0),
+    'aedes_raw.qos1.cpu_us_per_msg': round(usPerMsg(aedesServerCores, aedesMsgsPerS), 1),
+    'aedes_raw.qos1.cpu_cores': round(aedesServerCores, 2),
     'aedes_raw.puback_p50_ms_at_10k': round(aedes.paced.p50Ms, 2),
     'aedes_raw.puback_p99_ms_at_10k': round(aedes.paced.p99Ms, 2),
     'peer.nats_mqtt.msgs_per_s': round(peerMsgsPerS, 0),
@@ -503,7 +514,13 @@ function ingestFigures(
   };
   const rows: Row[] = [
     ['ingest.qos1.msgs_per_s (power: fsync before PUBACK)', fmt(msgsPerS), `>= ${fmt(TARGET.ingestMsgsPerS)}`, verdict(targets['ingest.qos1.msgs_per_s']), `agent ${fmt(agentUs, 1)} µs/msg`],
-    ['ingest.qos1.ratio_vs_aedes_raw', fmt(msgsPerS / aedesMsgsPerS, 3), `>= ${TARGET.ratioVsAedesRaw}`, verdict(targets['ingest.qos1.ratio_vs_aedes_raw']), `aedes ${fmt(aedesMsgsPerS)} msg/s, ${fmt(figures['aedes_raw.qos1.cpu_us_per_msg'], 1)} µs/msg`],
+    [
+      'ingest.qos1.ratio_vs_aedes_raw',
+      fmt(msgsPerS / aedesMsgsPerS, 3),
+      `>= ${TARGET.ratioVsAedesRaw}`,
+      verdict(targets['ingest.qos1.ratio_vs_aedes_raw']),
+      `aedes ${fmt(aedesMsgsPerS)} msg/s (1 / 2 gen. ${fmt(aedes.throughput.msgsPerS)} / ${fmt(aedesTwo?.msgsPerS ?? Number.NaN)}), ${fmt(figures['aedes_raw.qos1.cpu_us_per_msg'], 1)} µs/msg`,
+    ],
     ['ingest.qos1.ratio_vs_nats_mqtt_peer', fmt(msgsPerS / peerMsgsPerS, 3), `>= ${TARGET.ratioVsNatsMqttPeer}`, verdict(targets['ingest.qos1.ratio_vs_nats_mqtt_peer']), `peer ${fmt(peerMsgsPerS)} msg/s`],
     ['ingest.puback_p99_ms_at_10k (p50)', `${fmt(paced.p99Ms, 2)} (${fmt(paced.p50Ms, 2)})`, `<= ${TARGET.pubackP99Ms}`, verdict(targets['ingest.puback_p99_ms_at_10k']), `aedes ${fmt(aedes.paced.p99Ms, 2)}, peer ${fmt(natsPeer.paced.p99Ms, 2)}`],
     ['memory.agent_rss_mb_at_10k', fmt(memory.rssMb, 1), `<= ${TARGET.agentRssMbAt10k}`, verdict(targets['memory.agent_rss_mb_at_10k']), `idle ${fmt(power.memoryIdle.rssMb, 1)}, heap ${fmt(power.pacedHeapTotalMb ?? 0, 1)}`],
@@ -602,7 +619,11 @@ function inferenceFigures(runs: InferenceRun[]): FigureSet {
   const main = runs.find((r) => r.upstream === InferenceUpstream.summaries || r.upstream === 'default') ?? runs[0]!;
   const r = main.result;
   const p99 = r.resultLatency.p99Ms;
-  const pss = r.child.afterThroughput.pssMb;
+  // The figure of record counts the child's pages as a gateway would: shared with the agent only.
+  // The kernel's Pss also splits them with the generator's and the bench's node processes (and
+  // anyone else's), which flatters it; it stays as context, and stands in only without root.
+  const mem = r.child.afterThroughput;
+  const pss = Number.isNaN(mem.gatewayPssMb) ? mem.pssMb : mem.gatewayPssMb;
   const targets = {
     'inference.latency_p99_ms_at_10k': judge({ value: p99, op: '<=', target: TARGET.inferenceLatencyP99Ms }),
     'memory.inference_pss_mb': judge({ value: pss, op: '<=', target: TARGET.inferencePssMb }),
@@ -611,6 +632,8 @@ function inferenceFigures(runs: InferenceRun[]): FigureSet {
     'inference.latency_p50_ms_at_10k': round(r.resultLatency.p50Ms, 2),
     'inference.latency_p99_ms_at_10k': round(p99, 2),
     'memory.inference_pss_mb': round(pss, 1),
+    'memory.inference_pss_mb_kernel': round(mem.pssMb, 1),
+    'memory.inference_pss_is_gateway': !Number.isNaN(mem.gatewayPssMb),
     'memory.inference_rss_mb': round(r.child.afterThroughput.rssMb, 1),
     'inference.rows_per_s': round(r.rowsPerS, 0),
     'inference.upstream': main.upstream === InferenceUpstream.everyScore,
@@ -636,6 +659,7 @@ function inferenceFigures(runs: InferenceRun[]): FigureSet {
       [`${p}.mean_batch_rows_at_10k`]: round(x.meanBatchRows.paced, 1),
       [`${p}.child_rss_mb`]: round(x.child.afterThroughput.rssMb, 1),
       [`${p}.child_pss_mb`]: round(x.child.afterThroughput.pssMb, 1),
+      [`${p}.child_gateway_pss_mb`]: round(x.child.afterThroughput.gatewayPssMb, 1),
       [`${p}.child_anon_mb`]: round(x.child.afterThroughput.anonMb, 1),
       [`${p}.agent_rss_mb_at_10k`]: round(x.agentRssMb.afterPaced, 1),
       [`${p}.unscored_rows`]: x.unscored,
@@ -645,7 +669,13 @@ function inferenceFigures(runs: InferenceRun[]): FigureSet {
       [`${mark}inference.latency_p99_ms_at_10k [${run.upstream}] (p50)`, `${fmt(x.resultLatency.p99Ms, 2)} (${fmt(x.resultLatency.p50Ms, 2)})`, run === main ? `<= ${TARGET.inferenceLatencyP99Ms}` : '', run === main ? verdict(targets['inference.latency_p99_ms_at_10k']) : '', `agent ${fmt(usPerMsg(x.pacedCores.agent, x.paced.achievedRatePerS), 1)} µs/msg at 10k, max ${fmt(x.rowsPerS)} rows/s`],
     );
   }
-  rows.push(['memory.inference_pss_mb', fmt(pss, 1), `<= ${TARGET.inferencePssMb}`, verdict(targets['memory.inference_pss_mb']), `RSS ${fmt(r.child.afterThroughput.rssMb, 1)}, own (anon) ${fmt(r.child.afterThroughput.anonMb, 1)} MB`]);
+  rows.push([
+    `memory.inference_pss_mb (${Number.isNaN(mem.gatewayPssMb) ? "kernel's Pss: NOT as on a gateway" : 'shared with the agent only'})`,
+    fmt(pss, 1),
+    `<= ${TARGET.inferencePssMb}`,
+    verdict(targets['memory.inference_pss_mb']),
+    `kernel Pss ${fmt(mem.pssMb, 1)}, RSS ${fmt(mem.rssMb, 1)}, own (anon) ${fmt(mem.anonMb, 1)} MB`,
+  ]);
   return { figures, targets, rows };
 }
 
@@ -679,7 +709,8 @@ function printInferenceNotes(): void {
   console.log('Latency = publish -> the result on devices/{id}/inference at the publishing device (its own subscription), every message of');
   console.log('the paced run, timed in the generator; it includes the PUBACK path, the micro-batch wait (maxBatchWaitMs 2), one IPC round trip');
   console.log('and onnxruntime. Upstream `summaries` (the default): anomalies and per-device score summaries per interval go to the outbox;');
-  console.log('`every-score`: every result as an `inference` record besides. PSS splits the pages shared with other processes (node, onnxruntime).');
+  console.log('`every-score`: every result as an `inference` record besides. memory.inference_pss_mb counts each resident page of the child');
+  console.log("whole, or half when the agent maps the same physical page (as on a gateway); the kernel's Pss also splits with the bench's processes.");
 }
 
 async function printE2eProfiles(u: UplinkResult): Promise<void> {
