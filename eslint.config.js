@@ -70,8 +70,8 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['node:*'], message: 'the dashboard runs in a browser.' },
-            // One exception: the shared backoff, a pure module without dependencies.
-            { regex: '^@outpost/(?!shared/backoff$)', allowTypeImports: true, message: 'the dashboard imports our packages as types only (import type), but @outpost/shared/backoff.' },
+            // Exceptions: the shared backoff and SSE parser, pure modules without dependencies.
+            { regex: '^@outpost/(?!shared/(backoff|sse-parser)$)', allowTypeImports: true, message: 'the dashboard imports our packages as types only (import type), but @outpost/shared/backoff and @outpost/shared/sse-parser.' },
             { group: ['../../../*/src/*'], allowTypeImports: true, message: 'the dashboard imports our packages as types only (import type).' },
             { group: ['zod'], message: 'the dashboard bundle carries no zod; import the shared types.' },
             ...sdkRestrictions(),

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './backoff.js';
+export * from './sse-parser.js';
 export * from './topics.js';
 export * from './subjects.js';
 export * from './schemas/device.js';

@@ -1,9 +1,9 @@
 // The live feed: `GET /api/events` read with fetch + ReadableStream (EventSource cannot send
-// an Authorization header), parsed by ./sse-parser.ts, reconnected with jittered exponential
+// an Authorization header), parsed by @outpost/shared/sse-parser, reconnected with jittered exponential
 // backoff whenever it drops. A 401 stops it until the operator gives another token.
 import { responseError } from './api-client.js';
 import type { ServerEvent, ServerEventType } from './api-types.js';
-import { createSseParser } from './sse-parser.js';
+import { createSseParser } from '@outpost/shared/sse-parser';
 import { backoffDelayMs } from '@outpost/shared/backoff';
 
 /** First reconnect delay; doubles per failed attempt. */

@@ -1,68 +1,10 @@
 // `GET /api/events` for the CLI: read with fetch (so the token goes in the Authorization
 // header, as the dashboard does it), parsed as server-sent events, reopened with backoff when it
 // drops. The CLI only follows rollouts, so it hands on `rollout` events and nothing else.
-//
-// The parser is the WHATWG "event stream interpretation" reduced to what the control plane
-// sends (event, data, comments; CR, LF or CRLF line ends, in any chunking). The dashboard has
-// its own (control-plane/dashboard/src/sse-parser.ts): it is browser code the CLI cannot import.
-import { createBackoff, RolloutSummarySchema, sleep, type RolloutSummary } from '@outpost/shared';
+// The parser is shared with the dashboard (@outpost/shared's sse-parser).
+import { createBackoff, createSseParser, RolloutSummarySchema, sleep, type RolloutSummary } from '@outpost/shared';
 import type { ApiClient } from './api-client.js';
 import { CliError, CliExitCode } from './exit-codes.js';
-
-export interface SseMessage {
-  /** The `event:` field; "message" when the server sent none. */
-  event: string;
-  /** The `data:` lines joined with "\n". */
-  data: string;
-}
-
-/** A parser for one connection: feed it decoded text as it arrives. Pure. */
-export function createSseParser(): { push(chunk: string): SseMessage[] } {
-  let buffer = '';
-  let event = '';
-  let data: string[] = [];
-  // A chunk ending in "\r" may be the first half of "\r\n".
-  let skipLeadingLf = false;
-
-  const takeLine = (line: string, out: SseMessage[]): void => {
-    if (line === '') {
-      if (data.length > 0) out.push({ event: event === '' ? 'message' : event, data: data.join('\n') });
-      event = '';
-      data = [];
-      return;
-    }
-    if (line.startsWith(':')) return; // a comment: the server's keep-alive
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  };
-
-  return {
-    push(chunk) {
-      const out: SseMessage[] = [];
-      let text = chunk;
-      if (skipLeadingLf && text.startsWith('\n')) text = text.slice(1);
-      skipLeadingLf = false;
-      buffer += text;
-      let start = 0;
-      for (let i = 0; i < buffer.length; i++) {
-        const c = buffer[i];
-        if (c !== '\n' && c !== '\r') continue;
-        takeLine(buffer.slice(start, i), out);
-        if (c === '\r') {
-          if (i + 1 === buffer.length) skipLeadingLf = true;
-          else if (buffer[i + 1] === '\n') i++;
-        }
-        start = i + 1;
-      }
-      buffer = buffer.slice(start);
-      return out;
-    },
-  };
-}
 
 function parseSummary(data: string): RolloutSummary | undefined {
   try {

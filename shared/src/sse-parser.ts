@@ -1,6 +1,7 @@
 // A Server-Sent Events parser (WHATWG HTML "event stream interpretation"), fed with decoded
 // text chunks as they arrive. The browser's EventSource cannot send an Authorization header,
-// so the dashboard reads the stream with fetch and parses it here. Pure.
+// so the dashboard and outpostctl read `GET /api/events` with fetch and parse it here. Pure and
+// without dependencies: the dashboard imports it as `@outpost/shared/sse-parser`.
 
 export interface SseMessage {
   /** The `event:` field; "message" when the server sent none. */

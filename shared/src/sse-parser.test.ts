@@ -32,4 +32,11 @@ describe('createSseParser', () => {
     expect(parser.push('retry: soon\n\n')).toEqual([]);
     expect(parser.retryMs).toBe(2500);
   });
+
+  it('dispatches nothing for an event without data lines', () => {
+    const parser = createSseParser();
+    expect(parser.push('event: rollout\n\n')).toEqual([]);
+    expect(parser.push('event: rollout\ndata: {"id"')).toEqual([]);
+    expect(parser.push(':"r2"}\n\n')).toEqual([{ event: 'rollout', data: '{"id":"r2"}', lastEventId: '' }]);
+  });
 });
