@@ -6,6 +6,8 @@ import { defineConfig } from 'vitest/config';
 const alias = {
   // Before '@outpost/shared', which would also catch its subpath.
   '@outpost/shared/backoff': fileURLToPath(new URL('./shared/src/backoff.ts', import.meta.url)),
+  '@outpost/shared/sse-parser': fileURLToPath(new URL('./shared/src/sse-parser.ts', import.meta.url)),
+  '@outpost/shared/testing': fileURLToPath(new URL('./shared/src/testing/random.ts', import.meta.url)),
   '@outpost/shared': fileURLToPath(new URL('./shared/src/index.ts', import.meta.url)),
   '@outpost/agent': fileURLToPath(new URL('./agent/src/index.ts', import.meta.url)),
   '@outpost/control-plane': fileURLToPath(new URL('./control-plane/src/index.ts', import.meta.url)),

@@ -2,17 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildMaxScoreModel, scoreMaxReference } from './max-score-model.js';
 import { createScoringSession } from './onnx-session.js';
 import { readOnnxModelSummary } from './onnx-writer.js';
-
-function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createRandom } from '@outpost/shared/testing';
 
 describe('buildMaxScoreModel', () => {
   it('writes opset 17 with ReduceMax axes as an attribute, the features -> score contract, and reproducible bytes', () => {

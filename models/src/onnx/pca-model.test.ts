@@ -2,17 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createScoringSession } from './onnx-session.js';
 import { readOnnxModelSummary } from './onnx-writer.js';
 import { buildConstantScoreModel, buildExternalDataModel, buildPcaModel, EXTERNAL_DATA_LOCATION, scorePcaReference } from './pca-model.js';
-
-function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createRandom } from '@outpost/shared/testing';
 
 function randomMatrix(random: () => number, rows: number, cols: number, spread = 1): number[][] {
   return Array.from({ length: rows }, () => Array.from({ length: cols }, () => (random() * 2 - 1) * spread));

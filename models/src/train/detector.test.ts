@@ -2,21 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createFeatureWindow, isOutpostError } from '@outpost/shared';
 import { scoreMaxReference } from '../onnx/max-score-model.js';
 import { ONE_SIDED_FEATURES, trainDetector, type DeviceKind, type DeviceSeries } from './detector.js';
-
-function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
+import { createRandom, gaussian } from '@outpost/shared/testing';
 
 const KIND: DeviceKind = { kind: 'pump', model: 'anomaly-pump', metrics: ['current', 'temperature'] };
 

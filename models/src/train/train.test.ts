@@ -3,21 +3,7 @@ import { createFeatureWindow, isOutpostError } from '@outpost/shared';
 import { scorePcaReference } from '../onnx/pca-model.js';
 import type { TelemetryRecord } from './records.js';
 import { quantileOfSorted, trainFromRecords, type FeatureChoice } from './train.js';
-
-function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
+import { createRandom, gaussian } from '@outpost/shared/testing';
 
 type Fault = { type: 'stuck' | 'spike' | 'decouple'; fromSeq: number; toSeq: number };
 

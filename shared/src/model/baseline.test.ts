@@ -1,22 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureWindow, type FeatureWindow, type MetricValues } from './features.js';
 import { FeatureSpecSchema, type BaselineSpec, type FeatureSpec, type WindowFeature } from './manifest.js';
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure reproduces. */
-function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
+import { createRandom, gaussian } from '../testing/random.js';
 
 const BASELINE: BaselineSpec = {
   noiseWarmupSamples: 50,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isOutpostError } from '../errors.js';
 import { computeFeatures, createFeatureWindow, routeDevice, type MetricValues } from './features.js';
 import { FeatureSpecSchema, type FeatureSpec, type WindowFeature } from './manifest.js';
+import { createRandom } from '../testing/random.js';
 
 const ALL_FEATURES: WindowFeature[] = ['mean', 'std', 'min', 'max', 'last', 'slope', 'diffStd'];
 
@@ -17,18 +18,6 @@ function makeSpec(overrides: Partial<FeatureSpec> = {}): FeatureSpec {
     normalisation: { center: Array.from({ length }, (_, i) => i * 0.5), scale: Array.from({ length }, (_, i) => 1 + i * 0.25) },
     ...overrides,
   });
-}
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure reproduces. */
-function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The textbook definitions, written independently of features.ts. */
