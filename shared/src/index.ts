@@ -21,5 +21,6 @@ export * from './model/ground-truth.js';
 export * from './rollouts/index.js';
 export * from './model/version.js';
 export * from './secrets.js';
+export * from './atomic-file.js';
 export * from './security/enrollment.js';
 export * from './schemas/diag.js';

@@ -1,7 +1,7 @@
 // Secret files (keys, creds, enrolment bundles): written owner-only, refused when others may
 // read them (DESIGN section 4: a gateway sits in a factory, not a data centre).
-import { chmod, open, readFile, rename, stat, writeFile, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic-file.js';
 import { ErrorCode, OutpostError } from './errors.js';
 
 /** Permission bits a secret file must not have: anything for group or others. */
@@ -28,15 +28,5 @@ export async function readSecretFile(path: string, what: string): Promise<string
 
 /** Writes a secret file owner-only (0600), through a temp file, fsync and rename: never half written, never readable by others. */
 export async function writeSecretFile(path: string, content: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.tmp-${process.pid}`;
-  await writeFile(temp, content, { mode: 0o600 });
-  await chmod(temp, 0o600); // a umask cannot widen it, but an existing temp file keeps its old mode
-  const handle = await open(temp, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
+  await writeFileAtomic(path, content, { mode: 0o600 });
 }

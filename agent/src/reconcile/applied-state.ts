@@ -1,9 +1,9 @@
 // What the agent applied last, kept in its data dir (DESIGN section 3: an agent restarted while
 // offline runs what it ran): the desired state, its revision and the report, plus the model
 // files a rollout brought, cached beside it.
-import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { DesiredReportSchema, DesiredStateSchema, type DesiredReport, type DesiredState, type Logger } from '@outpost/shared';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DesiredReportSchema, DesiredStateSchema, writeFileAtomic, type DesiredReport, type DesiredState, type Logger } from '@outpost/shared';
 
 export const APPLIED_STATE_FILE = 'desired-state.json';
 /** Model files a rollout brought live under `<dataDir>/models/<name>/<version>/`. */
@@ -44,20 +44,6 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** Writes `data` to `path` so that a crash leaves the old file or the new one, never half of one: a temp file, fsync, rename. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.tmp-${process.pid}`;
-  await writeFile(temp, data);
-  const handle = await open(temp, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
 }
 
 export async function writeAppliedState(dataDir: string, state: AppliedState): Promise<void> {

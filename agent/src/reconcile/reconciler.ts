@@ -14,6 +14,7 @@ import {
   modelServiceSubject,
   SERVICE_ERROR_HEADER,
   TOTAL_BYTES_HEADER,
+  writeFileAtomic,
   type AgentConfig,
   type DesiredReport,
   type DesiredState,
@@ -22,7 +23,7 @@ import {
 } from '@outpost/shared';
 import type { ModelInput } from '../inference/index.js';
 import { readModelFiles } from '../inference/index.js';
-import { cachedModelFiles, writeAppliedState, writeFileAtomic, type AppliedState } from './applied-state.js';
+import { cachedModelFiles, writeAppliedState, type AppliedState } from './applied-state.js';
 import { listenerRestartChanges, resolveManagedConfig } from './managed-config.js';
 
 /** How often the agent reads its desired state even without a notice, ms. */
